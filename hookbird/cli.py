@@ -1,0 +1,130 @@
+"""The ``hookbird`` command line: parser assembly, settings, errors and exit codes.
+
+Each group of sub-commands lives in its own module under ``hookbird.commands`` and
+exposes ``register(commands)``; :data:`COMMAND_MODULES` lists them in help order.
+A command is a function ``(args, settings) -> exit code``; it raises
+:class:`CommandError` with a message that says what to do next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+
+from hookbird import __version__
+from hookbird.logs import configure_logging
+from hookbird.settings import Settings, SettingsError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+#: Modules under ``hookbird.commands`` that register sub-commands, in help order.
+COMMAND_MODULES = ("serve", "webhooks", "config")
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+class CommandError(Exception):
+    """A failure the user can act on; the message says how."""
+
+
+def add_command(
+    subparsers: Any,
+    name: str,
+    help_text: str,
+    example: str,
+    func: Command | None,
+    *,
+    configures_logging: bool = False,
+) -> argparse.ArgumentParser:
+    """Add a sub-command whose ``--help`` ends with an example.
+
+    ``configures_logging``: the command sets up logging itself (long-running servers).
+    """
+    sub: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if func is not None:
+        sub.set_defaults(func=func, configures_logging=configures_logging)
+    return sub
+
+
+def safe_url(url: str) -> str:
+    """A Redis URL without its password, for messages."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A connected synchronous Redis client, or a :class:`CommandError` saying why not."""
+    if not settings.redis_url:
+        raise CommandError(
+            "REDIS_URL is not set. Point it at the Redis hookbird uses, for example\n"
+            "  REDIS_URL=redis://localhost:6379/0 hookbird …\n"
+            "(with `hookbird dev` running, its banner shows the URL of its private Redis)."
+        )
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        raise CommandError(f"cannot reach Redis at {safe_url(settings.redis_url)}: {exc}") from exc
+    return client
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookbird",
+        description="Receive Moneybird webhooks, queue them durably, handle each once.",
+        epilog=textwrap.dedent("""\
+            examples:
+              hookbird dev                       receiver + private Redis on a laptop
+              REDIS_URL=redis://redis:6379/0 hookbird serve --port 8000
+              hookbird webhooks add --webhook-id 123 --administration 456 --token T
+
+            Configuration comes from the environment and an optional .env file;
+            `hookbird config` shows what is in effect. Every command has --help."""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hookbird {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"hookbird.commands.{name}").register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        settings = Settings.from_env()
+        if not getattr(args, "configures_logging", False):
+            configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+        return func(args, settings)
+    except (CommandError, SettingsError) as exc:
+        print(f"hookbird: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""``hookbird serve`` (production receiver) and ``hookbird dev`` (everything on a laptop)."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from hookbird import __version__
+from hookbird.cli import EXIT_OK, CommandError, add_command, safe_url
+from hookbird.logs import configure_logging
+from hookbird.settings import Settings
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    if not settings.redis_url:
+        raise CommandError(
+            "REDIS_URL is not set: `hookbird serve` needs the Redis your workers use.\n"
+            "For a laptop setup with a private Redis, run `hookbird dev` instead."
+        )
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    uvicorn.run(
+        "receiver.app:create_app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+    return EXIT_OK
+
+
+def dev_token(data_dir: Path) -> str:
+    """The token `hookbird dev` accepts: kept in the data dir so it survives restarts."""
+    path = data_dir / "dev-webhook-token"
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from hookbird.redis_server import RedisServer, RedisServerError
+    from receiver.app import create_app
+
+    server: RedisServer | None = None
+    changes: dict[str, Any] = {}
+    if not settings.redis_url:
+        server = RedisServer(settings.data_dir / "redis", port=args.redis_port)
+        try:
+            server.start()
+        except RedisServerError as exc:
+            raise CommandError(str(exc)) from exc
+        changes["redis_url"] = server.url
+    token_note = ""
+    if not settings.webhook_token:
+        changes["webhook_token"] = dev_token(settings.data_dir)
+        token_note = f" (kept in {settings.data_dir / 'dev-webhook-token'})"
+    settings = settings.replace(**changes)
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    host, port = args.host or settings.host, args.port or settings.port
+    base = f"http://{host}:{port}"
+    private = f" (private, data in {server.data_dir})" if server else ""
+    banner = textwrap.dedent(f"""
+        hookbird {__version__} dev
+          endpoint   POST {base}/webhooks/moneybird
+          health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics
+          redis      {safe_url(settings.redis_url or "")}{private}
+          token      webhook_token={settings.webhook_token}{token_note}
+        Ctrl-C stops everything.
+    """)
+    print(banner, file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    return EXIT_OK
+
+
+def register(commands: Any) -> None:
+    serve = add_command(
+        commands,
+        "serve",
+        "Run the receiver (POST /webhooks/moneybird) under uvicorn.",
+        "REDIS_URL=redis://localhost:6379/0 hookbird serve --host 0.0.0.0 --port 8000",
+        cmd_serve,
+        configures_logging=True,
+    )
+    serve.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: PORT or 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="receiver processes (default 1; each serves its own /metrics)",
+    )
+
+    dev = add_command(
+        commands,
+        "dev",
+        "Run hookbird on a laptop: a private Redis (unless REDIS_URL is set) "
+        "and the receiver, with a ready-made webhook token.",
+        "hookbird dev --port 8000",
+        cmd_dev,
+        configures_logging=True,
+    )
+    dev.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")
+    dev.add_argument("--port", type=int, help="port (default: PORT or 8000)")
+    dev.add_argument("--redis-port", type=int, help="port for the private Redis (default: free)")

@@ -1,0 +1,62 @@
+"""Redis key names and identifiers shared by the receiver, the workers and the CLI.
+
+Every key hookbird writes starts with ``hookbird:`` except RQ's own (``rq:``),
+which the receiver writes in RQ's format so RQ workers and rq-dashboard see
+ordinary jobs.
+
+=====================================  ==========================================
+``hookbird:dedup:<sha256>``            string: event id; TTL ``HOOKBIRD_DEDUP_TTL``
+``hookbird:event:<event_id>``          hash: the raw push; TTL ``HOOKBIRD_EVENT_RETENTION``
+``hookbird:events``                    sorted set event_id → received-at; trimmed to retention
+``hookbird:webhook:<webhook_id>``      hash: a subscription (see ``hookbird.subscriptions``)
+``hookbird:webhooks``                  set of subscribed webhook ids
+``rq:job:<event_id>``                  hash: the RQ job that handles the push
+``rq:queue:<HOOKBIRD_QUEUE>``          list: RQ's queue
+=====================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+PREFIX = "hookbird:"
+EVENTS_INDEX = PREFIX + "events"
+WEBHOOKS_INDEX = PREFIX + "webhooks"
+RQ_QUEUES = "rq:queues"
+
+
+def dedup_key(idempotency_key: str | None, body: bytes) -> str:
+    """The dedup key of a push: its ``Idempotency-Key``, else a hash of the raw body.
+
+    Both are hashed so a hostile header cannot make a huge Redis key, and the two
+    sources are prefixed so they can never collide.
+    """
+    if idempotency_key:
+        digest = hashlib.sha256(b"k:" + idempotency_key.encode("utf-8", "surrogateescape"))
+    else:
+        digest = hashlib.sha256(b"b:" + body)
+    return f"{PREFIX}dedup:{digest.hexdigest()}"
+
+
+def event_key(event_id: str) -> str:
+    return f"{PREFIX}event:{event_id}"
+
+
+def webhook_key(webhook_id: str) -> str:
+    return f"{PREFIX}webhook:{webhook_id}"
+
+
+def rq_job_key(job_id: str) -> str:
+    return f"rq:job:{job_id}"
+
+
+def rq_queue_key(queue: str) -> str:
+    return f"rq:queue:{queue}"
+
+
+def new_event_id(now: float | None = None) -> str:
+    """A new event id: 12 hex digits of milliseconds, then 16 random: sortable by receipt."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{millis:012x}{os.urandom(8).hex()}"

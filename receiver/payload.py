@@ -1,0 +1,117 @@
+"""Parsing a push body into a :class:`Push`, without I/O.
+
+Moneybird posts a JSON object; the Content-Type header is not trusted either way,
+the body decides. IDs are 64-bit integers sent as strings, old payloads send plain
+integers: both are accepted and kept as ``str``. Anything that is not a JSON object
+with a string ``action`` and an ``administration_id`` raises :class:`MalformedPush`,
+which the endpoint answers with 400.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_ID = 2**64 - 1
+MAX_NAME_LENGTH = 200
+
+
+class MalformedPush(ValueError):
+    """The body is not a push we can read; ``reason`` is short and safe to return."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Push:
+    """The fields of a push the receiver needs; ``data`` is the whole parsed object."""
+
+    action: str
+    administration_id: str
+    webhook_id: str | None
+    webhook_token: str | None = field(repr=False)
+    entity_type: str | None
+    entity_id: str | None
+    state: str | None
+    data: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def is_test(self) -> bool:
+        return self.action == "test_webhook"
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedPush(f"invalid JSON constant {name}")
+
+
+def normalise_id(value: Any, name: str, *, required: bool) -> str | None:
+    """A Moneybird ID as ``str``: a non-negative 64-bit integer, given as digits or a number."""
+    if value is None:
+        if required:
+            raise MalformedPush(f"{name} is missing")
+        return None
+    if isinstance(value, bool):
+        raise MalformedPush(f"{name} must be an ID")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
+        number = int(value)
+    else:
+        raise MalformedPush(f"{name} must be an ID")
+    if not 0 <= number <= MAX_ID:
+        raise MalformedPush(f"{name} is out of range")
+    return str(number)
+
+
+def _optional_name(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH:
+        raise MalformedPush(f"{name} must be a short string")
+    return value
+
+
+def parse_push(body: bytes) -> Push:
+    """Parse and normalise a push body, or raise :class:`MalformedPush`."""
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except MalformedPush:
+        raise
+    except RecursionError:
+        raise MalformedPush("JSON nested too deeply") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, too many int digits
+        raise MalformedPush("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedPush("body must be a JSON object")
+
+    action = data.get("action")
+    if not isinstance(action, str) or not action:
+        raise MalformedPush("action must be a non-empty string")
+    if len(action) > MAX_NAME_LENGTH:
+        raise MalformedPush("action is too long")
+    administration_id = normalise_id(
+        data.get("administration_id"), "administration_id", required=True
+    )
+    assert administration_id is not None
+    webhook_id = normalise_id(data.get("webhook_id"), "webhook_id", required=False)
+    token_field = "token" if action == "test_webhook" else "webhook_token"
+    token = data.get(token_field)
+    if token is not None and not isinstance(token, str):
+        raise MalformedPush(f"{token_field} must be a string")
+    entity = data.get("entity")
+    if entity is not None and not isinstance(entity, dict):
+        raise MalformedPush("entity must be an object")
+    return Push(
+        action=action,
+        administration_id=administration_id,
+        webhook_id=webhook_id,
+        webhook_token=token,
+        entity_type=_optional_name(data, "entity_type"),
+        entity_id=normalise_id(data.get("entity_id"), "entity_id", required=False),
+        state=_optional_name(data, "state"),
+        data=data,
+    )

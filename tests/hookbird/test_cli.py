@@ -1,0 +1,99 @@
+"""The hookbird CLI: help with examples, the subscription store, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import redis
+
+from hookbird.subscriptions import SubscriptionStore, token_digest
+
+
+def hookbird(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hookbird.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    """hookbird --help lists the commands, and each command's --help ends with an example."""
+    from hookbird.cli import build_parser
+
+    parser = build_parser()
+    top = parser.format_help()
+    assert "examples:" in top
+    actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    for name, sub in actions[0].choices.items():
+        assert "example" in sub.format_help(), name
+
+
+def test_webhooks_add_list_deactivate_delete(redis_url: str, redis_client: redis.Redis) -> None:
+    """webhooks add stores a token digest (never the token); list/deactivate/delete work."""
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "HOOKBIRD_LOG_FORMAT": "json"}
+    added = hookbird(
+        "webhooks",
+        "add",
+        "--webhook-id",
+        "4180",
+        "--administration",
+        "1234",
+        "--token",
+        "cli-token-value-123",
+        "--secret",
+        "cli-secret-value-1",
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "signature required" in added.stdout
+    stored = SubscriptionStore(redis_client).get("4180")
+    assert stored is not None
+    assert stored.token_sha256 == token_digest("cli-token-value-123")
+    assert b"cli-token-value-123" not in b"".join(redis_client.hvals("hookbird:webhook:4180"))
+
+    listed = hookbird("webhooks", "list", env=env)
+    assert "4180" in listed.stdout
+    assert "1234" in listed.stdout
+
+    assert hookbird("webhooks", "deactivate", "4180", env=env).returncode == 0
+    assert SubscriptionStore(redis_client).get("4180").enabled is False  # type: ignore[union-attr]
+    assert hookbird("webhooks", "delete", "4180", env=env).returncode == 0
+    missing = hookbird("webhooks", "delete", "4180", env=env)
+    assert missing.returncode == 1
+    assert "not in the subscription store" in missing.stderr
+
+
+@pytest.mark.parametrize("args", [["webhooks", "list"], ["serve"]])
+def test_missing_redis_url_says_what_to_do(args: list[str]) -> None:
+    """Without REDIS_URL, commands that need Redis exit 1 and explain how to fix it."""
+    result = hookbird(*args, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "REDIS_URL is not set" in result.stderr
+    assert "hookbird dev" in result.stderr
+
+
+def test_bad_setting_exits_with_the_variable_named() -> None:
+    """A malformed variable stops the command with a message naming it."""
+    result = hookbird("config", env={"PATH": "/usr/bin:/bin", "PORT": "eighty"})
+    assert result.returncode == 1
+    assert "PORT must be a whole number" in result.stderr
+
+
+def test_config_never_prints_secrets() -> None:
+    """hookbird config shows secrets only as (set)."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOOKBIRD_WEBHOOK_TOKEN": "cfg-token-value-1",
+        "REDIS_URL": "redis://:hunter2pass@localhost:6379/0",
+    }
+    result = hookbird("config", env=env)
+    assert result.returncode == 0
+    assert "cfg-token-value-1" not in result.stdout
+    assert "hunter2pass" not in result.stdout
+    assert "(set)" in result.stdout

@@ -1,0 +1,95 @@
+"""Settings are read once from the environment and .env, and bad values fail loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hookbird.settings import FIELDS, Settings, SettingsError, read_dotenv
+
+
+def test_defaults_are_safe() -> None:
+    """With nothing configured: 1 MiB cap, 300 s tolerance, 7-day dedup, queue hookbird."""
+    settings = Settings.from_env({}, dotenv=None)
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.signature_tolerance == 300
+    assert settings.dedup_ttl == 7 * 24 * 3600
+    assert settings.queue == "hookbird"
+    assert settings.redis_url is None
+    assert settings.moneybird_api_url == "https://moneybird.com/api/v2"
+
+
+def test_values_are_parsed() -> None:
+    """Numbers, lists and choices are converted; secrets lists split on commas."""
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://r:6379/1",
+            "HOOKBIRD_MAX_BODY_BYTES": "2_048",
+            "HOOKBIRD_WEBHOOK_SECRET": "new-secret, old-secret",
+            "HOOKBIRD_LOG_FORMAT": "JSON",
+            "HOOKBIRD_REDIS_TIMEOUT": "0.25",
+            "MONEYBIRD_API_URL": "http://127.0.0.1:9000/api/v2/",
+        },
+        dotenv=None,
+    )
+    assert settings.redis_url == "redis://r:6379/1"
+    assert settings.max_body_bytes == 2048
+    assert settings.webhook_secrets == ("new-secret", "old-secret")
+    assert settings.log_format == "json"
+    assert settings.redis_timeout == 0.25
+    assert settings.moneybird_api_url == "http://127.0.0.1:9000/api/v2"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("HOOKBIRD_MAX_BODY_BYTES", "big", "HOOKBIRD_MAX_BODY_BYTES must be a whole number"),
+        ("HOOKBIRD_MAX_BODY_BYTES", "0", "must be at least 1"),
+        ("HOOKBIRD_SIGNATURE_TOLERANCE", "-1", "must be at least 1"),
+        ("HOOKBIRD_REDIS_TIMEOUT", "soon", "must be a number"),
+        ("HOOKBIRD_LOG_LEVEL", "loud", "must be one of debug, info, warning, error"),
+        ("PORT", "http", "PORT must be a whole number"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
+    """A bad value raises SettingsError naming the variable and what it expects."""
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({name: value}, dotenv=None)
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    """.env supplies values; a variable set in the environment overrides it."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# comment\nexport HOOKBIRD_QUEUE='from-file'\nPORT=9000\n\n")
+    settings = Settings.from_env({"PORT": "9100"}, dotenv=dotenv)
+    assert settings.queue == "from-file"
+    assert settings.port == 9100
+
+
+def test_broken_dotenv_line_is_reported(tmp_path: Path) -> None:
+    """A .env line without = names the file and line."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("OK=1\nnot a setting\n")
+    with pytest.raises(SettingsError, match=r"\.env:2"):
+        read_dotenv(dotenv)
+
+
+def test_secrets_are_hidden_from_repr() -> None:
+    """repr(settings) never shows a token or secret."""
+    settings = Settings(
+        webhook_token="tok-123456789",
+        webhook_secrets=("sec-123456789",),
+        moneybird_api_token="api-123456789",
+        secret_key="key-123456789",
+    )
+    text = repr(settings)
+    for secret in settings.secrets():
+        assert secret not in text
+
+
+def test_every_field_is_documented() -> None:
+    """Every Settings attribute has an environment variable with a description."""
+    documented = {f.attr for f in FIELDS}
+    assert documented == set(Settings.__dataclass_fields__)
+    assert all(f.doc for f in FIELDS)

@@ -1,0 +1,45 @@
+"""Fixtures for the receiver: the real app under uvicorn on a real socket, real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import httpx2
+import pytest
+import redis
+
+from hookbird.settings import Settings
+from receiver.app import create_app
+from tests.receiver.pushes import TOKEN
+from tests.support import serve_in_thread
+
+MakeReceiver = Callable[..., AbstractContextManager[str]]
+
+
+@pytest.fixture
+def make_receiver(redis_url: str, redis_client: redis.Redis) -> MakeReceiver:
+    """Start the receiver with settings overridden by keyword; yields its base URL."""
+
+    @contextmanager
+    def start(**overrides: Any) -> Iterator[str]:
+        values: dict[str, Any] = {"redis_url": redis_url, "webhook_token": TOKEN}
+        values.update(overrides)
+        with serve_in_thread(create_app(Settings(**values))) as base:
+            yield base
+
+    return start
+
+
+@pytest.fixture
+def receiver(make_receiver: MakeReceiver) -> Iterator[str]:
+    """The receiver in single-webhook mode with the test token."""
+    with make_receiver() as base:
+        yield base
+
+
+@pytest.fixture
+def http() -> Iterator[httpx2.Client]:
+    with httpx2.Client(timeout=10) as client:
+        yield client

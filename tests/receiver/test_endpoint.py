@@ -1,0 +1,353 @@
+"""POST /webhooks/moneybird end to end: real uvicorn socket, real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from urllib.parse import urlsplit
+
+import httpx2
+import pytest
+import redis
+from rq.job import Job
+from rq.queue import Queue
+
+from hookbird import keys
+from hookbird.subscriptions import SubscriptionStore
+from tests.receiver.conftest import MakeReceiver
+from tests.receiver.pushes import SECRET, push_body, signature_header
+
+URL = "/webhooks/moneybird"
+
+
+def post(http: httpx2.Client, base: str, body: bytes, **headers: str) -> httpx2.Response:
+    return http.post(base + URL, content=body, headers=headers)
+
+
+def queued(client: redis.Redis) -> list[str]:
+    return [raw.decode() for raw in client.lrange(keys.rq_queue_key("hookbird"), 0, -1)]
+
+
+def hookbird_keys(client: redis.Redis) -> list[bytes]:
+    return sorted(client.keys("*"))
+
+
+def test_accepted_push_is_stored_and_enqueued(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """A valid push: 200 accepted, raw push stored with its headers, one RQ job queued."""
+    body = push_body()
+    response = post(
+        http, receiver, body, **{"Idempotency-Key": "idem-1", "User-Agent": "Moneybird webhook"}
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
+    event_id = response.json()["event_id"]
+
+    stored = redis_client.hgetall(keys.event_key(event_id))
+    assert stored[b"body"] == body
+    assert stored[b"idempotency_key"] == b"idem-1"
+    assert stored[b"user_agent"] == b"Moneybird webhook"
+    assert stored[b"remote_addr"] == b"127.0.0.1"
+    assert stored[b"action"] == b"sales_invoice_state_changed_to_paid"
+    assert stored[b"administration_id"] == b"123456789"
+    assert 0 < redis_client.ttl(keys.event_key(event_id)) <= 7 * 24 * 3600
+    dedup = keys.dedup_key("idem-1", body)
+    assert redis_client.get(dedup) == event_id.encode()
+    assert 7 * 24 * 3600 - 10 < redis_client.ttl(dedup) <= 7 * 24 * 3600
+
+    assert queued(redis_client) == [event_id]
+    job = Job.fetch(event_id, connection=redis_client)
+    assert job.func_name == "workers.jobs.process_event"
+    assert job.origin == "hookbird"
+    assert job.get_status() == "queued"
+    assert job.description == (
+        "sales_invoice_state_changed_to_paid SalesInvoice 496081234567890123 adm 123456789"
+    )
+    assert job.meta["entity_id"] == "496081234567890123"
+    assert Queue("hookbird", connection=redis_client).count == 1
+
+
+def test_duplicate_idempotency_key_is_refused_politely(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """The same Idempotency-Key again (a Moneybird retry): 200 duplicate, nothing new."""
+    first = post(http, receiver, push_body(), **{"Idempotency-Key": "idem-2"})
+    before = hookbird_keys(redis_client)
+    again = post(http, receiver, push_body(state="changed"), **{"Idempotency-Key": "idem-2"})
+    assert again.status_code == 200
+    assert again.json() == {"status": "duplicate", "event_id": first.json()["event_id"]}
+    assert hookbird_keys(redis_client) == before
+    assert len(queued(redis_client)) == 1
+
+
+def test_without_idempotency_key_the_body_hash_dedups(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """No Idempotency-Key: identical bodies are duplicates, different bodies are not."""
+    assert post(http, receiver, push_body()).json()["status"] == "accepted"
+    assert post(http, receiver, push_body()).json()["status"] == "duplicate"
+    assert post(http, receiver, push_body(state="open")).json()["status"] == "accepted"
+    assert len(queued(redis_client)) == 2
+
+
+def test_integer_ids_are_accepted_and_stored_as_strings(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """Old payloads with plain integers are accepted; the stored fields are strings."""
+    body = push_body(
+        administration_id=123456789, webhook_id=4180000000000000001, entity_id=496081234567890123
+    )
+    response = post(http, receiver, body)
+    assert response.status_code == 200
+    stored = redis_client.hgetall(keys.event_key(response.json()["event_id"]))
+    assert stored[b"entity_id"] == b"496081234567890123"
+    assert stored[b"webhook_id"] == b"4180000000000000001"
+
+
+def test_test_webhook_is_answered_and_nothing_is_queued(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """Moneybird's registration call gets 200 test and leaves Redis untouched."""
+    body = b'{"action":"test_webhook","administration_id":"123456789","token":"anything"}'
+    response = post(http, receiver, body)
+    assert response.status_code == 200
+    assert response.json() == {"status": "test"}
+    assert hookbird_keys(redis_client) == []
+
+
+def test_content_type_is_not_trusted(receiver: str, http: httpx2.Client) -> None:
+    """The body decides: a valid push sent as text/plain is accepted, junk as JSON is not."""
+    assert post(http, receiver, push_body(), **{"Content-Type": "text/plain"}).status_code == 200
+    bad = post(http, receiver, b"not json", **{"Content-Type": "application/json"})
+    assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b'"x"',
+        b'{"administration_id": "1"}',
+        b'{"action": "x"}',
+        b'{"action": ["x"], "administration_id": "1"}',
+        b"\xff\xfe\x00",
+    ],
+)
+def test_malformed_bodies_get_400_and_queue_nothing(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis, body: bytes
+) -> None:
+    """Not JSON, not an object, missing action or administration: 400 with a JSON error."""
+    response = post(http, receiver, body)
+    assert response.status_code == 400
+    assert response.json()["status"] == "error"
+    assert hookbird_keys(redis_client) == []
+
+
+def padded(size: int) -> bytes:
+    body = push_body()
+    return body[:-1] + b" " * (size - len(body)) + b"}"
+
+
+def test_body_at_the_cap_is_accepted_and_one_byte_more_is_413(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """HOOKBIRD_MAX_BODY_BYTES is inclusive: exactly at the cap passes, one over gets 413."""
+    with make_receiver(max_body_bytes=4096) as base:
+        assert post(http, base, padded(4096)).status_code == 200
+        assert len(queued(redis_client)) == 1
+        response = post(http, base, padded(4097))
+        assert response.status_code == 413
+        assert len(queued(redis_client)) == 1
+
+
+def raw_request(
+    base: str, payload: bytes, *, pause: float = 0.0, chunks: list[bytes] | None = None
+) -> tuple[int, bytes]:
+    """Send bytes over a plain socket; return the status code and the response."""
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
+        sock.sendall(payload)
+        for chunk in chunks or []:
+            time.sleep(pause)
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = sock.recv(65536)
+            if not more:
+                break
+            data += more
+    status = int(data.split(b" ", 2)[1]) if data else 0
+    return status, data
+
+
+def test_chunked_body_past_the_cap_is_cut_off_with_413(
+    make_receiver: MakeReceiver, redis_client: redis.Redis
+) -> None:
+    """A chunked body without Content-Length is read only until it passes the cap."""
+    with make_receiver(max_body_bytes=4096) as base:
+        head = (f"POST {URL} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+        chunk = b"a" * 1024
+        chunks = [b"400\r\n" + chunk + b"\r\n"] * 8 + [b"0\r\n\r\n"]
+        status, _ = raw_request(base, head, chunks=chunks)
+    assert status == 413
+    assert hookbird_keys(redis_client) == []
+
+
+def test_large_content_length_is_refused_before_reading(
+    make_receiver: MakeReceiver, redis_client: redis.Redis
+) -> None:
+    """A declared Content-Length over the cap gets 413 without the body being sent."""
+    with make_receiver(max_body_bytes=4096) as base:
+        head = f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n"
+        status, _ = raw_request(base, head.encode())
+    assert status == 413
+    assert hookbird_keys(redis_client) == []
+
+
+def test_trickling_body_times_out_with_408(
+    make_receiver: MakeReceiver, redis_client: redis.Redis
+) -> None:
+    """A body sent slower than HOOKBIRD_BODY_TIMEOUT is cut off with 408."""
+    body = push_body()
+    with make_receiver(body_timeout=0.5) as base:
+        head = f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        pieces = [body[i : i + 100] for i in range(0, len(body), 100)]
+        started = time.monotonic()
+        status, _ = raw_request(base, head.encode(), pause=0.2, chunks=pieces)
+    assert status == 408
+    assert time.monotonic() - started < 5
+    assert hookbird_keys(redis_client) == []
+
+
+def test_wrong_token_gets_401_and_nothing_more(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """Wrong webhook_token: 401 whose body says only "unauthorized"."""
+    response = post(http, receiver, push_body(webhook_token="not-the-token"))
+    assert response.status_code == 401
+    assert response.json() == {"status": "error", "error": "unauthorized"}
+    assert hookbird_keys(redis_client) == []
+
+
+def test_missing_token_gets_401(receiver: str, http: httpx2.Client) -> None:
+    """A push without webhook_token is refused."""
+    data = json.loads(push_body())
+    del data["webhook_token"]
+    assert post(http, receiver, json.dumps(data).encode()).status_code == 401
+
+
+def test_single_webhook_secret_requires_a_valid_signature(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """With HOOKBIRD_WEBHOOK_SECRET set: unsigned 401, stale 401, fresh and right 200."""
+    body = push_body()
+    with make_receiver(webhook_secrets=(SECRET,)) as base:
+        assert post(http, base, body).status_code == 401
+        stale = signature_header(body, t=int(time.time()) - 301)
+        assert post(http, base, body, **{"Moneybird-Signature": stale}).status_code == 401
+        wrong = signature_header(body, secret="another-secret-value")
+        assert post(http, base, body, **{"Moneybird-Signature": wrong}).status_code == 401
+        assert hookbird_keys(redis_client) == []
+        good = signature_header(body)
+        assert post(http, base, body, **{"Moneybird-Signature": good}).status_code == 200
+
+
+def test_multi_webhook_mode_checks_the_subscription(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """Subscriptions in Redis: unknown webhook, other administration, disabled → 401."""
+    store = SubscriptionStore(redis_client)
+    store.add(
+        webhook_id="77",
+        administration_id="123456789",
+        token="store-token-value-1",
+        secrets=(SECRET,),
+    )
+    with make_receiver(webhook_token=None, subscription_cache_ttl=0) as base:
+        body = push_body(webhook_id="77", webhook_token="store-token-value-1")
+        signed = {"Moneybird-Signature": signature_header(body)}
+        assert post(http, base, body, **signed).status_code == 200
+
+        unknown = push_body(webhook_id="78", webhook_token="store-token-value-1")
+        assert post(http, base, unknown).status_code == 401
+
+        other_admin = push_body(
+            webhook_id="77", webhook_token="store-token-value-1", administration_id="999"
+        )
+        header = {"Moneybird-Signature": signature_header(other_admin)}
+        assert post(http, base, other_admin, **header).status_code == 401
+
+        unsigned = push_body(webhook_id="77", webhook_token="store-token-value-1", state="x")
+        assert post(http, base, unsigned).status_code == 401
+
+        store.set_enabled("77", False)
+        again = push_body(webhook_id="77", webhook_token="store-token-value-1", state="y")
+        header = {"Moneybird-Signature": signature_header(again)}
+        assert post(http, base, again, **header).status_code == 401
+    assert len(queued(redis_client)) == 1
+
+
+def test_subscription_wins_over_the_environment_token(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """A stored webhook's own token is required even when HOOKBIRD_WEBHOOK_TOKEN is set."""
+    SubscriptionStore(redis_client).add(
+        webhook_id="55", administration_id="123456789", token="store-token-value-2"
+    )
+    with make_receiver(subscription_cache_ttl=0) as base:
+        assert post(http, base, push_body(webhook_id="55")).status_code == 401
+        body = push_body(webhook_id="55", webhook_token="store-token-value-2")
+        assert post(http, base, body).status_code == 200
+
+
+def test_fifty_concurrent_identical_pushes_make_one_job(
+    receiver: str, redis_client: redis.Redis
+) -> None:
+    """Fifty copies of one push at once: exactly one accepted, one job, 49 duplicates."""
+    body = push_body()
+
+    async def send_all() -> list[httpx2.Response]:
+        limits = httpx2.Limits(max_connections=50)
+        async with httpx2.AsyncClient(timeout=10, limits=limits) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(receiver + URL, content=body, headers={"Idempotency-Key": "same"})
+                    for _ in range(50)
+                )
+            )
+
+    responses = asyncio.run(send_all())
+    statuses = sorted(r.json()["status"] for r in responses)
+    assert statuses == ["accepted"] + ["duplicate"] * 49
+    assert len({r.json()["event_id"] for r in responses}) == 1
+    assert len(queued(redis_client)) == 1
+    assert len(redis_client.keys("rq:job:*")) == 1
+
+
+def test_wrong_method_gets_405(receiver: str, http: httpx2.Client) -> None:
+    """GET on the push endpoint is 405; POST on health is 405 too."""
+    assert http.get(receiver + URL).status_code == 405
+    assert http.post(receiver + "/healthz").status_code == 405
+
+
+def test_health_ready_and_metrics(receiver: str, http: httpx2.Client) -> None:
+    """healthz and readyz answer 200; metrics counts pushes by outcome."""
+    assert http.get(receiver + "/healthz").json() == {"status": "ok"}
+    assert http.get(receiver + "/readyz").json() == {"status": "ready"}
+    post(http, receiver, push_body())
+    post(http, receiver, push_body())
+    post(http, receiver, b"nope")
+    text = http.get(receiver + "/metrics").text
+    assert 'hookbird_pushes_total{outcome="accepted"} 1.0' in text
+    assert 'hookbird_pushes_total{outcome="duplicate"} 1.0' in text
+    assert 'hookbird_pushes_total{outcome="bad_request"} 1.0' in text
+    assert "hookbird_ack_seconds_bucket" in text

@@ -1,0 +1,102 @@
+"""parse_push: what a push body must look like, without Redis or sockets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from receiver.payload import MalformedPush, normalise_id, parse_push
+
+
+def body(**fields: object) -> bytes:
+    data: dict[str, object] = {"action": "contact_created", "administration_id": "123"}
+    data.update(fields)
+    return json.dumps(data).encode()
+
+
+def test_string_and_integer_ids_are_both_kept_as_str() -> None:
+    """Old payloads send integer IDs; every ID comes out as the same string."""
+    push = parse_push(body(administration_id=123, webhook_id="9", entity_id=496081234567890123))
+    assert push.administration_id == "123"
+    assert push.webhook_id == "9"
+    assert push.entity_id == "496081234567890123"
+
+
+def test_full_push_fields() -> None:
+    """The fields the receiver needs are read from a realistic push."""
+    push = parse_push(
+        body(
+            webhook_id="1",
+            webhook_token="tok",
+            entity_type="Contact",
+            entity_id="2",
+            state="active",
+            entity={"id": "2"},
+        )
+    )
+    assert (push.action, push.entity_type, push.state, push.webhook_token) == (
+        "contact_created",
+        "Contact",
+        "active",
+        "tok",
+    )
+    assert push.data["entity"] == {"id": "2"}
+    assert not push.is_test
+
+
+def test_test_webhook_takes_its_token_from_token() -> None:
+    """Moneybird's registration call names the token `token` and has no webhook_id."""
+    push = parse_push(b'{"action":"test_webhook","administration_id":"5","token":"abc"}')
+    assert push.is_test
+    assert push.webhook_token == "abc"
+    assert push.webhook_id is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "not valid JSON"),
+        (b'{"action": "x", ', "not valid JSON"),
+        (b"\xff\xfe{}", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'"contact_created"', "must be a JSON object"),
+        (b"42", "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b'{"administration_id": "1"}', "action"),
+        (b'{"action": 5, "administration_id": "1"}', "action"),
+        (b'{"action": "", "administration_id": "1"}', "action"),
+        (b'{"action": "x"}', "administration_id is missing"),
+        (b'{"action": "x", "administration_id": "abc"}', "administration_id must be an ID"),
+        (b'{"action": "x", "administration_id": true}', "administration_id must be an ID"),
+        (b'{"action": "x", "administration_id": -1}', "out of range"),
+        (b'{"action": "x", "administration_id": 18446744073709551616}', "out of range"),
+        (b'{"action": "x", "administration_id": 1.5}', "must be an ID"),
+        (b'{"action": "x", "administration_id": "1", "entity": [1]}', "entity must be"),
+        (b'{"action": "x", "administration_id": "1", "webhook_token": 7}', "webhook_token"),
+        (b'{"action": "x", "administration_id": "1", "entity_type": {}}', "entity_type"),
+        (b'{"action": "x", "administration_id": NaN}', "invalid JSON constant"),
+        (b"[" * 10_000 + b"]" * 10_000, "nested too deeply"),
+    ],
+)
+def test_malformed_bodies_are_refused_with_a_reason(raw: bytes, reason: str) -> None:
+    """Each kind of broken body raises MalformedPush naming the problem."""
+    with pytest.raises(MalformedPush, match=reason):
+        parse_push(raw)
+
+
+def test_deeply_nested_entity_is_refused() -> None:
+    """10,000 levels inside a valid-looking push do not crash the parser."""
+    raw = b'{"action":"x","administration_id":"1","entity":' + b'{"a":' * 10_000
+    raw += b"1" + b"}" * 10_000 + b"}"
+    with pytest.raises(MalformedPush):
+        parse_push(raw)
+
+
+def test_normalise_id_bounds() -> None:
+    """IDs are unsigned 64-bit: the largest passes, digits-only strings only."""
+    assert normalise_id(2**64 - 1, "x", required=True) == str(2**64 - 1)
+    assert normalise_id("0042", "x", required=True) == "42"
+    assert normalise_id(None, "x", required=False) is None
+    with pytest.raises(MalformedPush):
+        normalise_id("١٢", "x", required=True)  # non-ASCII digits

@@ -1,0 +1,161 @@
+"""Token and Moneybird-Signature checks, with vectors computed independently here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from hookbird.subscriptions import token_digest
+from receiver.verify import (
+    Credentials,
+    VerificationFailure,
+    authenticate,
+    parse_signature,
+    sign,
+    verify_signature,
+)
+
+SECRET = "whsec-test-not-a-real-secret"
+BODY = b'{"action":"sales_invoice_state_changed_to_paid","administration_id":"1"}'
+NOW = 1_790_000_000
+
+
+def hmac_hex(secret: str, t: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def test_sign_matches_a_fixed_vector() -> None:
+    """sign() equals HMAC-SHA256 over "{t}.{body}" (vector from `openssl dgst -sha256 -hmac`)."""
+    # printf '1700000000.{}' | openssl dgst -sha256 -hmac secret
+    assert sign(b"{}", "secret", 1700000000) == (
+        "b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
+    )
+    assert sign(BODY, SECRET, NOW) == hmac_hex(SECRET, NOW, BODY)
+
+
+def test_valid_signature_is_accepted() -> None:
+    """A header made the way Moneybird makes it verifies."""
+    header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY)}"
+    verify_signature(BODY, header, (SECRET,), now=NOW + 10, tolerance=300)
+
+
+def test_any_matching_v1_is_accepted_during_rotation() -> None:
+    """Several v1 values: one match is enough; unknown schemes are ignored."""
+    header = f"t={NOW},v0=zzz,v1={'0' * 64},v1={hmac_hex(SECRET, NOW, BODY)},v9=new"
+    verify_signature(BODY, header, (SECRET,), now=NOW, tolerance=300)
+
+
+def test_any_configured_secret_may_match() -> None:
+    """With two secrets configured (rotation on our side) either one verifies."""
+    header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY)}"
+    verify_signature(BODY, header, ("old-secret-value", SECRET), now=NOW, tolerance=300)
+
+
+def test_uppercase_hex_is_accepted() -> None:
+    """Hex case does not matter."""
+    header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY).upper()}"
+    verify_signature(BODY, header, (SECRET,), now=NOW, tolerance=300)
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "missing"),
+        ("", "missing"),
+        ("garbage", "malformed"),
+        (f"v1={'a' * 64}", "no t"),
+        (f"t={NOW}", "no v1"),
+        (f"t={NOW},v0=abc,v2=def", "no v1"),
+        (f"t=abc,v1={'a' * 64}", "not an epoch"),
+        (f"t=-5,v1={'a' * 64}", "not an epoch"),
+        (f"t={NOW},t={NOW},v1={'a' * 64}", "more than one t"),
+        (f"t={NOW},v1={'a' * 64}", "does not match"),
+        (f"t={NOW - 301},v1=SIG-1", "stale"),
+        (f"t={NOW + 301},v1=SIG+1", "future"),
+        ("t=1," + ",".join(["v1=aa"] * 17), "too many"),
+        ("t=1,v1=" + "a" * 5000, "too long"),
+    ],
+)
+def test_bad_signatures_are_refused(header: str | None, reason: str) -> None:
+    """Every malformed, stale, future or wrong header raises with a log-safe reason."""
+    if header is not None:
+        header = header.replace("SIG-1", hmac_hex(SECRET, NOW - 301, BODY))
+        header = header.replace("SIG+1", hmac_hex(SECRET, NOW + 301, BODY))
+    with pytest.raises(VerificationFailure, match=reason) as caught:
+        verify_signature(BODY, header, (SECRET,), now=NOW, tolerance=300)
+    assert SECRET not in caught.value.reason
+
+
+def test_signature_over_other_body_is_refused() -> None:
+    """A signature is bound to the exact bytes: one changed byte fails."""
+    header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY)}"
+    with pytest.raises(VerificationFailure):
+        verify_signature(BODY.replace(b"1", b"2"), header, (SECRET,), now=NOW, tolerance=300)
+
+
+def test_parse_signature_keeps_every_v1() -> None:
+    """Whitespace is tolerated and all v1 values are kept in order."""
+    parsed = parse_signature(" t=12 , v1=AB ,v1=cd")
+    assert parsed.timestamp == 12
+    assert parsed.v1 == ("ab", "cd")
+
+
+def creds(**changes: object) -> Credentials:
+    values: dict[str, object] = {
+        "token_sha256": token_digest("right-token"),
+        "administration_id": "1",
+    }
+    values.update(changes)
+    return Credentials(**values)  # type: ignore[arg-type]
+
+
+def check(
+    credentials: Credentials | None,
+    *,
+    token: str | None = "right-token",
+    administration_id: str = "1",
+    header: str | None = None,
+) -> None:
+    authenticate(
+        body=BODY,
+        administration_id=administration_id,
+        presented_token=token,
+        signature_header=header,
+        credentials=credentials,
+        now=NOW,
+        tolerance=300,
+    )
+
+
+def test_authenticate_accepts_the_right_token() -> None:
+    """Right token, right administration, enabled, no secret: accepted."""
+    check(creds())
+
+
+@pytest.mark.parametrize(
+    ("credentials", "kwargs", "reason"),
+    [
+        (None, {}, "unknown webhook"),
+        (creds(), {"token": "wrong-token"}, "wrong webhook_token"),
+        (creds(), {"token": None}, "no webhook_token"),
+        (creds(), {"administration_id": "2"}, "administration_id does not match"),
+        (creds(enabled=False), {}, "disabled"),
+        (creds(secrets=(SECRET,)), {}, "Moneybird-Signature missing"),
+    ],
+)
+def test_authenticate_refuses(
+    credentials: Credentials | None, kwargs: dict[str, object], reason: str
+) -> None:
+    """Unknown webhook, wrong token, other administration, disabled, unsigned: refused."""
+    with pytest.raises(VerificationFailure, match=reason):
+        check(credentials, **kwargs)  # type: ignore[arg-type]
+
+
+def test_authenticate_requires_a_valid_signature_when_a_secret_is_known() -> None:
+    """With a secret on file the right token alone is not enough; token + signature is."""
+    header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY)}"
+    check(creds(secrets=(SECRET,)), header=header)
+    with pytest.raises(VerificationFailure):
+        check(creds(secrets=(SECRET,)), header=f"t={NOW},v1={'0' * 64}")

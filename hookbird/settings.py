@@ -162,6 +162,66 @@ FIELDS: tuple[Setting, ...] = (
         "HOOKBIRD_SECRET_KEY", "secret_key", None, "Fernet key that encrypts stored credentials."
     ),
     Setting(
+        "HOOKBIRD_RATE_LIMIT",
+        "rate_limit",
+        "150",
+        "Moneybird requests allowed per HOOKBIRD_RATE_WINDOW, shared by every process.",
+    ),
+    Setting(
+        "HOOKBIRD_REPORTS_RATE_LIMIT",
+        "reports_rate_limit",
+        "50",
+        "Requests to /reports/ allowed per HOOKBIRD_RATE_WINDOW (they count in both budgets).",
+    ),
+    Setting(
+        "HOOKBIRD_RATE_WINDOW", "rate_window", "300", "Seconds of Moneybird's rate-limit window."
+    ),
+    Setting(
+        "HOOKBIRD_RATE_MARGIN",
+        "rate_margin",
+        "0.25",
+        "Seconds added to the window so freed slots never reach Moneybird early.",
+    ),
+    Setting(
+        "HOOKBIRD_RATE_SCOPE",
+        "rate_scope",
+        "credential",
+        "credential (one budget per token, as Moneybird counts) or global (one for all).",
+    ),
+    Setting("HOOKBIRD_API_TIMEOUT", "api_timeout", "30", "Seconds to wait for a Moneybird answer."),
+    Setting(
+        "HOOKBIRD_API_RETRIES",
+        "api_retries",
+        "3",
+        "Retries of an idempotent Moneybird call after 5xx, timeout or connection error.",
+    ),
+    Setting("MONEYBIRD_OAUTH_CLIENT_ID", "oauth_client_id", None, "OAuth application's client id."),
+    Setting(
+        "MONEYBIRD_OAUTH_CLIENT_SECRET",
+        "oauth_client_secret",
+        None,
+        "OAuth application's client secret.",
+    ),
+    Setting(
+        "MONEYBIRD_OAUTH_REDIRECT_URI",
+        "oauth_redirect_uri",
+        "urn:ietf:wg:oauth:2.0:oob",
+        "Redirect URI registered with the OAuth application.",
+    ),
+    Setting(
+        "MONEYBIRD_OAUTH_SCOPES",
+        "oauth_scopes",
+        "sales_invoices,documents,settings",
+        "Scopes to ask for, comma-separated (sales_invoices documents estimates bank "
+        "time_entries settings; `settings` is needed to manage webhooks).",
+    ),
+    Setting(
+        "MONEYBIRD_OAUTH_URL",
+        "oauth_url",
+        "https://moneybird.com/oauth",
+        "Base URL of Moneybird's OAuth endpoints (authorize, token).",
+    ),
+    Setting(
         "HOOKBIRD_HANDLERS",
         "handlers",
         None,
@@ -185,6 +245,15 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "port": lambda n, raw: _parse_int(n, raw, minimum=1),
     "data_dir": lambda _n, raw: Path(raw),
     "moneybird_api_url": lambda _n, raw: raw.rstrip("/"),
+    "rate_limit": lambda n, raw: _parse_int(n, raw, minimum=1),
+    "reports_rate_limit": lambda n, raw: _parse_int(n, raw, minimum=1),
+    "rate_window": lambda n, raw: _parse_float(n, raw, minimum=0.1),
+    "rate_margin": lambda n, raw: _parse_float(n, raw),
+    "rate_scope": lambda n, raw: _choice(n, raw, ("credential", "global")),
+    "api_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
+    "api_retries": lambda n, raw: _parse_int(n, raw),
+    "oauth_scopes": lambda _n, raw: _parse_list(raw.replace(" ", ",")),
+    "oauth_url": lambda _n, raw: raw.rstrip("/"),
 }
 
 
@@ -212,6 +281,18 @@ class Settings:
     moneybird_api_token: str | None = field(default=None, repr=False)
     moneybird_api_url: str = "https://moneybird.com/api/v2"
     secret_key: str | None = field(default=None, repr=False)
+    rate_limit: int = 150
+    reports_rate_limit: int = 50
+    rate_window: float = 300.0
+    rate_margin: float = 0.25
+    rate_scope: str = "credential"
+    api_timeout: float = 30.0
+    api_retries: int = 3
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = field(default=None, repr=False)
+    oauth_redirect_uri: str = "urn:ietf:wg:oauth:2.0:oob"
+    oauth_scopes: tuple[str, ...] = ("sales_invoices", "documents", "settings")
+    oauth_url: str = "https://moneybird.com/oauth"
     handlers: tuple[str, ...] = ()
 
     @classmethod
@@ -234,7 +315,12 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret value, so log scrubbing can blank them wherever they appear."""
-        found = [self.webhook_token, self.moneybird_api_token, self.secret_key]
+        found = [
+            self.webhook_token,
+            self.moneybird_api_token,
+            self.secret_key,
+            self.oauth_client_secret,
+        ]
         found.extend(self.webhook_secrets)
         return tuple(s for s in found if s)
 

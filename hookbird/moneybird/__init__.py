@@ -1,7 +1,14 @@
-"""The shared Moneybird API client (see ``errors`` for what it raises)."""
+"""The shared Moneybird API client (see ``errors`` for what it raises).
+
+``Client`` talks to Moneybird for every administration (one HTTP pool, one rate
+budget in Redis, typed errors); ``client.administration(id)`` is the scoped object
+a handler gets as ``ctx.moneybird``. Workers build theirs with
+``Client.for_worker(settings, redis)``.
+"""
 
 from __future__ import annotations
 
+from hookbird.moneybird.client import Client
 from hookbird.moneybird.errors import (
     BadRequest,
     ConnectionFailed,
@@ -17,9 +24,12 @@ from hookbird.moneybird.errors import (
     Unauthorized,
     Unprocessable,
 )
+from hookbird.moneybird.resources import Administration
 
 __all__ = [
+    "Administration",
     "BadRequest",
+    "Client",
     "ConnectionFailed",
     "Forbidden",
     "MoneybirdError",

@@ -1,0 +1,179 @@
+"""One rate budget for every process that talks to Moneybird.
+
+Moneybird allows 150 requests per 5 minutes per credential (50 for ``/reports/``),
+counted on its side across all our worker processes. Reacting to 429s is too late
+(the job that got one has to be rescheduled, and the others keep hitting the wall),
+so each request takes a slot *before* it is sent, from a sliding-window log kept in
+Redis and updated by one Lua script: atomic across processes, on Redis's clock.
+
+A request may need several buckets (a report counts against both the general and
+the reports budget); it gets a slot only when every bucket has one. A bucket can
+also be *held* until a time the server named (a 429's ``Retry-After``, or
+``RateLimit-Remaining: 0`` with ``RateLimit-Reset``), so what Moneybird says wins
+over what we counted.
+
+``margin`` widens the window slightly: a slot freed exactly ``window`` seconds after
+an earlier one could otherwise reach Moneybird a few milliseconds early.
+
+Keys: ``hookbird:rate:<bucket>:<key>`` (sorted set of slot times) and
+``hookbird:rate:<bucket>:<key>:hold`` (epoch milliseconds).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+PREFIX = "hookbird:rate:"
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local span = tonumber(ARGV[1])
+local member = ARGV[2]
+local n = #KEYS / 2
+local wait_until = 0
+for i = 1, n do
+  local hold = tonumber(redis.call('GET', KEYS[n + i]) or '0')
+  if hold > now and hold > wait_until then wait_until = hold end
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - span)
+  local limit = tonumber(ARGV[2 + i])
+  local count = redis.call('ZCARD', KEYS[i])
+  if count >= limit then
+    local entry = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
+    local free_at = tonumber(entry[2]) + span
+    if free_at > wait_until then wait_until = free_at end
+  end
+end
+if wait_until > now then return {0, wait_until, now} end
+for i = 1, n do
+  redis.call('ZADD', KEYS[i], now, member)
+  redis.call('PEXPIRE', KEYS[i], span + 1000)
+end
+return {1, now, now}
+"""
+
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ms > now and until_ms > current then
+  redis.call('SET', KEYS[1], until_ms, 'PX', until_ms - now + 1000)
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A named limit: at most ``limit`` requests per ``window`` seconds."""
+
+    name: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    limit: int = 150
+    reports_limit: int = 50
+    window: float = 300.0
+    margin: float = 0.25
+
+    def buckets(self, path: str) -> tuple[Bucket, ...]:
+        """The buckets a request to ``path`` counts against."""
+        general = Bucket("api", self.limit)
+        if "/reports/" in path:
+            return (general, Bucket("reports", self.reports_limit))
+        return (general,)
+
+
+class Budget(Protocol):
+    """Where the client takes slots: shared (:class:`RedisBudget`) or per process."""
+
+    config: BudgetConfig
+
+    def acquire(self, key: str, path: str) -> float | None:
+        """Take a slot now and return None, or take nothing and return when to retry."""
+
+    def hold(self, key: str, path: str, until: float) -> None:
+        """Give out no slot before ``until`` (epoch seconds): the server said so."""
+
+
+class RedisBudget:
+    """The budget shared by every process using the same Redis."""
+
+    def __init__(self, client: redis.Redis, config: BudgetConfig | None = None) -> None:
+        self.redis = client
+        self.config = config or BudgetConfig()
+        self._acquire = client.register_script(_ACQUIRE)
+        self._hold = client.register_script(_HOLD)
+
+    def _keys(self, key: str, path: str) -> tuple[list[str], list[int]]:
+        buckets = self.config.buckets(path)
+        logs = [f"{PREFIX}{b.name}:{key}" for b in buckets]
+        return [*logs, *(f"{log}:hold" for log in logs)], [b.limit for b in buckets]
+
+    def acquire(self, key: str, path: str) -> float | None:
+        keys, limits = self._keys(key, path)
+        span_ms = int((self.config.window + self.config.margin) * 1000)
+        granted, at_ms, now_ms = self._acquire(
+            keys=keys, args=[span_ms, secrets.token_hex(8), *limits]
+        )
+        if granted:
+            return None
+        # Redis's clock decides; translate to ours so a skewed host still waits right.
+        return time.time() + (int(at_ms) - int(now_ms)) / 1000.0
+
+    def hold(self, key: str, path: str, until: float) -> None:
+        keys, _ = self._keys(key, path)
+        now_ms = int(time.time() * 1000)
+        for hold_key in keys[len(keys) // 2 :]:
+            self._hold(keys=[hold_key], args=[now_ms + int((until - time.time()) * 1000)])
+
+    def reset(self, key: str) -> None:
+        """Forget every slot and hold of ``key`` (tests and benchmarks)."""
+        for name in ("api", "reports"):
+            self.redis.delete(f"{PREFIX}{name}:{key}", f"{PREFIX}{name}:{key}:hold")
+
+
+class LocalBudget:
+    """The same sliding window in this process only: for a client without Redis."""
+
+    def __init__(self, config: BudgetConfig | None = None) -> None:
+        self.config = config or BudgetConfig()
+        self._lock = threading.Lock()
+        self._logs: dict[str, deque[float]] = {}
+        self._holds: dict[str, float] = {}
+
+    def acquire(self, key: str, path: str) -> float | None:
+        span = self.config.window + self.config.margin
+        with self._lock:
+            now = time.time()
+            wait_until = 0.0
+            names = [f"{b.name}:{key}" for b in self.config.buckets(path)]
+            for bucket, name in zip(self.config.buckets(path), names, strict=True):
+                log = self._logs.setdefault(name, deque())
+                while log and log[0] <= now - span:
+                    log.popleft()
+                wait_until = max(wait_until, self._holds.get(name, 0.0))
+                if len(log) >= bucket.limit:
+                    wait_until = max(wait_until, log[len(log) - bucket.limit] + span)
+            if wait_until > now:
+                return wait_until
+            for name in names:
+                self._logs[name].append(now)
+            return None
+
+    def hold(self, key: str, path: str, until: float) -> None:
+        with self._lock:
+            for bucket in self.config.buckets(path):
+                name = f"{bucket.name}:{key}"
+                self._holds[name] = max(self._holds.get(name, 0.0), until)

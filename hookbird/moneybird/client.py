@@ -1,0 +1,310 @@
+"""The shared Moneybird client: one HTTP pool, one rate budget, typed errors.
+
+:class:`Client` wraps one ``httpx2.Client`` (keep-alive pool, timeouts set here and
+nowhere else, ``transport=`` injectable) and owns the policy of every request:
+
+1. take a slot from the shared :mod:`budget` *before* sending; none free →
+   ``on_budget="raise"`` (workers) raises :class:`RateLimited` with ``retry_at`` so
+   the job is rescheduled instead of sleeping; ``"wait"`` (CLI) sleeps and says so;
+2. send with the bearer token of the administration (:mod:`oauth` token sources);
+   a 401 gets one retry with a refreshed token;
+3. reconcile the budget with the rate-limit headers; a 429 holds the budget until
+   the server's ``Retry-After``;
+4. 5xx, timeouts and dropped connections: idempotent methods are retried with
+   backoff + jitter a bounded number of times; POST and PATCH never are (Moneybird
+   has no idempotency keys): they raise the transient error for the job to decide.
+
+Resources (contacts, invoices, …) live in :mod:`resources`; the client only knows
+paths. The workers build theirs with :meth:`Client.for_worker`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx2
+import redis
+
+from hookbird.logs import get_logger
+from hookbird.moneybird.budget import Budget, BudgetConfig, LocalBudget, RedisBudget
+from hookbird.moneybird.credentials import CredentialStore
+from hookbird.moneybird.errors import (
+    ConnectionFailed,
+    MoneybirdError,
+    RateLimited,
+    ServerError,
+    Timeout,
+    Unauthorized,
+)
+from hookbird.moneybird.oauth import OAuthApp, StaticToken, StoredTokens, TokenSource
+from hookbird.moneybird.responses import RateHeaders, decode_body, error_for, next_link
+from hookbird.settings import Settings
+
+if TYPE_CHECKING:
+    from hookbird.moneybird.resources import Administration
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+PER_PAGE = 100
+
+log = get_logger("moneybird.client")
+
+
+def _budget_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def api_path(path: str) -> str:
+    """``/123/contacts/4`` → ``/123/contacts/4.json``: Moneybird wants the format suffix."""
+    path = "/" + path.lstrip("/")
+    last = path.rsplit("/", 1)[-1]
+    return path if "." in last else path + ".json"
+
+
+class Client:
+    """Talks to Moneybird for every administration; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        token: str | None = None,
+        base_url: str | None = None,
+        transport: httpx2.BaseTransport | None = None,
+        redis: redis.Redis | None = None,
+        tokens: TokenSource | None = None,
+        budget: Budget | None = None,
+        on_budget: Literal["raise", "wait"] = "raise",
+        on_wait: Callable[[float], None] | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        settings = settings or Settings()
+        self.settings = settings
+        token = token or settings.moneybird_api_token
+        if tokens is None:
+            if redis is not None and settings.secret_key:
+                tokens = StoredTokens(
+                    CredentialStore(redis, settings.secret_key),
+                    app=oauth_app(settings),
+                    fallback=token,
+                )
+            elif token:
+                tokens = StaticToken(token)
+        self.tokens = tokens
+        config = BudgetConfig(
+            limit=settings.rate_limit,
+            reports_limit=settings.reports_rate_limit,
+            window=settings.rate_window,
+            margin=settings.rate_margin,
+        )
+        if budget is None:
+            budget = RedisBudget(redis, config) if redis is not None else LocalBudget(config)
+        self.budget = budget
+        self.global_budget = settings.rate_scope == "global"
+        self.on_budget = on_budget
+        self.on_wait = on_wait
+        self.retries = settings.api_retries if retries is None else retries
+        self._sleep = sleep
+        timeout = settings.api_timeout if timeout is None else timeout
+        self.http = httpx2.Client(
+            base_url=(base_url or settings.moneybird_api_url).rstrip("/"),
+            transport=transport,
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
+            headers={"Accept": "application/json", "User-Agent": "hookbird"},
+        )
+        self.calls = 0  # requests sent (benchmarks, tests)
+
+    @classmethod
+    def for_worker(cls, settings: Settings, redis: redis.Redis, **kwargs: Any) -> Client:
+        """The client a worker process shares between jobs: out of budget → RateLimited."""
+        return cls(settings, redis=redis, on_budget="raise", **kwargs)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the scoped API ------------------------------------------------------------
+
+    def administration(self, administration_id: str | int) -> Administration:
+        from hookbird.moneybird.resources import Administration
+
+        return Administration(self, str(administration_id))
+
+    def administrations(self) -> list[dict[str, Any]]:
+        """The administrations the (default) token can see."""
+        found = self.request("GET", "/administrations")
+        return list(found) if isinstance(found, list) else []
+
+    # -- requests ---------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        files: Any = None,
+        administration_id: str | None = None,
+    ) -> Any:
+        """Send one request; the decoded JSON body (None when empty)."""
+        response = self.send(
+            method,
+            path,
+            params=params,
+            json=json,
+            files=files,
+            administration_id=administration_id,
+        )
+        return decode_body(response.content, response.headers.get("content-type"))
+
+    def paginate(
+        self, path: str, params: dict[str, Any] | None = None, *, administration_id: str | None
+    ) -> Iterator[Any]:
+        """Every item of a list endpoint, following ``Link: rel="next"`` (no totals needed)."""
+        query: dict[str, Any] | None = {**(params or {}), "per_page": PER_PAGE}
+        url: str | None = api_path(path)
+        while url is not None:
+            response = self.send("GET", url, params=query, administration_id=administration_id)
+            page = decode_body(response.content, response.headers.get("content-type"))
+            yield from page if isinstance(page, list) else []
+            url, query = next_link(response.headers.get("link")), None
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        files: Any = None,
+        administration_id: str | None = None,
+        follow_redirects: bool = False,
+    ) -> httpx2.Response:
+        """Send with budget, auth, retries and error mapping; the raw 2xx response."""
+        method = method.upper()
+        url = path if path.startswith(("http://", "https://")) else api_path(path)
+        shown = httpx2.URL(url).path
+        if self.tokens is None:
+            raise Unauthorized(
+                "no Moneybird credentials: set MONEYBIRD_API_TOKEN, or connect an "
+                "administration with `hookbird oauth exchange`",
+                method=method,
+                path=shown,
+            )
+        token = self.tokens.token_for(administration_id)
+        refreshed = False
+        attempt = 0
+        while True:
+            key = "global" if self.global_budget else _budget_key(token)
+            self._take_slot(key, shown, method)
+            self.calls += 1
+            try:
+                response = self.http.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    files=files,
+                    headers={"Authorization": f"Bearer {token}"},
+                    follow_redirects=follow_redirects,
+                )
+                response.read()
+            except httpx2.TimeoutException:
+                error: MoneybirdError = Timeout(
+                    f"no answer to {method} {shown} in time", method=method, path=shown
+                )
+            except httpx2.TransportError as exc:
+                error = ConnectionFailed(
+                    f"{method} {shown}: {type(exc).__name__}", method=method, path=shown
+                )
+            else:
+                now = time.time()
+                rate = RateHeaders.parse(response.headers, now)
+                body = decode_body(response.content, response.headers.get("content-type"))
+                found = error_for(
+                    response.status_code,
+                    method=method,
+                    path=shown,
+                    body=body,
+                    headers=response.headers,
+                    now=now,
+                )
+                if found is None:
+                    self._reconcile(key, shown, rate, now)
+                    return response
+                error = found
+                if isinstance(error, RateLimited) and error.retry_at:
+                    self.budget.hold(key, shown, error.retry_at)
+                    if self.on_budget == "wait" and attempt < self.retries:
+                        attempt += 1
+                        self._wait(error.retry_at)
+                        continue
+                if isinstance(error, Unauthorized) and not refreshed:
+                    fresh = self.tokens.after_unauthorized(administration_id, token)
+                    refreshed = True
+                    if fresh:
+                        token = fresh
+                        continue
+            if isinstance(error, (ServerError, Timeout, ConnectionFailed)) and (
+                method in IDEMPOTENT and attempt < self.retries
+            ):
+                attempt += 1
+                delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+                log.info(
+                    "moneybird_retry",
+                    method=method,
+                    path=shown,
+                    attempt=attempt,
+                    error=type(error).__name__,
+                    delay=round(delay, 2),
+                )
+                self._sleep(delay)
+                continue
+            raise error
+
+    def _take_slot(self, key: str, path: str, method: str) -> None:
+        while (retry_at := self.budget.acquire(key, path)) is not None:
+            if self.on_budget == "raise":
+                raise RateLimited(
+                    f"hookbird's Moneybird rate budget is spent until {retry_at:.0f}",
+                    retry_at=retry_at,
+                    method=method,
+                    path=path,
+                )
+            self._wait(retry_at)
+
+    def _wait(self, until: float) -> None:
+        seconds = max(0.0, until - time.time())
+        if self.on_wait is not None:
+            self.on_wait(seconds)
+        self._sleep(seconds)
+
+    def _reconcile(self, key: str, path: str, rate: RateHeaders, now: float) -> None:
+        until = rate.exhausted_until(now)
+        if until is not None:
+            self.budget.hold(key, path, until)
+
+
+def oauth_app(settings: Settings) -> OAuthApp | None:
+    """The OAuth application configured in settings, if any."""
+    if not (settings.oauth_client_id and settings.oauth_client_secret):
+        return None
+    return OAuthApp(
+        client_id=settings.oauth_client_id,
+        client_secret=settings.oauth_client_secret,
+        redirect_uri=settings.oauth_redirect_uri,
+        scopes=settings.oauth_scopes,
+        oauth_url=settings.oauth_url,
+    )

@@ -195,7 +195,7 @@ class Client:
         """Send with budget, auth, retries and error mapping; the raw 2xx response."""
         method = method.upper()
         url = path if path.startswith(("http://", "https://")) else api_path(path)
-        shown = httpx2.URL(url).path
+        shown = self._api_path_of(url)
         if self.tokens is None:
             raise Unauthorized(
                 "no Moneybird credentials: set MONEYBIRD_API_TOKEN, or connect an "
@@ -273,6 +273,12 @@ class Client:
                 self._sleep(delay)
                 continue
             raise error
+
+    def _api_path_of(self, url: str) -> str:
+        """The API path errors and logs show: no host, no base path, never a token."""
+        path = httpx2.URL(url).path
+        base = self.http.base_url.path.rstrip("/")
+        return path[len(base) :] if base and path.startswith(base + "/") else path
 
     def _take_slot(self, key: str, path: str, method: str) -> None:
         while (retry_at := self.budget.acquire(key, path)) is not None:

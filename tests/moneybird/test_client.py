@@ -1,0 +1,221 @@
+"""The client against the fake Moneybird: paths, bodies, pages, retries, errors."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+import redis
+
+from hookbird.moneybird import Client, errors
+from hookbird.settings import Settings
+from tests.fake_moneybird import TOKEN, FakeMoneybird
+
+
+def test_list_follows_link_headers_across_three_pages(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """250 contacts come back from 3 pages of 100, following rel="next" only."""
+    made = [fake.add("contacts", {"company_name": f"C{n}"}) for n in range(250)]
+    listed = list(client.administration(admin_id).contacts.list())
+    assert [c["id"] for c in listed] == [c["id"] for c in made]
+    pages = [q for m, p, q, _ in fake.requests if p.endswith("/contacts.json")]
+    assert [q.get("page", "1") for q in pages] == ["1", "2", "3"]
+    assert all(q["per_page"] == "100" for q in pages)
+
+
+def test_filters_reach_the_query_string(client: Client, fake: FakeMoneybird, admin_id: str) -> None:
+    """list(**filters) sends Moneybird's filter parameter as given."""
+    list(client.administration(admin_id).sales_invoices.list(filter="state:open"))
+    assert fake.requests[-1][2] == {"filter": "state:open", "per_page": "100"}
+
+
+def test_create_wraps_the_body_and_ids_are_strings(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """create() wraps attributes as {"contact": {...}} and returns string ids."""
+    created = client.administration(admin_id).contacts.create(company_name="Vogel B.V.")
+    assert fake.requests[-1][3] == {"contact": {"company_name": "Vogel B.V."}}
+    assert isinstance(created["id"], str)
+    assert int(created["id"]) > 2**32
+
+
+def test_get_update_delete_round_trip(client: Client, fake: FakeMoneybird, admin_id: str) -> None:
+    """get, update (wrapped PATCH) and delete hit the .json paths of one record."""
+    contacts = client.administration(admin_id).contacts
+    made = fake.add("contacts", {"company_name": "Old"})
+    assert contacts.get(made["id"])["company_name"] == "Old"
+    assert contacts.update(made["id"], company_name="New")["company_name"] == "New"
+    contacts.delete(made["id"])
+    with pytest.raises(errors.NotFound) as caught:
+        contacts.get(made["id"])
+    assert caught.value.path == f"/{admin_id}/contacts/{made['id']}.json"
+    assert [m for m, *_ in fake.requests] == ["GET", "PATCH", "DELETE", "GET"]
+
+
+def test_sync_and_fetch_many_in_chunks_of_100(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """sync() lists ids and versions; fetch_many() POSTs 100 ids at a time."""
+    made = [fake.add("contacts", {"company_name": f"C{n}"}) for n in range(250)]
+    contacts = client.administration(admin_id).contacts
+    synced = contacts.sync()
+    assert {s["id"] for s in synced} == {c["id"] for c in made}
+    assert all(isinstance(s["version"], str) for s in synced)
+    fetched = contacts.fetch_many(c["id"] for c in made)
+    assert len(fetched) == 250
+    posts = [body for m, p, _, body in fake.requests if m == "POST"]
+    assert [len(b["ids"]) for b in posts] == [100, 100, 50]
+
+
+def test_changed_since_fetches_only_changed_records(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """changed_since() compares versions and fetches only what moved."""
+    made = [fake.add("contacts", {"company_name": f"C{n}"}) for n in range(5)]
+    known = {c["id"]: str(c["version"]) for c in made}
+    made[2]["version"] += 1
+    changed = client.administration(admin_id).contacts.changed_since(known)
+    assert [c["id"] for c in changed] == [made[2]["id"]]
+
+
+def test_download_pdf_follows_the_redirect(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """download_pdf() returns the file behind Moneybird's 302."""
+    invoice = fake.add("sales_invoices", {"state": "open"})
+    pdf = client.administration(admin_id).sales_invoices.download_pdf(invoice["id"])
+    assert pdf.startswith(b"%PDF")
+
+
+def test_generic_request_adds_the_json_suffix(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """request() on the administration adds .json and counts /reports/ in both budgets."""
+    answer = client.administration(admin_id).request("GET", "/reports/profit_loss")
+    assert answer == {"report": "profit_loss"}
+    assert fake.requests[-1][1] == f"/{admin_id}/reports/profit_loss.json"
+
+
+def test_administrations_lists_what_the_token_sees(client: Client) -> None:
+    """administrations() answers the list from /administrations.json."""
+    assert [a["id"] for a in client.administrations()] == ["123456789012345678"]
+
+
+def test_wrong_token_is_unauthorized_without_the_token_in_the_error(
+    fake: FakeMoneybird, admin_id: str
+) -> None:
+    """A 401 raises Unauthorized whose text and repr never contain the token."""
+    bad = "wrong-token-should-not-leak-42"
+    with (
+        Client(token=bad, base_url=fake.api_url) as client,
+        pytest.raises(errors.Unauthorized) as caught,
+    ):
+        client.administration(admin_id).contacts.get("1")
+    assert bad not in str(caught.value) + repr(caught.value) + str(caught.value.body)
+
+
+def test_5xx_burst_is_retried_for_get(client: Client, fake: FakeMoneybird, admin_id: str) -> None:
+    """A GET survives a burst of two 503s (bounded retries with backoff)."""
+    made = fake.add("contacts", {"company_name": "Retry"})
+    fake.fail_next(2, 503)
+    assert client.administration(admin_id).contacts.get(made["id"])["id"] == made["id"]
+    assert fake.count("GET", "/contacts/") == 3
+
+
+def test_5xx_burst_longer_than_retries_raises_server_error(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """After the bounded retries, a 5xx burst surfaces as ServerError (transient)."""
+    fake.fail_next(10, 502)
+    with pytest.raises(errors.ServerError) as caught:
+        client.administration(admin_id).contacts.get("1")
+    assert caught.value.status_code == 502
+    assert fake.count("GET", "/contacts/") == 1 + client.retries
+
+
+def test_post_is_never_retried_blindly(client: Client, fake: FakeMoneybird, admin_id: str) -> None:
+    """A POST that got a 5xx raises at once: Moneybird has no idempotency keys."""
+    fake.fail_next(1, 500)
+    with pytest.raises(errors.ServerError):
+        client.administration(admin_id).contacts.create(company_name="Once")
+    assert fake.count("POST", "/contacts") == 1
+    assert fake.records.get((fake_admin(fake), "contacts"), {}) == {}
+
+
+def fake_admin(fake: FakeMoneybird) -> str:
+    return next(iter(fake.administrations))
+
+
+def test_timeouts_are_retried_then_raised(admin_id: str) -> None:
+    """A transport that times out gives Timeout after 1 + retries attempts."""
+    attempts = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        attempts.append(request.url.path)
+        raise httpx2.ReadTimeout("slow", request=request)
+
+    transport = httpx2.MockTransport(handler)
+    with (
+        Client(token=TOKEN, transport=transport, retries=2, sleep=lambda _s: None) as client,
+        pytest.raises(errors.Timeout),
+    ):
+        client.administration(admin_id).contacts.get("5")
+    assert len(attempts) == 3
+
+
+def test_refused_connection_is_connection_failed(admin_id: str) -> None:
+    """Nothing listening → ConnectionFailed, a transient error."""
+    from hookbird.redis_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api/v2"
+    with (
+        Client(token=TOKEN, base_url=url, retries=0) as client,
+        pytest.raises(errors.ConnectionFailed),
+    ):
+        client.administration(admin_id).contacts.get("5")
+
+
+def test_server_429_raises_rate_limited_with_epoch_retry_at(
+    settings: Settings, redis_client: redis.Redis, admin_id: str
+) -> None:
+    """A 429 'Retry later' with an epoch Retry-After becomes RateLimited(retry_at) and holds
+    the shared budget until then, so no process sends again before it."""
+    with FakeMoneybird(limit=2, window=60).serve() as strict:
+        # Another program spends the token's budget behind hookbird's back.
+        for _ in range(2):
+            httpx2.get(
+                f"{strict.api_url}/administrations.json",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+        local = settings.replace(moneybird_api_url=strict.api_url)
+        contacts = Client.for_worker(local, redis_client).administration(admin_id).contacts
+        with pytest.raises(errors.RateLimited) as caught:
+            contacts.sync()
+        assert caught.value.status_code == 429
+        assert caught.value.body == "Retry later"
+        retry_at = caught.value.retry_at
+        assert retry_at is not None
+        assert retry_at > 1e9
+        other = Client.for_worker(local, redis_client).administration(admin_id).contacts
+        with pytest.raises(errors.RateLimited) as held:
+            other.sync()
+        assert held.value.status_code is None  # our budget said no; nothing was sent
+        assert held.value.retry_at is not None
+        assert held.value.retry_at >= retry_at - 1
+        assert strict.stats["rate_limited"] == 1
+
+
+def test_remaining_zero_holds_the_budget_until_reset(
+    settings: Settings, redis_client: redis.Redis, admin_id: str
+) -> None:
+    """RateLimit-Remaining: 0 with a reset time stops the next call before it is sent."""
+    with FakeMoneybird(limit=2, window=60).serve() as strict:
+        local = settings.replace(moneybird_api_url=strict.api_url)
+        contacts = Client.for_worker(local, redis_client).administration(admin_id).contacts
+        contacts.sync()
+        contacts.sync()
+        with pytest.raises(errors.RateLimited) as caught:
+            contacts.sync()
+        assert caught.value.status_code is None
+        assert strict.stats["requests"] == 2
+        assert strict.stats["rate_limited"] == 0

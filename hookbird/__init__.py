@@ -1,11 +1,28 @@
 """hookbird: Moneybird webhooks, verified, deduplicated, durably queued and handled once.
 
-Plugin authors import from here and nowhere else.
+Plugin authors import from here and nowhere else::
+
+    from hookbird import Router, Event, Context, RetryLater
+
+(The Moneybird error classes a handler may raise or catch are in
+``hookbird.moneybird.errors``; they are not imported here so that the receiver,
+which imports this package, never loads the HTTP client.)
 """
 
 from __future__ import annotations
 
+from hookbird.context import Context, RetryLater
+from hookbird.events import Event
+from hookbird.routing import Router
 from hookbird.settings import Settings, SettingsError
 
-__all__ = ["Settings", "SettingsError", "__version__"]
+__all__ = [
+    "Context",
+    "Event",
+    "RetryLater",
+    "Router",
+    "Settings",
+    "SettingsError",
+    "__version__",
+]
 __version__ = "0.1.0"

@@ -227,6 +227,44 @@ FIELDS: tuple[Setting, ...] = (
         None,
         "Extra handler modules, comma-separated, each with a `router`.",
     ),
+    Setting(
+        "HOOKBIRD_ENTRY_POINTS",
+        "entry_points",
+        "on",
+        "on: load handler plugins from installed packages (entry-point group "
+        "`hookbird.handlers`); off: only HOOKBIRD_HANDLERS.",
+    ),
+    Setting(
+        "HOOKBIRD_WORKER_CLASS",
+        "worker_class",
+        "simple",
+        "simple (one process: keeps the client's connections, fastest) or fork "
+        "(a child per push: a crashing handler cannot take the worker down).",
+    ),
+    Setting(
+        "HOOKBIRD_MAX_ATTEMPTS",
+        "max_attempts",
+        "8",
+        "Attempts per handler before a failing push goes to the dead letter.",
+    ),
+    Setting(
+        "HOOKBIRD_RETRY_BASE",
+        "retry_base",
+        "60",
+        "Seconds before the first retry; each later wait is 3x longer (±20 % jitter).",
+    ),
+    Setting(
+        "HOOKBIRD_SHUTDOWN_GRACE",
+        "shutdown_grace",
+        "25",
+        "Seconds a stopping worker lets the current push finish before putting it back.",
+    ),
+    Setting(
+        "HOOKBIRD_WORKER_LIVENESS",
+        "worker_liveness",
+        "30",
+        "Seconds without a heartbeat after which a worker counts as dead and its push runs again.",
+    ),
 )
 
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
@@ -254,6 +292,14 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "api_retries": lambda n, raw: _parse_int(n, raw),
     "oauth_scopes": lambda _n, raw: _parse_list(raw.replace(" ", ",")),
     "oauth_url": lambda _n, raw: raw.rstrip("/"),
+    "entry_points": lambda n, raw: (
+        _choice(n, raw, ("on", "off", "1", "0", "true", "false")) in ("on", "1", "true")
+    ),
+    "worker_class": lambda n, raw: _choice(n, raw, ("simple", "fork")),
+    "max_attempts": lambda n, raw: _parse_int(n, raw, minimum=1),
+    "retry_base": lambda n, raw: _parse_float(n, raw, minimum=1),
+    "shutdown_grace": lambda n, raw: _parse_float(n, raw),
+    "worker_liveness": lambda n, raw: _parse_float(n, raw, minimum=1),
 }
 
 
@@ -294,6 +340,12 @@ class Settings:
     oauth_scopes: tuple[str, ...] = ("sales_invoices", "documents", "settings")
     oauth_url: str = "https://moneybird.com/oauth"
     handlers: tuple[str, ...] = ()
+    entry_points: bool = True
+    worker_class: str = "simple"
+    max_attempts: int = 8
+    retry_base: float = 60.0
+    shutdown_grace: float = 25.0
+    worker_liveness: float = 30.0
 
     @classmethod
     def from_env(

@@ -1,0 +1,103 @@
+"""Router matching and composition, without Redis."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from hookbird import Context, Event, Router
+from hookbird.routing import RoutingError, UnknownEventWarning, handler_name
+
+
+def paid(event: Event, ctx: Context) -> None: ...
+
+
+def any_contact(event: Event, ctx: Context) -> None: ...
+
+
+def everything(event: Event, ctx: Context) -> None: ...
+
+
+def names(router: Router, action: str, entity_type: str | None = None) -> list[str]:
+    return [h.name.split(":")[1] for h in router.handlers_for(action, entity_type)]
+
+
+def test_exact_name_matches_only_itself() -> None:
+    """An official event name reaches its handler and no longer event sharing its prefix."""
+    router = Router()
+    router.on("contact_created")(any_contact)
+    assert names(router, "contact_created") == ["any_contact"]
+    assert names(router, "contact_created_from_checkout_order") == []
+
+
+def test_group_matches_every_event_in_it() -> None:
+    """An event group reaches every action that starts with it, and nothing else."""
+    router = Router()
+    router.on("sales_invoice_state_changed")(paid)
+    assert names(router, "sales_invoice_state_changed_to_paid") == ["paid"]
+    assert names(router, "sales_invoice_state_changed_to_late") == ["paid"]
+    assert names(router, "sales_invoice_created") == []
+
+
+def test_star_matches_everything_and_order_is_registration_order() -> None:
+    """``*`` reaches every push; handlers run in the order they were registered."""
+    router = Router()
+    router.on("*")(everything)
+    router.on("sales_invoice")(paid)
+    assert names(router, "sales_invoice_state_changed_to_paid") == ["everything", "paid"]
+    assert names(router, "anything_at_all") == ["everything"]
+
+
+def test_entity_type_narrows_a_route() -> None:
+    """``entity_type=`` keeps pushes about other entity types away from the handler."""
+    router = Router()
+    router.on("*", entity_type="Contact")(any_contact)
+    assert names(router, "contact_changed", "Contact") == ["any_contact"]
+    assert names(router, "contact_changed", "SalesInvoice") == []
+
+
+def test_routers_compose_and_a_handler_runs_once_per_push() -> None:
+    """Router(a, b) has both routers' handlers; a handler matched twice appears once."""
+    billing, crm = Router(), Router()
+    billing.on("sales_invoice_state_changed_to_paid")(paid)
+    crm.on("contact_created")(any_contact)
+    crm.on("contact")(any_contact)
+    crm.on("contact_changed", latest_only=True)(any_contact)
+    root = Router(billing, crm)
+    assert names(root, "sales_invoice_state_changed_to_paid") == ["paid"]
+    assert names(root, "contact_created") == ["any_contact"]
+    (handler,) = root.handlers_for("contact_changed")
+    assert handler.latest_only
+    assert not root.handlers_for("contact_created")[0].latest_only
+
+
+def test_handler_names_are_module_and_function() -> None:
+    """A handler's stable name is ``module:function``."""
+    assert handler_name(paid) == f"{__name__}:paid"
+
+
+def test_two_functions_with_one_name_are_refused() -> None:
+    """Composing two different functions that share a name raises instead of mixing records."""
+
+    def make() -> object:
+        def sync(event: Event, ctx: Context) -> None: ...
+
+        return sync
+
+    first, second = Router(), Router()
+    first.add("contact", make())  # type: ignore[arg-type]
+    second.add("contact", make())  # type: ignore[arg-type]
+    with pytest.raises(RoutingError):
+        Router(first, second)
+
+
+def test_unknown_event_names_warn_with_a_suggestion() -> None:
+    """A route naming an unofficial event warns and suggests the closest official name."""
+    router = Router()
+    with pytest.warns(UnknownEventWarning, match="sales_invoice_created"):
+        router.on("sales_invoice_creatd")(paid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        router.on("sales_invoice")(paid)
+    assert names(router, "sales_invoice_creatd") == ["paid"]

@@ -1,0 +1,212 @@
+"""Looking at and acting on stored pushes: the event log, replay, the dead letter.
+
+Used by ``hookbird events`` and ``hookbird failed``. Replay re-dispatches a stored
+push on purpose, past the dedup key: its outcome record is cleared so every handler
+runs again. Requeueing a dead-lettered push keeps what already succeeded (only the
+failed handlers run) and gives the failed ones a fresh set of attempts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
+
+from hookbird import catalog, keys
+from hookbird.logs import is_sensitive_key
+from workers.store import state_key, text
+
+EVENT_COLUMNS = ("action", "administration_id", "entity_type", "entity_id", "received_at")
+
+
+class AdminError(Exception):
+    """An event cannot be replayed or requeued; the message says why."""
+
+
+@dataclass(frozen=True)
+class EventRow:
+    event_id: str
+    action: str
+    administration_id: str
+    entity_type: str
+    entity_id: str
+    received_at: float
+    status: str
+    handlers: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    error: str = ""
+
+    def failed_handlers(self) -> list[str]:
+        return [n for n, r in self.handlers.items() if r.get("status") in ("failed", "dead")]
+
+
+def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
+    with connection.pipeline() as pipe:
+        pipe.hmget(keys.event_key(event_id), *EVENT_COLUMNS)
+        pipe.hgetall(state_key(event_id))
+        pipe.hget(keys.rq_job_key(event_id), "status")
+        values, state, job_status = pipe.execute()
+    if values[0] is None:
+        return None
+    action, adm, etype, eid, received = (text(v) if v is not None else "" for v in values)
+    st = {text(k): text(v) for k, v in state.items()}
+    status = st.get("status") or (text(job_status) if job_status else "expired")
+    if status == "started":
+        status = "running"
+    return EventRow(
+        event_id=event_id,
+        action=action,
+        administration_id=adm,
+        entity_type=etype,
+        entity_id=eid,
+        received_at=float(received or 0),
+        status=status,
+        handlers=json.loads(st.get("handlers") or "{}"),
+        error=st.get("error", ""),
+    )
+
+
+def get_event(connection: redis.Redis, event_id: str) -> EventRow | None:
+    return _row(connection, event_id)
+
+
+def iter_events(
+    connection: redis.Redis,
+    *,
+    action: str | None = None,
+    administration: str | None = None,
+    status: str | None = None,
+    since: float | None = None,
+    limit: int | None = None,
+) -> Iterator[EventRow]:
+    """Stored pushes, newest first, filtered (``action`` may be an event group)."""
+    found = 0
+    ids = connection.zrevrangebyscore(keys.EVENTS_INDEX, "+inf", since if since else "-inf")
+    for raw in ids:
+        row = _row(connection, text(raw))
+        if row is None:
+            continue
+        if action and not catalog.matches(action, row.action):
+            continue
+        if administration and row.administration_id != administration:
+            continue
+        if status and row.status != status:
+            continue
+        yield row
+        found += 1
+        if limit is not None and found >= limit:
+            return
+
+
+def raw_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
+    """The stored push with secrets (``webhook_token``, signature) blanked."""
+    stored = {text(k): v for k, v in connection.hgetall(keys.event_key(event_id)).items()}
+    try:
+        body = json.loads(stored.pop("body", b"") or b"null")
+    except ValueError:
+        body = "(body is not JSON)"
+    meta = {k: text(v) for k, v in stored.items() if not is_sensitive_key(k)}
+    return {"meta": meta, "body": _redact(body)}
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: ("[redacted]" if is_sensitive_key(str(k)) else _redact(v)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def replay(connection: redis.Redis, queue_name: str, event_id: str) -> Job:
+    """Queue a stored push again with a clean outcome record (every handler runs)."""
+    from receiver.enqueue import JOB_FAILURE_TTL, JOB_FUNCTION, JOB_RESULT_TTL, JOB_TIMEOUT
+
+    row = _row(connection, event_id)
+    if row is None:
+        raise AdminError(f"{event_id}: the stored push has expired or never existed")
+    current = connection.hget(keys.rq_job_key(event_id), "status")
+    if current is not None and text(current) in (JobStatus.QUEUED.value, JobStatus.STARTED.value):
+        raise AdminError(f"{event_id}: already {text(current)}; nothing to replay yet")
+    queue = Queue(queue_name, connection=connection)
+    connection.zrem(queue.failed_job_registry.key, event_id)
+    connection.zrem(queue.scheduled_job_registry.key, event_id)
+    connection.delete(state_key(event_id))
+    meta = {
+        "event_id": event_id,
+        "action": row.action,
+        "administration_id": row.administration_id,
+        "entity_type": row.entity_type,
+        "entity_id": row.entity_id,
+        "replay": True,
+    }
+    summary = " ".join(p for p in (row.action, row.entity_type, row.entity_id) if p)
+    job = Job.create(
+        JOB_FUNCTION,
+        connection=connection,
+        id=event_id,
+        timeout=JOB_TIMEOUT,
+        result_ttl=JOB_RESULT_TTL,
+        failure_ttl=JOB_FAILURE_TTL,
+        description=f"{summary} adm {row.administration_id} (replay)",
+        meta=meta,
+    )
+    return queue.enqueue_job(job)
+
+
+def failed_ids(connection: redis.Redis, queue_name: str) -> list[str]:
+    registry = FailedJobRegistry(queue_name, connection=connection)
+    return [text(i) for i in connection.zrange(registry.key, 0, -1)]
+
+
+def dead_letter(
+    connection: redis.Redis,
+    queue_name: str,
+    *,
+    action: str | None = None,
+    handler: str | None = None,
+    since: float | None = None,
+) -> list[EventRow]:
+    """Pushes in the dead letter, oldest first, filtered."""
+    rows = []
+    for event_id in failed_ids(connection, queue_name):
+        row = _row(connection, event_id)
+        if row is None:
+            row = EventRow(event_id, "?", "?", "", "", 0.0, "expired", {}, "raw push expired")
+        if action and not catalog.matches(action, row.action):
+            continue
+        if handler and handler not in row.failed_handlers():
+            continue
+        if since and row.received_at < since:
+            continue
+        rows.append(row)
+    return rows
+
+
+def requeue(connection: redis.Redis, queue_name: str, event_id: str) -> Job:
+    """Take a push out of the dead letter and queue it; failed handlers get fresh attempts."""
+    if not connection.exists(keys.event_key(event_id)):
+        raise AdminError(f"{event_id}: the stored push has expired; it cannot run again")
+    state = {text(k): text(v) for k, v in connection.hgetall(state_key(event_id)).items()}
+    outcomes: dict[str, dict[str, Any]] = json.loads(state.get("handlers") or "{}")
+    for record in outcomes.values():
+        if record.get("status") in ("failed", "dead"):
+            record["attempts"] = 0
+    connection.hset(
+        state_key(event_id),
+        mapping={"handlers": json.dumps(outcomes), "crashes": 0, "status": "queued", "error": ""},
+    )
+    registry = FailedJobRegistry(queue_name, connection=connection)
+    try:
+        return registry.requeue(event_id)
+    except NoSuchJobError:
+        raise AdminError(f"{event_id}: no such job (its dead-letter record expired)") from None
+    except Exception as exc:
+        raise AdminError(f"{event_id}: not in the dead letter ({type(exc).__name__})") from exc

@@ -1,0 +1,93 @@
+"""What to do after a handler fails, and when to try again: pure functions.
+
+::
+
+    RetryLater(after=…)                 retry; ``after`` wins over the backoff
+    TransientError (RateLimited, ServerError, Timeout, ConnectionFailed)
+                                        retry; ``retry_at`` wins when set
+    rq JobTimeoutException              retry (the handler ran out of time)
+    PermanentError (4xx, bad data)      dead letter at once, with the reason
+    any other exception                 retry like a transient error
+
+Unexpected exceptions are retried (as Sidekiq does) rather than dead-lettered at
+once: most are bugs or surprises in data that a fix deployed within the retry window
+clears without anyone requeueing anything; a push that keeps failing still reaches
+the dead letter after ``HOOKBIRD_MAX_ATTEMPTS``.
+
+Backoff: ``base * 3**(attempt-1)``, ±20 % jitter, at most ``base * 3**6``. With the
+defaults (base 60 s, 8 attempts) the seven waits are about 1 m, 3 m, 9 m, 27 m,
+81 m, 4 h and 12 h: the last attempt runs about 18 hours after the first.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import traceback
+from dataclasses import dataclass
+
+from rq.timeouts import JobTimeoutException
+
+from hookbird.context import RetryLater
+from hookbird.moneybird.errors import PermanentError, TransientError
+
+RETRY, DEAD = "retry", "dead"
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``kind`` is RETRY or DEAD; ``retry_at`` (epoch) when the error named a time."""
+
+    kind: str
+    reason: str
+    retry_at: float | None = None
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the exception, for outcome records and the dead letter."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:MAX_ERROR_LENGTH]
+
+
+def classify(exc: BaseException, now: float) -> Verdict:
+    """Retry or dead letter, following the table in the module docstring."""
+    if isinstance(exc, RetryLater):
+        return Verdict(RETRY, describe(exc), exc.retry_at(now))
+    if isinstance(exc, TransientError):
+        return Verdict(RETRY, describe(exc), exc.retry_at)
+    if isinstance(exc, JobTimeoutException):
+        return Verdict(RETRY, f"timed out: {exc}")
+    if isinstance(exc, PermanentError):
+        return Verdict(DEAD, describe(exc))
+    return Verdict(RETRY, "unexpected " + describe(exc))
+
+
+def short_traceback(exc: BaseException, limit: int = 6) -> str:
+    """The last frames of the traceback, for ``hookbird events show``."""
+    lines = traceback.format_exception(exc, limit=-limit)
+    return "".join(lines)[-MAX_ERROR_LENGTH:]
+
+
+def backoff(attempt: int, base: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    step = min(max(attempt, 1) - 1, 6)
+    jitter = (rng or random).uniform(0.8, 1.2)
+    return float(base * (3**step) * jitter)
+
+
+def retry_delay(
+    attempt: int,
+    base: float,
+    verdicts: list[Verdict],
+    now: float,
+    rng: random.Random | None = None,
+) -> int:
+    """Whole seconds until the next attempt (RQ schedules in seconds; at least 1).
+
+    A time named by an error (``RateLimited.retry_at``, ``RetryLater(after=…)``)
+    wins over the backoff; with several, the latest is kept so all can succeed.
+    """
+    named = [v.retry_at for v in verdicts if v.retry_at is not None]
+    delay = max(named) - now if named else backoff(attempt, base, rng)
+    return max(1, math.ceil(delay))

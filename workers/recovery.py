@@ -1,0 +1,123 @@
+"""Running again the pushes whose worker died (SIGKILL, OOM killer, lost machine).
+
+RQ alone leaves such a job "started" until its execution entry expires (the job
+timeout plus a minute), then moves it to the FailedJobRegistry as abandoned
+(rq issues #2015, #2289): the push would sit in the dead letter though nothing is
+wrong with it. hookbird workers therefore keep a short-lived liveness key,
+``hookbird:alive:<worker name>``, refreshed by a thread every third of
+``HOOKBIRD_WORKER_LIVENESS``, and list themselves in ``hookbird:workers``. Every
+worker regularly looks at RQ's started registry: a started job whose hookbird worker
+has no liveness key any more is put back at the front of the queue, its entity lock
+released. Each such rescue counts as a crash; a push that has taken down its worker
+``HOOKBIRD_MAX_ATTEMPTS`` times goes to the dead letter instead.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+
+from hookbird import keys
+from hookbird.logs import get_logger
+from workers.jobs import entity_from_meta
+from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key
+
+log = get_logger("hookbird.recovery")
+
+WORKERS = keys.PREFIX + "workers"
+REAPER_LOCK = keys.PREFIX + "lock:reaper"
+
+RELEASE_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder and string.sub(holder, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"""
+
+
+def alive_key(worker_name: str) -> str:
+    return f"{keys.PREFIX}alive:{worker_name}"
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def reap(connection: redis.Redis, queue_name: str, *, max_attempts: int) -> list[str]:
+    """Requeue the started pushes whose worker is gone; returns their ids."""
+    if not connection.set(REAPER_LOCK, "1", nx=True, px=5000):
+        return []  # another worker is doing it right now
+    rescued: list[str] = []
+    try:
+        registry = StartedJobRegistry(queue_name, connection=connection)
+        entries: list[bytes] = connection.zrange(registry.key, 0, -1)  # type: ignore[assignment]
+        for raw in entries:
+            entry = _text(raw)
+            job_id = entry.split(":", 1)[0]
+            status, worker = (
+                _text(v) for v in connection.hmget(keys.rq_job_key(job_id), "status", "worker_name")
+            )
+            if status != JobStatus.STARTED.value or not worker:
+                continue
+            if not connection.sismember(WORKERS, worker) or connection.exists(alive_key(worker)):
+                continue
+            connection.zrem(registry.key, entry)
+            _rescue(connection, queue_name, job_id, worker, max_attempts)
+            rescued.append(job_id)
+        _forget_dead_workers(connection)
+    finally:
+        connection.delete(REAPER_LOCK)
+    return rescued
+
+
+def _rescue(
+    connection: redis.Redis, queue_name: str, job_id: str, worker: str, max_attempts: int
+) -> None:
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except Exception:
+        return
+    crashes = int(connection.hincrby(state_key(job_id), "crashes", 1))
+    entity = entity_from_meta(job.meta or {})
+    if entity:
+        suffix = entity_suffix(*entity)
+        connection.eval(RELEASE_LOCK, 1, entity_lock_key(suffix), job_id)
+    queue = Queue(queue_name, connection=connection)
+    if crashes >= max_attempts:
+        reason = f"its worker died {crashes} times while handling it (last: {worker})"
+        with connection.pipeline() as pipe:
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            job.failed_job_registry.add(
+                job, ttl=job.failure_ttl, exc_string=f"DeadLettered: {reason}", pipeline=pipe
+            )
+            pipe.hset(state_key(job_id), mapping={"status": "dead", "error": reason})
+            if entity:
+                pipe.zrem(entity_set_key(entity_suffix(*entity)), job_id)
+            pipe.execute()
+        log.error("push sent to the dead letter", event_id=job_id, error=reason)
+        return
+    connection.hset(
+        state_key(job_id),
+        mapping={
+            "status": "queued",
+            "error": f"worker {worker} died",
+            "updated_at": repr(time.time()),
+        },
+    )
+    job.started_at = None
+    queue.enqueue_job(job, at_front=True)
+    log.warning("push run again: its worker died", event_id=job_id, worker=worker, crashes=crashes)
+
+
+def _forget_dead_workers(connection: redis.Redis) -> None:
+    for raw in connection.smembers(WORKERS):
+        name = _text(raw)
+        if not connection.exists(alive_key(name)):
+            connection.srem(WORKERS, name)

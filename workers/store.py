@@ -1,0 +1,199 @@
+"""Per-event outcome records and per-entity turn-taking in Redis: two scripts, one round trip each.
+
+=============================================  ==========================================
+``hookbird:state:<event_id>``                  hash: status, attempts, crashes, parks,
+                                               last error, ``handlers`` (JSON per handler)
+``hookbird:entity:<adm>:<type>:<id>``          sorted set: unfinished pushes for one
+                                               entity, event id → received-at
+``hookbird:entity-lock:<adm>:<type>:<id>``     string: ``<event_id>:<run token>`` while a
+                                               push for the entity runs (TTL job timeout)
+``hookbird:version:<handler>:<adm>:<type>:<id>``  highest entity version a
+                                               ``latest_only`` handler has handled
+=============================================  ==========================================
+
+Order per entity: :data:`BEGIN` puts the push in its entity's set (score: receipt
+time) and lets it run only when it is the oldest unfinished push there and no other
+push holds the entity's lock. A push whose worker dequeued it a moment before ours
+but has not reached this script yet is still in RQ's intermediate list or started
+registry: the script looks there too, so the older push is never overtaken. A push
+stays in the set while it waits for a retry (later pushes for the entity wait too)
+and leaves when it succeeds or is dead-lettered. Entries whose RQ job is gone or
+finished are dropped, so a lost record cannot block an entity for ever.
+:data:`FINISH` records the outcome, releases the lock and hands back the next
+waiting push for the entity so the caller can put it at the front of the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from hookbird import keys
+
+WAITING_STATUSES = ("queued", "started", "scheduled", "deferred")
+
+BEGIN = """
+local event_key, state_key, set_key, lock_key, wip_key, mid_key = unpack(KEYS)
+local me, token, lock_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local stored = redis.call('HGETALL', event_key)
+if #stored == 0 then return {'expired', {}, {}} end
+local state = redis.call('HGETALL', state_key)
+if set_key == '' then return {'go', stored, state} end
+local adm, etype, eid = ARGV[4], ARGV[5], ARGV[6]
+local received = redis.call('HGET', event_key, 'received_at') or '0'
+redis.call('ZADD', set_key, 'NX', received, me)
+-- pushes dequeued before this one that have not reached this script yet
+local candidates = redis.call('LRANGE', mid_key, 0, -1)
+for _, entry in ipairs(redis.call('ZRANGE', wip_key, 0, -1)) do
+  table.insert(candidates, string.match(entry, '^([^:]+)'))
+end
+for _, other in ipairs(candidates) do
+  if other ~= me and other < me then
+    local f = redis.call('HMGET', 'hookbird:event:' .. other,
+      'administration_id', 'entity_type', 'entity_id', 'received_at')
+    if f[1] == adm and f[2] == etype and f[3] == eid then
+      redis.call('ZADD', set_key, 'NX', f[4] or '0', other)
+    end
+  end
+end
+for _ = 1, 50 do
+  local head = redis.call('ZRANGE', set_key, 0, 0)[1]
+  if head == me then break end
+  local status = redis.call('HGET', 'rq:job:' .. head, 'status')
+  if status == 'queued' or status == 'started' or status == 'scheduled'
+      or status == 'deferred' then
+    return {'wait', stored, state}
+  end
+  redis.call('ZREM', set_key, head)
+end
+local holder = redis.call('GET', lock_key)
+if holder and string.sub(holder, 1, #me + 1) ~= me .. ':' then
+  return {'wait', stored, state}
+end
+redis.call('SET', lock_key, token, 'PX', lock_ms)
+return {'go', stored, state}
+"""
+
+FINISH = """
+local state_key, set_key, lock_key, job_key, scheduled_key, event_key = unpack(KEYS)
+local me, token, done, ttl, description, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+for i = 7, #ARGV, 2 do redis.call('HSET', state_key, ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', state_key, ttl)
+if done == 'dead' then redis.call('EXPIRE', event_key, ttl) end
+if description ~= '' and redis.call('EXISTS', job_key) == 1 then
+  redis.call('HSET', job_key, 'description', description)
+end
+if set_key == '' or done == 'park' then return false end
+if redis.call('GET', lock_key) == token then redis.call('DEL', lock_key) end
+if done ~= 'no' then redis.call('ZREM', set_key, me) end
+local head = redis.call('ZRANGE', set_key, 0, 0)[1]
+if not head or head == me then return false end
+local due = redis.call('ZSCORE', scheduled_key, head)
+-- wake it only while it is not due yet, so the scheduler is not also enqueueing it
+if due and tonumber(due) > tonumber(now) + 1 then
+  redis.call('ZREM', scheduled_key, head)
+  return head
+end
+return false
+"""
+
+
+def state_key(event_id: str) -> str:
+    return f"{keys.PREFIX}state:{event_id}"
+
+
+def entity_suffix(administration_id: str, entity_type: str, entity_id: str) -> str:
+    return f"{administration_id}:{entity_type}:{entity_id}"
+
+
+def entity_set_key(suffix: str) -> str:
+    return f"{keys.PREFIX}entity:{suffix}"
+
+
+def entity_lock_key(suffix: str) -> str:
+    return f"{keys.PREFIX}entity-lock:{suffix}"
+
+
+def version_key(handler: str, suffix: str) -> str:
+    return f"{keys.PREFIX}version:{handler}:{suffix}"
+
+
+def text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def pairs(flat: list[Any]) -> dict[str, Any]:
+    """A flat ``[k1, v1, k2, v2…]`` script reply as a dict with text keys."""
+    return {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+@dataclass(frozen=True)
+class Begun:
+    """What :meth:`Store.begin` found: ``go``, ``wait`` or ``expired``."""
+
+    verdict: str
+    stored: dict[str, Any]
+    state: dict[str, str]
+
+
+class Store:
+    """The two scripts, bound to one Redis connection and one queue's RQ keys."""
+
+    def __init__(self, client: redis.Redis, *, wip_key: str, mid_key: str, scheduled_key: str):
+        self.redis = client
+        self.wip_key = wip_key
+        self.mid_key = mid_key
+        self.scheduled_key = scheduled_key
+        self._begin = client.register_script(BEGIN)
+        self._finish = client.register_script(FINISH)
+
+    def begin(
+        self, event_id: str, token: str, lock_ttl: float, entity: tuple[str, str, str] | None
+    ) -> Begun:
+        suffix = entity_suffix(*entity) if entity else None
+        script_keys = [
+            keys.event_key(event_id),
+            state_key(event_id),
+            entity_set_key(suffix) if suffix else "",
+            entity_lock_key(suffix) if suffix else "",
+            self.wip_key,
+            self.mid_key,
+        ]
+        args: list[Any] = [event_id, token, int(lock_ttl * 1000), *(entity or ("", "", ""))]
+        verdict, stored, state = self._begin(keys=script_keys, args=args)
+        return Begun(text(verdict), pairs(stored), {k: text(v) for k, v in pairs(state).items()})
+
+    def finish(
+        self,
+        event_id: str,
+        token: str,
+        *,
+        entity: tuple[str, str, str] | None,
+        done: str,
+        ttl: int,
+        description: str,
+        now: float,
+        fields: Mapping[str, str],
+    ) -> str | None:
+        """Record the outcome; ``done``: ``no`` (will run again), ``yes``, ``dead`` or ``park``.
+
+        Returns the id of the next waiting push for the entity, taken out of RQ's
+        scheduled registry, for the caller to enqueue.
+        """
+        suffix = entity_suffix(*entity) if entity else None
+        script_keys = [
+            state_key(event_id),
+            entity_set_key(suffix) if suffix else "",
+            entity_lock_key(suffix) if suffix else "",
+            keys.rq_job_key(event_id),
+            self.scheduled_key,
+            keys.event_key(event_id),
+        ]
+        args: list[Any] = [event_id, token, done, ttl, description, repr(now)]
+        for name, value in fields.items():
+            args += [name, value]
+        woken = self._finish(keys=script_keys, args=args)
+        return text(woken) if woken else None

@@ -1,0 +1,157 @@
+"""The hookbird worker: an RQ worker with a shutdown grace period and a liveness beat.
+
+Two classes, chosen with ``HOOKBIRD_WORKER_CLASS``:
+
+- ``simple`` (default, RQ's ``SimpleWorker``): runs pushes in the worker process.
+  The Moneybird client's connection pool and rate-budget view live as long as the
+  process, and there is no fork per push: several times the throughput. A handler
+  that crashes the interpreter takes the worker down; the process manager restarts
+  it and :mod:`workers.recovery` runs the push again.
+- ``fork`` (RQ's ``Worker``): a child process per push, so a handler that leaks
+  memory or segfaults cannot hurt the worker. Costs a fork and a new client (new
+  connections) per push.
+
+Stopping (SIGTERM or Ctrl-C): RQ's warm shutdown lets the current push finish. After
+``HOOKBIRD_SHUTDOWN_GRACE`` seconds the running handler is interrupted (SIGUSR1 to
+the process running it) and the push goes back to the front of the queue, with no
+attempt used up. A second signal stops at once, also requeueing the push.
+
+A daemon thread refreshes this worker's liveness key and, on every beat, looks for
+pushes whose worker died (see :mod:`workers.recovery`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from typing import Any
+
+from rq import SimpleWorker, Worker
+
+from hookbird.logs import get_logger
+from workers import jobs, recovery
+from workers.store import entity_lock_key, entity_suffix, state_key
+
+log = get_logger("hookbird.worker")
+
+GRACE_SIGNAL = signal.SIGUSR1
+
+
+def _on_grace_signal(signum: int, frame: Any) -> None:
+    jobs.request_interrupt()
+
+
+class HookbirdMixin:
+    """Grace period, liveness beat and recovery, shared by both worker classes."""
+
+    shutdown_grace: float = 25.0
+    liveness: float = 30.0
+    max_attempts: int = 8
+    _beat_thread: threading.Thread | None = None
+    _beat_stop: threading.Event | None = None
+    _grace_timer: threading.Timer | None = None
+
+    # -- liveness -------------------------------------------------------------------
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)  # type: ignore[misc]
+        conn = self.connection  # type: ignore[attr-defined]
+        conn.set(recovery.alive_key(self.name), os.getpid(), px=int(self.liveness * 1000))  # type: ignore[attr-defined]
+        conn.sadd(recovery.WORKERS, self.name)  # type: ignore[attr-defined]
+        self._beat_stop = threading.Event()
+        self._beat_thread = threading.Thread(
+            target=self._beat, name="hookbird-liveness", daemon=True
+        )
+        self._beat_thread.start()
+
+    def _beat(self) -> None:
+        assert self._beat_stop is not None
+        conn = self.connection  # type: ignore[attr-defined]
+        key = recovery.alive_key(self.name)  # type: ignore[attr-defined]
+        interval = self.liveness / 3
+        while not self._beat_stop.is_set():
+            try:
+                conn.set(key, os.getpid(), px=int(self.liveness * 1000))
+                for queue in self.queues:  # type: ignore[attr-defined]
+                    recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
+            except Exception as exc:  # Redis blips must not kill the beat
+                log.warning("liveness beat failed", error=f"{type(exc).__name__}: {exc}")
+            self._beat_stop.wait(interval)
+
+    def clean_registries(self) -> None:
+        # Rescue pushes of dead workers before RQ's own cleanup calls them abandoned.
+        for queue in self.queues:  # type: ignore[attr-defined]
+            recovery.reap(self.connection, queue.name, max_attempts=self.max_attempts)  # type: ignore[attr-defined]
+        super().clean_registries()  # type: ignore[misc]
+
+    def teardown(self) -> None:
+        if self._beat_stop is not None:
+            self._beat_stop.set()
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+        super().teardown()  # type: ignore[misc]
+        conn = self.connection  # type: ignore[attr-defined]
+        conn.delete(recovery.alive_key(self.name))  # type: ignore[attr-defined]
+        conn.srem(recovery.WORKERS, self.name)  # type: ignore[attr-defined]
+
+    # -- graceful stop ----------------------------------------------------------------
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()  # type: ignore[misc]
+        if self._grace_timer is None:
+            self._grace_timer = threading.Timer(self.shutdown_grace, self._grace_over)
+            self._grace_timer.daemon = True
+            self._grace_timer.start()
+
+    def _grace_over(self) -> None:
+        log.warning("shutdown grace period over: interrupting the running push")
+        self._interrupt_running()
+
+    def _interrupt_running(self) -> None:
+        raise NotImplementedError
+
+
+class HookbirdSimpleWorker(HookbirdMixin, SimpleWorker):
+    """Runs pushes in this process (see the module docstring for why it is the default)."""
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()  # type: ignore[no-untyped-call]
+        signal.signal(GRACE_SIGNAL, _on_grace_signal)
+
+    def _interrupt_running(self) -> None:
+        ident = threading.main_thread().ident
+        if ident is not None:
+            signal.pthread_kill(ident, GRACE_SIGNAL)
+
+
+class HookbirdForkWorker(HookbirdMixin, Worker):
+    """Runs each push in a child process."""
+
+    def setup_work_horse_signals(self) -> None:
+        super().setup_work_horse_signals()  # type: ignore[no-untyped-call]
+        signal.signal(GRACE_SIGNAL, _on_grace_signal)
+
+    def _interrupt_running(self) -> None:
+        pid = self.horse_pid
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, GRACE_SIGNAL)
+
+    def handle_work_horse_killed(self, job: Any, retpid: Any, ret_val: Any, rusage: Any) -> None:
+        """The child died mid-push (SIGKILL, segfault): run the push again, up to a limit."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
+        crashes = int(self.connection.hincrby(state_key(job.id), "crashes", 1))
+        if crashes < self.max_attempts:
+            job.retries_left = 1
+            job.retry_intervals = [0]
+            job.enqueue_at_front_on_retry = True
+        entity = jobs.entity_from_meta(job.meta or {})
+        if entity:
+            key = entity_lock_key(entity_suffix(*entity))
+            self.connection.eval(recovery.RELEASE_LOCK, 1, key, job.id)
+
+
+WORKER_CLASSES: dict[str, type[HookbirdMixin]] = {
+    "simple": HookbirdSimpleWorker,
+    "fork": HookbirdForkWorker,
+}

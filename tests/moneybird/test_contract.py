@@ -1,0 +1,188 @@
+"""Contract: every request the client builds is valid against Moneybird's own OpenAPI spec.
+
+The spec is a trimmed copy of Moneybird's official one (``trim_spec.py``); the
+validator is openapi-core's. Each client operation runs against a transport that
+records the request and answers like Moneybird would, then the recorded method,
+path, query and body are validated against the spec.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from openapi_core import Config, OpenAPI
+from openapi_core.datatypes import RequestParameters
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from hookbird.moneybird import Administration, Client
+
+SPEC = Path(__file__).with_name("openapi-trimmed.json")
+ADMIN = "123456789012345678"
+ID = "496081407814141080"
+
+
+class Recorded:
+    """An httpx2 request as openapi-core's Request protocol sees it."""
+
+    def __init__(self, request: httpx2.Request) -> None:
+        self.host_url = f"{request.url.scheme}://{request.url.netloc.decode()}"
+        self.path = request.url.path
+        self.method = request.method.lower()
+        self.body = request.content or None
+        self.content_type = request.headers.get("content-type", "")
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(list(request.url.params.multi_items())),
+            header=Headers(list(request.headers.items())),
+            cookie=ImmutableMultiDict(),
+        )
+
+
+@pytest.fixture(scope="module")
+def openapi() -> OpenAPI:
+    return load()
+
+
+def load() -> OpenAPI:
+    # Moneybird declares request bodies as application/*; they are JSON (or multipart).
+    config = Config(extra_media_type_deserializers={"application/*": json.loads})
+    return OpenAPI.from_dict(json.loads(SPEC.read_text(encoding="utf-8")), config=config)
+
+
+def answer(request: httpx2.Request) -> httpx2.Response:
+    if request.method == "DELETE" or request.url.path.endswith(("activate.json",)):
+        return httpx2.Response(204)
+    if request.url.path.endswith("download_pdf.json"):
+        return httpx2.Response(200, content=b"%PDF")
+    if request.url.path.endswith("synchronization.json") or request.url.path.endswith(
+        ("s.json", "es.json", "ies.json")
+    ):
+        body: Any = [{"id": ID, "version": 1}] if request.method == "GET" else []
+        return httpx2.Response(200, json=body)
+    return httpx2.Response(200 if request.method != "POST" else 201, json={"id": ID})
+
+
+Op = Callable[[Administration], Any]
+
+OPERATIONS: dict[str, Op] = {
+    "administrations": lambda a: a.client.administrations(),
+    "request reports": lambda a: a.request("GET", "/reports/profit_loss"),
+    "contacts.list": lambda a: list(a.contacts.list(query="vogel", include_archived="true")),
+    "contacts.get": lambda a: a.contacts.get(ID),
+    "contacts.create": lambda a: a.contacts.create(company_name="Vogel B.V.", city="Utrecht"),
+    "contacts.update": lambda a: a.contacts.update(ID, firstname="Anne"),
+    "contacts.delete": lambda a: a.contacts.delete(ID),
+    "contacts.sync": lambda a: a.contacts.sync(),
+    "contacts.fetch_many": lambda a: a.contacts.fetch_many([ID, "496081407814141081"]),
+    "sales_invoices.list": lambda a: list(a.sales_invoices.list(filter="state:open")),
+    "sales_invoices.get": lambda a: a.sales_invoices.get(ID),
+    "sales_invoices.create": lambda a: a.sales_invoices.create(
+        contact_id=ID, details_attributes=[{"description": "Advies", "price": "100.0"}]
+    ),
+    "sales_invoices.update": lambda a: a.sales_invoices.update(ID, reference="PO-42"),
+    "sales_invoices.delete": lambda a: a.sales_invoices.delete(ID),
+    "sales_invoices.sync": lambda a: a.sales_invoices.sync(filter="state:open"),
+    "sales_invoices.fetch_many": lambda a: a.sales_invoices.fetch_many([ID]),
+    "sales_invoices.send": lambda a: a.sales_invoices.send(ID, delivery_method="Email"),
+    "sales_invoices.register_payment": lambda a: a.sales_invoices.register_payment(
+        ID, payment_date="2026-11-01", price="121.0"
+    ),
+    "sales_invoices.download_pdf": lambda a: a.sales_invoices.download_pdf(ID),
+    "sales_invoices.find_by_invoice_id": lambda a: a.sales_invoices.find_by_invoice_id("2026-1"),
+    "estimates.list": lambda a: list(a.estimates.list(filter="state:open")),
+    "estimates.create": lambda a: a.estimates.create(contact_id=ID),
+    "estimates.sync": lambda a: a.estimates.sync(),
+    "estimates.fetch_many": lambda a: a.estimates.fetch_many([ID]),
+    "estimates.send": lambda a: a.estimates.send(ID, delivery_method="Email"),
+    "purchase_invoices.list": lambda a: list(a.purchase_invoices.list()),
+    "purchase_invoices.get": lambda a: a.purchase_invoices.get(ID),
+    "purchase_invoices.create": lambda a: a.purchase_invoices.create(
+        contact_id=ID, reference="F-1", date="2026-11-01"
+    ),
+    "purchase_invoices.update": lambda a: a.purchase_invoices.update(ID, reference="F-2"),
+    "purchase_invoices.sync": lambda a: a.purchase_invoices.sync(),
+    "purchase_invoices.fetch_many": lambda a: a.purchase_invoices.fetch_many([ID]),
+    "purchase_invoices.register_payment": lambda a: a.purchase_invoices.register_payment(
+        ID, payment_date="2026-11-01", price="50.0"
+    ),
+    "receipts.list": lambda a: list(a.receipts.list()),
+    "receipts.create": lambda a: a.receipts.create(contact_id=ID, date="2026-11-01"),
+    "receipts.sync": lambda a: a.receipts.sync(),
+    "receipts.fetch_many": lambda a: a.receipts.fetch_many([ID]),
+    "receipts.delete": lambda a: a.receipts.delete(ID),
+    "typeless_documents.list": lambda a: list(a.typeless_documents.list()),
+    "typeless_documents.get": lambda a: a.typeless_documents.get(ID),
+    "typeless_documents.sync": lambda a: a.typeless_documents.sync(),
+    "typeless_documents.fetch_many": lambda a: a.typeless_documents.fetch_many([ID]),
+    "time_entries.list": lambda a: list(a.time_entries.list(filter="state:open")),
+    "time_entries.create": lambda a: a.time_entries.create(
+        user_id=ID,
+        started_at="2026-11-01T09:00:00Z",
+        ended_at="2026-11-01T10:00:00Z",
+        description="Advies",
+    ),
+    "time_entries.update": lambda a: a.time_entries.update(ID, description="Advies+"),
+    "time_entries.stop": lambda a: a.time_entries.stop(ID),
+    "products.list": lambda a: list(a.products.list(query="abonnement")),
+    "products.create": lambda a: a.products.create(
+        description="Abonnement", price="10.0", ledger_account_id=ID
+    ),
+    "projects.list": lambda a: list(a.projects.list()),
+    "projects.create": lambda a: a.projects.create(name="Website"),
+    "ledger_accounts.list": lambda a: list(a.ledger_accounts.list()),
+    "ledger_accounts.get": lambda a: a.ledger_accounts.get(ID),
+    "tax_rates.list": lambda a: list(a.tax_rates.list()),
+    "webhooks.list": lambda a: list(a.webhooks.list()),
+    "webhooks.create": lambda a: a.webhooks.create(
+        "https://hooks.example/webhooks/moneybird", ["sales_invoice_state_changed_to_paid"]
+    ),
+    "webhooks.delete": lambda a: a.webhooks.delete(ID),
+    "webhooks.activate": lambda a: a.webhooks.activate(ID),
+    "webhooks.deactivate": lambda a: a.webhooks.deactivate(ID),
+}
+
+
+def record(operation: Op) -> list[httpx2.Request]:
+    sent: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return answer(request)
+
+    client = Client(token="fake-contract-token-0123", transport=httpx2.MockTransport(handler))
+    operation(client.administration(ADMIN))
+    return sent
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_request_matches_moneybirds_spec(name: str, openapi: OpenAPI) -> None:
+    """The request(s) this operation sends validate against the official spec."""
+    sent = record(OPERATIONS[name])
+    assert sent
+    for request in sent:
+        assert request.url.path.endswith(".json")
+        openapi.validate_request(Recorded(request))
+
+
+def test_validator_rejects_what_moneybird_would() -> None:
+    """The contract check is real: a wrapped webhook body and a missing .json are refused."""
+    spec = load()
+    bad_body = httpx2.Request(
+        "POST",
+        f"https://moneybird.com/api/v2/{ADMIN}/webhooks.json",
+        json={"webhook": {"url": "https://x"}, "events": ["contact_created"]},
+        headers={"Authorization": "Bearer fake-contract-token-0123"},
+    )
+    with pytest.raises(Exception, match=r"(?i)invalid|unevaluated|additional"):
+        spec.validate_request(Recorded(bad_body))
+    bad_page = httpx2.Request(
+        "GET",
+        f"https://moneybird.com/api/v2/{ADMIN}/contacts.json?per_page=all",
+        headers={"Authorization": "Bearer fake-contract-token-0123"},
+    )
+    with pytest.raises(Exception, match=r"(?i)invalid|maximum|parameter"):
+        spec.validate_request(Recorded(bad_page))

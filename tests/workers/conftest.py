@@ -144,3 +144,19 @@ def wait_for(
 
 def calls(client: redis.Redis, key: str = "test:calls") -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in client.lrange(key, 0, -1)]
+
+
+def run_cli(
+    redis_url: str, *args: str, input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``hookbird ARGS`` in a real process against the test Redis."""
+    return subprocess.run(
+        [sys.executable, "-m", "hookbird.cli", *args],
+        cwd=ROOT,
+        env=worker_env(redis_url, **env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

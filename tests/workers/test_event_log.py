@@ -1,0 +1,82 @@
+"""`hookbird events list / show / replay` against pushes handled by a real worker."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from tests.workers.conftest import TOKEN, Pusher, Workers, calls, run_cli, wait_for
+from workers.store import state_key
+
+pytestmark = pytest.mark.slow
+
+
+def succeeded(client: redis.Redis, *event_ids: str) -> bool:
+    return all(client.hget(state_key(e), "status") == b"succeeded" for e in event_ids)
+
+
+def test_list_show_and_replay(
+    push: Pusher, workers: Workers, redis_client: redis.Redis, redis_url: str
+) -> None:
+    """The log lists and filters pushes, shows one with outcomes (no token), and replays."""
+    workers.start()
+    contact = push(entity_id="456")
+    invoice = push(action="sales_invoice_state_changed_to_paid", entity_type="SalesInvoice")
+    wait_for(lambda: succeeded(redis_client, contact, invoice), message="both handled")
+
+    listing = run_cli(redis_url, "events", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert contact in listing.stdout
+    assert invoice in listing.stdout
+    assert listing.stdout.count("succeeded") == 2
+    only = run_cli(redis_url, "events", "list", "--action", "sales_invoice", "--since", "1h")
+    assert invoice in only.stdout
+    assert contact not in only.stdout
+
+    shown = run_cli(redis_url, "events", "show", contact)
+    assert shown.returncode == 0, shown.stderr
+    assert '"company_name": "Parkeerbedrijf"' in shown.stdout
+    assert "handler tests.workers.sample_handlers:sync_contact: ok, attempts 1" in shown.stdout
+    assert TOKEN not in shown.stdout
+
+    replayed = run_cli(redis_url, "events", "replay", contact)
+    assert replayed.returncode == 0, replayed.stderr
+    wait_for(lambda: len(calls(redis_client)) == 3, message="the replay")
+    assert [c["event_id"] for c in calls(redis_client)].count(contact) == 2
+
+    refused = run_cli(redis_url, "events", "replay", "--action", "contact")
+    assert refused.returncode == 1
+    assert "--yes" in refused.stderr
+    bulk = run_cli(redis_url, "events", "replay", "--action", "contact", "--yes")
+    assert bulk.returncode == 0
+    assert f"queued {contact}" in bulk.stdout
+    wait_for(lambda: len(calls(redis_client)) == 4, message="the bulk replay")
+
+
+def test_show_names_an_unknown_event(redis_client: redis.Redis, redis_url: str) -> None:
+    """`events show` of an id that is not stored says so and how to find real ones."""
+    result = run_cli(redis_url, "events", "show", "0000nothing")
+    assert result.returncode == 1
+    assert "hookbird events list" in result.stderr
+
+
+def test_bulk_requeue_asks_first_and_reports_a_count(
+    push: Pusher, workers: Workers, redis_client: redis.Redis, redis_url: str
+) -> None:
+    """`failed requeue --handler H` needs --yes off a terminal, then requeues every match."""
+    redis_client.set("test:dead:crm", 1)
+    workers.start()
+    first, second = push(entity_id="1"), push(entity_id="2")
+    wait_for(
+        lambda: all(redis_client.hget(state_key(e), "status") == b"dead" for e in (first, second)),
+        message="both dead-lettered",
+    )
+    handler = "tests.workers.sample_handlers:sync_contact"
+    refused = run_cli(redis_url, "failed", "requeue", "--handler", handler)
+    assert refused.returncode == 1
+    assert "--yes" in refused.stderr
+    redis_client.delete("test:dead:crm")
+    done = run_cli(redis_url, "failed", "requeue", "--handler", handler, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "2 requeued" in done.stdout
+    wait_for(lambda: succeeded(redis_client, first, second), message="both handled")

@@ -1,0 +1,129 @@
+"""Pushes through the real receiver into real worker processes: outcomes, retries, dead letter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+
+from tests.workers.conftest import Pusher, Workers, calls, run_cli, wait_for
+from workers.store import state_key
+
+pytestmark = pytest.mark.slow
+
+CRM = "tests.workers.sample_handlers:sync_contact"
+LATEST = "tests.workers.sample_handlers:latest_contact"
+BILLING = "tests.workers.sample_handlers:mark_paid"
+
+
+def state(client: redis.Redis, event_id: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in client.hgetall(state_key(event_id)).items()}
+
+
+def status_is(client: redis.Redis, event_id: str, wanted: str) -> bool:
+    return state(client, event_id).get("status") == wanted
+
+
+def test_a_push_reaches_its_handler_once_and_the_job_says_where_it_went(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """One push → the matching handler runs once; the job's description names the handler."""
+    workers.start()
+    event_id = push(entity_id="456")
+    wait_for(lambda: status_is(redis_client, event_id, "succeeded"), message="success")
+    (call,) = calls(redis_client)
+    assert call["event_id"] == event_id
+    assert call["attempt"] == 1
+    job = Job.fetch(event_id, connection=redis_client)
+    assert job.get_status() == "finished"
+    assert job.description == f"contact_created Contact 456 adm 123 → {CRM}"
+    assert job.meta["action"] == "contact_created"
+    assert job.meta["entity_id"] == "456"
+    outcomes = json.loads(state(redis_client, event_id)["handlers"])
+    assert outcomes[CRM]["status"] == "ok"
+
+
+def test_a_retry_runs_only_the_handler_that_failed(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """Two handlers, one fails transiently: the retry re-runs it alone, with attempt 2."""
+    redis_client.set("test:fail:crm", 1)
+    workers.start()
+    event_id = push(action="contact_changed")
+    wait_for(lambda: status_is(redis_client, event_id, "succeeded"), message="success")
+    done = calls(redis_client)
+    assert sorted(c["handler"] for c in done) == ["crm", "latest"]
+    crm = next(c for c in done if c["handler"] == "crm")
+    assert crm["attempt"] == 2
+    started = [json.loads(s)["handler"] for s in redis_client.lrange("test:started", 0, -1)]
+    assert sorted(started) == ["crm", "crm", "latest"]
+    outcomes = json.loads(state(redis_client, event_id)["handlers"])
+    assert outcomes[CRM]["attempts"] == 2
+    assert outcomes[LATEST]["attempts"] == 1
+
+
+def test_retry_later_is_honoured(push: Pusher, workers: Workers, redis_client: redis.Redis) -> None:
+    """RetryLater(after=2) from a handler: retried, no sooner than two seconds later."""
+    redis_client.set("test:retry_after:billing", 2)
+    workers.start()
+    event_id = push(action="sales_invoice_state_changed_to_paid", entity_type="SalesInvoice")
+    wait_for(lambda: status_is(redis_client, event_id, "succeeded"), message="success")
+    started = [json.loads(s) for s in redis_client.lrange("test:started", 0, -1)]
+    assert len(started) == 2
+    (call,) = calls(redis_client)
+    first = json.loads(state(redis_client, event_id)["handlers"])[BILLING]
+    assert call["attempt"] == 2
+    assert first["attempts"] == 2
+
+
+def test_permanent_error_dead_letters_then_requeue_succeeds(
+    push: Pusher, workers: Workers, redis_client: redis.Redis, redis_url: str
+) -> None:
+    """NotFound → dead letter at once (no retry) with the reason; requeue after a fix works."""
+    redis_client.set("test:dead:billing", 1)
+    workers.start()
+    event_id = push(action="sales_invoice_state_changed_to_paid", entity_type="SalesInvoice")
+    failed = FailedJobRegistry("hookbird", connection=redis_client)
+    wait_for(lambda: event_id in failed.get_job_ids(), message="the dead letter")
+    assert redis_client.llen("test:started") == 1
+    assert "NotFound" in state(redis_client, event_id)["error"]
+
+    listing = run_cli(redis_url, "failed", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert event_id in listing.stdout
+    assert "contact 42 is gone" in listing.stdout
+
+    redis_client.delete("test:dead:billing")
+    requeued = run_cli(redis_url, "failed", "requeue", event_id)
+    assert requeued.returncode == 0, requeued.stderr
+    wait_for(lambda: status_is(redis_client, event_id, "succeeded"), message="success")
+    assert event_id not in failed.get_job_ids()
+    (call,) = calls(redis_client)
+    assert call["attempt"] == 1  # a requeue gives the failed handler fresh attempts
+
+
+def test_out_of_attempts_goes_to_the_dead_letter(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """A handler that keeps failing transiently is dead-lettered after HOOKBIRD_MAX_ATTEMPTS."""
+    redis_client.set("test:fail:crm", 100)
+    workers.start(HOOKBIRD_MAX_ATTEMPTS="2")
+    event_id = push()
+    failed = FailedJobRegistry("hookbird", connection=redis_client)
+    wait_for(lambda: event_id in failed.get_job_ids(), message="the dead letter")
+    assert redis_client.llen("test:started") == 2
+    assert "gave up after 2 attempts" in state(redis_client, event_id)["error"]
+
+
+def test_push_with_no_handler_is_finished(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """A push no handler wants is marked succeeded; its description says no handlers."""
+    workers.start()
+    event_id = push(action="estimate_created", entity_type="Estimate")
+    wait_for(lambda: status_is(redis_client, event_id, "succeeded"), message="success")
+    job = Job.fetch(event_id, connection=redis_client)
+    assert job.description.endswith("→ (no handlers)")

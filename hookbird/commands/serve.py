@@ -83,6 +83,9 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         Ctrl-C stops everything.
     """)
     print(banner, file=sys.stderr, flush=True)
+    from hookbird.commands.worker import start_dev_worker, stop_dev_worker
+
+    worker = start_dev_worker(settings)
     try:
         uvicorn.run(
             create_app(settings),
@@ -93,6 +96,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
             server_header=False,
         )
     finally:
+        stop_dev_worker(worker, settings)
         if server is not None:
             server.stop()
     return EXIT_OK

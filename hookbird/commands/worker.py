@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
 import warnings
 from typing import Any
 
@@ -61,6 +67,41 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         for close in rt.closers:
             close()
     return EXIT_OK
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the worker gets SIGTERM if `hookbird dev` dies, even by SIGKILL: no orphans."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_dev_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """`hookbird dev`'s worker: a child process on the same Redis, stopped with the parent."""
+    env = dict(os.environ)
+    env["REDIS_URL"] = settings.redis_url or ""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hookbird.cli", "worker"],
+        env=env,
+        start_new_session=True,  # Ctrl-C reaches only `dev`, which then stops the worker once
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    print(
+        f"  worker     pid {proc.pid} (hookbird worker; `hookbird handlers` lists handlers)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return proc
+
+
+def stop_dev_worker(proc: subprocess.Popen[bytes], settings: Settings) -> None:
+    """SIGTERM, wait out the shutdown grace period, then kill: never leave it running."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(settings.shutdown_grace + 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def cmd_handlers(args: argparse.Namespace, settings: Settings) -> int:

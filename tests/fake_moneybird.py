@@ -18,7 +18,8 @@ It behaves like the parts of Moneybird hookbird depends on, strictly:
 
 In a test: ``with FakeMoneybird().serve() as fake: Client(base_url=fake.api_url, …)``.
 As a process (benchmarks): ``python -m tests.fake_moneybird --port 8123 --limit 30
---window 6``; ``GET /_fake/stats`` reports what it saw.
+--window 6``; ``GET /_fake/stats`` reports what it saw, ``GET /_fake/ids/contacts``
+lists ids without touching the rate limit.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import secrets
 import threading
 import time
@@ -88,7 +90,7 @@ class _Window:
         return {
             "RateLimit-Limit": str(self.limit),
             "RateLimit-Remaining": str(max(0, self.limit - len(self.hits))),
-            "RateLimit-Reset": str(int(reset) + 1),
+            "RateLimit-Reset": str(math.ceil(reset)),
         }
 
 
@@ -133,6 +135,7 @@ class FakeMoneybird:
                 Route("/oauth/token", self._token, methods=["POST"]),
                 Route("/files/{name}", self._file, methods=["GET"]),
                 Route("/_fake/stats", self._stats, methods=["GET"]),
+                Route("/_fake/ids/{resource}", self._list_ids, methods=["GET"]),
             ]
         )
 
@@ -244,7 +247,7 @@ class FakeMoneybird:
             if not allowed:
                 full = [w for w in windows if len(w.hits) >= w.limit]
                 headers["Retry-After"] = str(
-                    int(max(w.hits[len(w.hits) - w.limit] for w in full) + self.window) + 1
+                    math.ceil(max(w.hits[len(w.hits) - w.limit] for w in full) + self.window)
                 )
             return allowed, headers
 
@@ -435,6 +438,11 @@ class FakeMoneybird:
 
     async def _stats(self, request: Request) -> Response:
         return JSONResponse(dict(self.stats))
+
+    async def _list_ids(self, request: Request) -> Response:
+        """Ids of every record of a resource, outside auth and rate limit (benchmark setup)."""
+        found = self.records.get((ADMINISTRATION, request.path_params["resource"]), {})
+        return JSONResponse(list(found))
 
 
 async def _in_thread(func: Any, *args: Any) -> Any:

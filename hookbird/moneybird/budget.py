@@ -59,6 +59,18 @@ end
 return {1, now, now}
 """
 
+_REMAINING = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local least = -1
+for i = 1, #KEYS do
+  local used = redis.call('ZCOUNT', KEYS[i], now - tonumber(ARGV[1]), '+inf')
+  local left = tonumber(ARGV[1 + i]) - used
+  if least < 0 or left < least then least = left end
+end
+return least
+"""
+
 _HOLD = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -106,6 +118,9 @@ class Budget(Protocol):
     def hold(self, key: str, path: str, until: float) -> None:
         """Give out no slot before ``until`` (epoch seconds): the server said so."""
 
+    def remaining(self, key: str, path: str) -> int:
+        """Slots left now for a request to ``path`` (holds aside); takes none."""
+
 
 class RedisBudget:
     """The budget shared by every process using the same Redis."""
@@ -115,6 +130,7 @@ class RedisBudget:
         self.config = config or BudgetConfig()
         self._acquire = client.register_script(_ACQUIRE)
         self._hold = client.register_script(_HOLD)
+        self._remaining = client.register_script(_REMAINING)
 
     def _keys(self, key: str, path: str) -> tuple[list[str], list[int]]:
         buckets = self.config.buckets(path)
@@ -137,6 +153,11 @@ class RedisBudget:
         now_ms = int(time.time() * 1000)
         for hold_key in keys[len(keys) // 2 :]:
             self._hold(keys=[hold_key], args=[now_ms + int((until - time.time()) * 1000)])
+
+    def remaining(self, key: str, path: str) -> int:
+        keys, limits = self._keys(key, path)
+        span_ms = int((self.config.window + self.config.margin) * 1000)
+        return int(self._remaining(keys=keys[: len(limits)], args=[span_ms, *limits]))
 
     def reset(self, key: str) -> None:
         """Forget every slot and hold of ``key`` (tests and benchmarks)."""
@@ -171,6 +192,15 @@ class LocalBudget:
             for name in names:
                 self._logs[name].append(now)
             return None
+
+    def remaining(self, key: str, path: str) -> int:
+        span = self.config.window + self.config.margin
+        with self._lock:
+            now = time.time()
+            return min(
+                b.limit - sum(1 for t in self._logs.get(f"{b.name}:{key}", ()) if t > now - span)
+                for b in self.config.buckets(path)
+            )
 
     def hold(self, key: str, path: str, until: float) -> None:
         with self._lock:

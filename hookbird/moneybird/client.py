@@ -298,8 +298,14 @@ class Client:
         self._sleep(seconds)
 
     def _reconcile(self, key: str, path: str, rate: RateHeaders, now: float) -> None:
+        """Believe ``RateLimit-Remaining: 0`` only when it contradicts our own count.
+
+        When our budget is spent too, the header says nothing new (and its whole-second
+        reset would only add rounding); when we still have slots, someone else is using
+        the token, so no slot is given out before Moneybird's reset time.
+        """
         until = rate.exhausted_until(now)
-        if until is not None:
+        if until is not None and self.budget.remaining(key, path) > 0:
             self.budget.hold(key, path, until)
 
 

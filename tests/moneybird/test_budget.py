@@ -131,3 +131,29 @@ def test_cli_client_waits_for_a_slot_and_says_so(
     assert 0.3 < waits[0] <= 0.6
     assert fake.stats["requests"] == 3
     assert fake.stats["rate_limited"] == 0
+
+
+def test_remaining_counts_slots_without_taking_one(redis_client: redis.Redis) -> None:
+    """remaining() reports free slots (the tighter bucket for reports) and takes none."""
+    budget = RedisBudget(redis_client, BudgetConfig(limit=5, reports_limit=2, window=10))
+    budget.acquire("k", "/1/reports/tax.json")
+    budget.acquire("k", "/1/contacts.json")
+    assert budget.remaining("k", "/1/contacts.json") == 3
+    assert budget.remaining("k", "/1/reports/tax.json") == 1
+    assert budget.remaining("k", "/1/contacts.json") == 3
+    local = LocalBudget(BudgetConfig(limit=5, reports_limit=2, window=10))
+    local.acquire("k", "/1/reports/tax.json")
+    assert local.remaining("k", "/1/reports/tax.json") == 1
+
+
+def test_remaining_zero_is_ignored_when_our_count_agrees(
+    settings: Settings, redis_client: redis.Redis, admin_id: str
+) -> None:
+    """Remaining: 0 on the last slot we counted ourselves adds no hold (no whole-second
+    rounding on top of the window)."""
+    with FakeMoneybird(limit=2, window=60).serve() as strict:
+        local = settings.replace(moneybird_api_url=strict.api_url, rate_limit=2, rate_window=1.0)
+        client = Client.for_worker(local, redis_client)
+        client.administration(admin_id).contacts.sync()
+        client.administration(admin_id).contacts.sync()
+        assert not redis_client.keys("hookbird:rate:*:hold")

@@ -41,7 +41,13 @@ from hookbird.moneybird.errors import (
     Unauthorized,
 )
 from hookbird.moneybird.oauth import OAuthApp, StaticToken, StoredTokens, TokenSource
-from hookbird.moneybird.responses import RateHeaders, decode_body, error_for, next_link
+from hookbird.moneybird.responses import (
+    RateHeaders,
+    decode_body,
+    error_for,
+    next_link,
+    stringify_ids,
+)
 from hookbird.settings import Settings
 
 if TYPE_CHECKING:
@@ -167,7 +173,7 @@ class Client:
             files=files,
             administration_id=administration_id,
         )
-        return decode_body(response.content, response.headers.get("content-type"))
+        return stringify_ids(decode_body(response.content, response.headers.get("content-type")))
 
     def paginate(
         self, path: str, params: dict[str, Any] | None = None, *, administration_id: str | None
@@ -178,7 +184,7 @@ class Client:
         while url is not None:
             response = self.send("GET", url, params=query, administration_id=administration_id)
             page = decode_body(response.content, response.headers.get("content-type"))
-            yield from page if isinstance(page, list) else []
+            yield from stringify_ids(page) if isinstance(page, list) else []
             url, query = next_link(response.headers.get("link")), None
 
     def send(

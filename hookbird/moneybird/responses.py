@@ -109,6 +109,30 @@ def decode_body(content: bytes, content_type: str | None) -> Any:
     return text
 
 
+def stringify_ids(data: Any) -> Any:
+    """IDs as ``str`` everywhere: ``id``, ``*_id`` and ``*_ids`` values that came as numbers.
+
+    Moneybird's IDs are 64-bit; most are strings already, but some fields (such as
+    ``administration_id``) arrive as JSON numbers, which other languages' parsers round.
+    """
+    if isinstance(data, list):
+        return [stringify_ids(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    fixed: dict[str, Any] = {}
+    for key, value in data.items():
+        is_id = key == "id" or key.endswith("_id")
+        if is_id and isinstance(value, int) and not isinstance(value, bool):
+            fixed[key] = str(value)
+        elif key.endswith("_ids") and isinstance(value, list):
+            fixed[key] = [
+                str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value
+            ]
+        else:
+            fixed[key] = stringify_ids(value)
+    return fixed
+
+
 def _field(body: Any, name: str) -> Any:
     return body.get(name) if isinstance(body, dict) else None
 

@@ -11,6 +11,7 @@ from hookbird.moneybird.responses import (
     error_for,
     header_time,
     next_link,
+    stringify_ids,
 )
 
 NOW = 1_800_000_000.0
@@ -106,3 +107,23 @@ def test_success_is_no_error_and_body_decides_json() -> None:
     assert error_for(204, method="GET", path="/p", body=None, headers={}, now=NOW) is None
     assert decode_body(b'[{"id": "1"}]', "text/plain") == [{"id": "1"}]
     assert decode_body(b"Retry later", "application/json") == "Retry later"
+
+
+def test_numeric_ids_become_strings_and_other_numbers_stay() -> None:
+    """id, *_id and *_ids numbers become str at any depth; prices and flags do not."""
+    raw = {
+        "id": 496081407814141080,
+        "administration_id": 123,
+        "price": 100,
+        "paid": True,
+        "tax_rate_ids": [1, "2"],
+        "details": [{"id": 5, "ledger_account_id": 7, "amount": 3}],
+    }
+    assert stringify_ids(raw) == {
+        "id": "496081407814141080",
+        "administration_id": "123",
+        "price": 100,
+        "paid": True,
+        "tax_rate_ids": ["1", "2"],
+        "details": [{"id": "5", "ledger_account_id": "7", "amount": 3}],
+    }

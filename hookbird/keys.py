@@ -18,7 +18,7 @@ ordinary jobs.
 from __future__ import annotations
 
 import hashlib
-import os
+import random
 import time
 
 PREFIX = "hookbird:"
@@ -57,6 +57,10 @@ def rq_queue_key(queue: str) -> str:
 
 
 def new_event_id(now: float | None = None) -> str:
-    """A new event id: 12 hex digits of milliseconds, then 16 random: sortable by receipt."""
+    """A new event id: 12 hex digits of milliseconds, then 16 random: sortable by receipt.
+
+    Ids need to be unique, not secret: ``random`` is reseeded from the OS in every
+    process (and after fork) and costs no system call per id.
+    """
     millis = int((time.time() if now is None else now) * 1000)
-    return f"{millis:012x}{os.urandom(8).hex()}"
+    return f"{millis:012x}{random.getrandbits(64):016x}"

@@ -12,6 +12,7 @@ string. Log calls should still never pass secrets; this is the net under them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -34,6 +35,7 @@ REDACTED = "[redacted]"
 _known_secrets: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
     lowered = key.lower().replace("-", "_")
     return any(part in lowered for part in SENSITIVE_KEY_PARTS)
@@ -100,7 +102,8 @@ def configure_logging(
         processors=[*shared, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.WriteLoggerFactory(file=out),
-        cache_logger_on_first_use=True,
+        # Not cached: module-level loggers must follow a later configure_logging().
+        cache_logger_on_first_use=False,
     )
 
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -116,11 +119,14 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
-    # uvicorn and RQ install their own handlers; make them use ours instead.
+    # uvicorn and RQ may install handlers of their own; route them through ours instead.
+    # A logger switched off by its library (uvicorn's access log with access_log=False
+    # has no handlers and does not propagate) stays off.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "rq", "rq.worker", "rq.queue"):
         lib_logger = logging.getLogger(name)
-        lib_logger.handlers[:] = []
-        lib_logger.propagate = True
+        if lib_logger.handlers:
+            lib_logger.handlers[:] = []
+            lib_logger.propagate = True
 
 
 def get_logger(name: str | None = None, **initial: Any) -> Any:

@@ -42,6 +42,15 @@ def _parse_float(name: str, raw: str, *, minimum: float = 0.0) -> float:
     return value
 
 
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -132,6 +141,13 @@ FIELDS: tuple[Setting, ...] = (
         "Seconds the receiver caches a webhook subscription read from Redis.",
     ),
     Setting("HOOKBIRD_LOG_LEVEL", "log_level", "info", "debug, info, warning or error."),
+    Setting(
+        "HOOKBIRD_LOG_EACH_PUSH",
+        "log_each_push",
+        "false",
+        "Log a line for every stored or duplicate push (on in `hookbird dev`). Off: the "
+        "receiver logs a summary line every 10 s; refused pushes are always logged.",
+    ),
     Setting(
         "HOOKBIRD_LOG_FORMAT",
         "log_format",
@@ -280,6 +296,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "subscription_cache_ttl": lambda n, raw: _parse_float(n, raw),
     "log_level": lambda n, raw: _choice(n, raw, ("debug", "info", "warning", "error")),
     "log_format": lambda n, raw: _choice(n, raw, ("auto", "json", "console")),
+    "log_each_push": _parse_bool,
     "port": lambda n, raw: _parse_int(n, raw, minimum=1),
     "data_dir": lambda _n, raw: Path(raw),
     "moneybird_api_url": lambda _n, raw: raw.rstrip("/"),
@@ -320,6 +337,7 @@ class Settings:
     retry_after: int = 30
     subscription_cache_ttl: float = 5.0
     log_level: str = "info"
+    log_each_push: bool = False
     log_format: str = "auto"
     data_dir: Path = Path(".hookbird")
     host: str = "127.0.0.1"

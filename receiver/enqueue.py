@@ -18,10 +18,12 @@ format of the installed RQ.
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -43,6 +45,8 @@ JOB_RESULT_TTL = 3600
 JOB_FAILURE_TTL = 30 * 24 * 3600
 #: Largest number of pushes sent in one script call.
 MAX_BATCH = 256
+#: Script calls in flight at once: the next batch goes out while Redis works on one.
+MAX_IN_FLIGHT = 2
 
 EVENT_FIELDS: tuple[str, ...] = (
     "body",
@@ -75,7 +79,8 @@ class NewPush:
     received_at: float
     description: str
     meta: dict[str, str]
-    fields: dict[str, str | bytes]
+    #: one value per name in :data:`EVENT_FIELDS`, in that order
+    fields: tuple[str | bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,18 @@ class Outcome:
     event_id: str
 
 
+@lru_cache(maxsize=4)
+def _second(whole: int) -> str:
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def rq_timestamp(epoch: float) -> str:
-    """Timestamps the way RQ writes them (``rq.utils.utcformat``)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Timestamps the way RQ writes them (``rq.utils.utcformat``); strftime once a second."""
+    whole = int(epoch)
+    micros = round((epoch - whole) * 1_000_000)
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    return f"{_second(whole)}.{micros:06d}Z"
 
 
 def job_template(queue: str) -> dict[str, bytes | str | int]:
@@ -108,6 +122,15 @@ def job_template(queue: str) -> dict[str, bytes | str | int]:
     return fields
 
 
+def frame(values: Sequence[bytes]) -> bytes:
+    """Frame strings the way ``enqueue.lua`` reads them: count, lengths, then the bytes."""
+    return struct.pack(f">{len(values) + 1}I", len(values), *map(len, values)) + b"".join(values)
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
 class Enqueuer:
     """Sends pushes to Redis in shared script calls; one instance per receiver process."""
 
@@ -127,25 +150,35 @@ class Enqueuer:
         self.timeout = timeout
         self._dumps = resolve_serializer(None).dumps
         template = job_template(queue)
-        self._head: list[Any] = [len(EVENT_FIELDS), 2 * len(template), *EVENT_FIELDS]
+        head: list[str | bytes] = [str(len(EVENT_FIELDS)), *EVENT_FIELDS]
         for name, value in template.items():
-            self._head += [name, value]
+            head += [name, value if isinstance(value, bytes) else str(value)]
+        self._head = frame([_bytes(item) for item in head])
+        self._prefixes = (keys.event_key(""), keys.rq_job_key(""))
         self._sha: str | None = None
         self._pending: list[tuple[NewPush, asyncio.Future[Outcome]]] = []
-        self._flushing = False
+        self._scheduled = False
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.max_in_flight = MAX_IN_FLIGHT
 
     async def submit(self, push: NewPush) -> Outcome:
         """Store and enqueue one push, or raise :class:`QueueUnavailable`."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
         self._pending.append((push, future))
-        if not self._flushing:
-            self._flushing = True
+        if not self._scheduled and self._in_flight < self.max_in_flight:
             # The task first runs after the callbacks already ready in this loop turn,
             # so every request that arrived with this one joins the same batch.
-            asyncio.get_running_loop().create_task(self._flush())
+            self._scheduled = True
+            task = loop.create_task(self._flush())
+            self._tasks.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _flush(self) -> None:
+        self._scheduled = False
+        self._in_flight += 1
         try:
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
@@ -161,26 +194,30 @@ class Enqueuer:
                         if not future.done():
                             future.set_result(outcome)
         finally:
-            self._flushing = False
+            self._in_flight -= 1
+
+    def _encode(self, push: NewPush) -> bytes:
+        values = [
+            push.dedup_key.encode(),
+            push.event_id.encode(),
+            repr(push.received_at).encode(),
+            rq_timestamp(push.received_at).encode(),
+            _bytes(push.description),
+            self._dumps(push.meta),
+        ]
+        values += [_bytes(value) for value in push.fields]
+        return frame(values)
 
     async def _store(self, pushes: Sequence[NewPush]) -> list[Outcome]:
-        now = time.time()
-        script_keys: list[str] = [keys.RQ_QUEUES, self.queue_key, keys.EVENTS_INDEX]
-        args: list[Any] = [self.dedup_ttl, self.retention, repr(now), *self._head]
-        for push in pushes:
-            script_keys += [
-                push.dedup_key,
-                keys.event_key(push.event_id),
-                keys.rq_job_key(push.event_id),
-            ]
-            args += [
-                push.event_id,
-                repr(push.received_at),
-                rq_timestamp(push.received_at),
-                push.description,
-                self._dumps(push.meta),
-            ]
-            args += [push.fields.get(name, "") for name in EVENT_FIELDS]
+        script_keys = (keys.RQ_QUEUES, self.queue_key, keys.EVENTS_INDEX)
+        args = (
+            self.dedup_ttl,
+            self.retention,
+            repr(time.time()),
+            *self._prefixes,
+            self._head,
+            b"".join(map(self._encode, pushes)),
+        )
         try:
             async with asyncio.timeout(self.timeout):
                 raw = await self._run(script_keys, args)
@@ -190,7 +227,7 @@ class Enqueuer:
             Outcome(accepted=raw[i] == 1, event_id=_text(raw[i + 1])) for i in range(0, len(raw), 2)
         ]
 
-    async def _run(self, script_keys: list[str], args: list[Any]) -> Any:
+    async def _run(self, script_keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
         if self._sha is not None:
             try:
                 return await self.redis.evalsha(self._sha, len(script_keys), *script_keys, *args)

@@ -47,6 +47,10 @@ def _reject_constant(name: str) -> Any:
     raise MalformedPush(f"invalid JSON constant {name}")
 
 
+# One decoder for the process: json.loads with options builds a new one per call.
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
 def normalise_id(value: Any, name: str, *, required: bool) -> str | None:
     """A Moneybird ID as ``str``: a non-negative 64-bit integer, given as digits or a number."""
     if value is None:
@@ -78,7 +82,7 @@ def _optional_name(data: dict[str, Any], name: str) -> str | None:
 def parse_push(body: bytes) -> Push:
     """Parse and normalise a push body, or raise :class:`MalformedPush`."""
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = _decode(body.decode("utf-8"))
     except MalformedPush:
         raise
     except RecursionError:

@@ -351,3 +351,58 @@ def test_health_ready_and_metrics(receiver: str, http: httpx2.Client) -> None:
     assert 'hookbird_pushes_total{outcome="duplicate"} 1.0' in text
     assert 'hookbird_pushes_total{outcome="bad_request"} 1.0' in text
     assert "hookbird_ack_seconds_bucket" in text
+
+
+def test_each_push_is_logged_only_when_asked(
+    make_receiver: MakeReceiver, http: httpx2.Client
+) -> None:
+    """HOOKBIRD_LOG_EACH_PUSH off: no line per push; on: one line per stored push."""
+    import io
+
+    from hookbird.logs import configure_logging
+
+    buffer = io.StringIO()
+    configure_logging("info", "json", stream=buffer)
+    try:
+        with make_receiver() as base:
+            post(http, base, push_body(state="quiet"))
+        quiet = buffer.getvalue()
+        with make_receiver(log_each_push=True) as base:
+            post(http, base, push_body(state="loud"))
+    finally:
+        configure_logging("info", "json")
+    assert "push accepted" not in quiet
+    assert buffer.getvalue().count('"push accepted"') == 1
+
+
+def test_summary_line_counts_pushes_by_outcome() -> None:
+    """The periodic summary reports what changed since the last line, and nothing when idle."""
+    import io
+
+    from hookbird.logs import configure_logging
+    from receiver.app import log_summaries
+    from receiver.metrics import ReceiverMetrics
+
+    metrics = ReceiverMetrics()
+    buffer = io.StringIO()
+    configure_logging("info", "json", stream=buffer)
+
+    async def run() -> None:
+        task = asyncio.ensure_future(log_summaries(metrics, interval=0.05))
+        await asyncio.sleep(0)  # let it take its first reading
+        metrics.pushes["accepted"] += 3
+        metrics.pushes["unauthorized"] += 1
+        await asyncio.sleep(0.08)
+        await asyncio.sleep(0.1)  # idle: no second line
+        task.cancel()
+
+    try:
+        asyncio.run(run())
+    finally:
+        configure_logging("info", "json")
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["event"] == "pushes received"
+    assert lines[0]["accepted"] == 3
+    assert lines[0]["unauthorized"] == 1
+    assert "duplicate" not in lines[0]

@@ -97,7 +97,10 @@ def test_no_secret_reaches_the_logs(make_receiver: MakeReceiver) -> None:
     header = signature_header(body)
     v1 = header.split("v1=")[1]
     try:
-        with make_receiver(webhook_secrets=(SECRET,)) as base, httpx2.Client() as http:
+        with (
+            make_receiver(webhook_secrets=(SECRET,), log_each_push=True) as base,
+            httpx2.Client() as http,
+        ):
             http.post(base + URL, content=body, headers={"Moneybird-Signature": header})
             http.post(base + URL, content=body, headers={"Moneybird-Signature": header})
             http.post(

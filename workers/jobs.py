@@ -106,7 +106,8 @@ def process_event() -> Any:
     store = _store(rt, job.origin)
     entity = entity_from_meta(job.meta or {})
     token = f"{job.id}:{os.urandom(4).hex()}"
-    begun = store.begin(job.id, token, (job.timeout or 600) + 60, entity)
+    retention = rt.settings.event_retention
+    begun = store.begin(job.id, token, (job.timeout or 600) + 60, entity, retention)
     if begun.verdict == "expired":
         log.warning("push expired before it was handled", event_id=job.id)
         return {"event_id": job.id, "status": "expired"}
@@ -228,7 +229,8 @@ def _dispatch(
             break
         if verdict is None:
             if handler.latest_only and event.version is not None and suffix:
-                rt.redis.set(version_key(handler.name, suffix), event.version)
+                key = version_key(handler.name, suffix)
+                rt.redis.set(key, event.version, ex=rt.settings.event_retention)
         else:
             verdicts.append((handler.name, verdict))
             if verdict.reason.startswith("timed out"):

@@ -1,15 +1,15 @@
 """Per-event outcome records and per-entity turn-taking in Redis: two scripts, one round trip each.
 
-=============================================  ==========================================
-``hookbird:state:<event_id>``                  hash: status, attempts, crashes, parks,
-                                               last error, ``handlers`` (JSON per handler)
-``hookbird:entity:<adm>:<type>:<id>``          sorted set: unfinished pushes for one
-                                               entity, event id → received-at
-``hookbird:entity-lock:<adm>:<type>:<id>``     string: ``<event_id>:<run token>`` while a
-                                               push for the entity runs (TTL job timeout)
-``hookbird:version:<handler>:<adm>:<type>:<id>``  highest entity version a
-                                               ``latest_only`` handler has handled
-=============================================  ==========================================
+Keys (TTL in brackets; "retention" is ``HOOKBIRD_EVENT_RETENTION``):
+
+- ``hookbird:state:<event_id>``: hash: status, attempts, crashes, parks, last error,
+  ``handlers`` (JSON per handler) [retention; a dead push: the job's failure_ttl]
+- ``hookbird:entity:<adm>:<type>:<id>``: sorted set of the entity's unfinished
+  pushes, event id → received-at [retention, renewed by every push]
+- ``hookbird:entity-lock:<adm>:<type>:<id>``: ``<event_id>:<run token>`` while a push
+  for the entity runs [job timeout + 60 s]
+- ``hookbird:version:<handler>:<adm>:<type>:<id>``: highest entity version a
+  ``latest_only`` handler has handled [retention]
 
 Order per entity: :data:`BEGIN` puts the push in its entity's set (score: receipt
 time) and lets it run only when it is the oldest unfinished push there and no other
@@ -45,6 +45,7 @@ if set_key == '' then return {'go', stored, state} end
 local adm, etype, eid = ARGV[4], ARGV[5], ARGV[6]
 local received = redis.call('HGET', event_key, 'received_at') or '0'
 redis.call('ZADD', set_key, 'NX', received, me)
+redis.call('EXPIRE', set_key, ARGV[7])
 -- pushes dequeued before this one that have not reached this script yet
 local candidates = redis.call('LRANGE', mid_key, 0, -1)
 for _, entry in ipairs(redis.call('ZRANGE', wip_key, 0, -1)) do
@@ -151,7 +152,12 @@ class Store:
         self._finish = client.register_script(FINISH)
 
     def begin(
-        self, event_id: str, token: str, lock_ttl: float, entity: tuple[str, str, str] | None
+        self,
+        event_id: str,
+        token: str,
+        lock_ttl: float,
+        entity: tuple[str, str, str] | None,
+        retention: int,
     ) -> Begun:
         suffix = entity_suffix(*entity) if entity else None
         script_keys = [
@@ -162,7 +168,13 @@ class Store:
             self.wip_key,
             self.mid_key,
         ]
-        args: list[Any] = [event_id, token, int(lock_ttl * 1000), *(entity or ("", "", ""))]
+        args: list[Any] = [
+            event_id,
+            token,
+            int(lock_ttl * 1000),
+            *(entity or ("", "", "")),
+            retention,
+        ]
         verdict, stored, state = self._begin(keys=script_keys, args=args)
         return Begun(text(verdict), pairs(stored), {k: text(v) for k, v in pairs(state).items()})
 

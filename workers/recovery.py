@@ -91,7 +91,9 @@ def _rescue(
         connection.eval(RELEASE_LOCK, 1, entity_lock_key(suffix), job_id)
     queue = Queue(queue_name, connection=connection)
     if crashes >= max_attempts:
-        reason = f"its worker died {crashes} times while handling it (last: {worker})"
+        reason = (
+            f"its worker died while handling it, {crashes} of {max_attempts} times (last: {worker})"
+        )
         with connection.pipeline() as pipe:
             job.set_status(JobStatus.FAILED, pipeline=pipe)
             job.failed_job_registry.add(

@@ -3,7 +3,8 @@
 Each handler appends a JSON record of its run to ``test:calls`` (start, end, pid,
 attempt). Keys a test may set, per short handler name (``crm``, ``billing``, ``latest``):
 ``test:fail:<name>`` transient failures left, ``test:dead:<name>`` raise a permanent
-error, ``test:sleep:<name>`` seconds to sleep mid-handler, ``test:retry_after:<name>``
+error, ``test:sleep:<name>`` seconds to sleep mid-handler, ``test:boom:<name>`` unexpected
+exceptions left, ``test:retry_after:<name>``
 raise RetryLater(after=…) once.
 """
 
@@ -31,6 +32,8 @@ def _run(name: str, event: Event, ctx: Context) -> None:
         time.sleep(float(pause))
     if r.get(f"test:dead:{name}"):
         raise NotFound("contact 42 is gone", status_code=404, method="GET", path="/contacts/42")
+    if r.decr(f"test:boom:{name}") >= 0:
+        raise KeyError("unexpected")
     if r.decr(f"test:fail:{name}") >= 0:
         raise ServerError("Moneybird answered 503", status_code=503)
     after = r.getdel(f"test:retry_after:{name}")

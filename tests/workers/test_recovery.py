@@ -47,6 +47,25 @@ def test_sigkill_mid_handler_runs_the_push_again(
     assert redis_client.hget(state_key(event_id), "crashes") == b"1"
 
 
+def test_a_push_that_keeps_killing_workers_is_dead_lettered(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """With HOOKBIRD_MAX_ATTEMPTS=1, one worker death mid-push sends it to the dead letter."""
+    redis_client.set("test:sleep:crm", 30)
+    doomed = workers.start(HOOKBIRD_MAX_ATTEMPTS="1")
+    event_id = push()
+    wait_for(lambda: started(redis_client), message="the handler to start")
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait(5)
+    workers.start(HOOKBIRD_MAX_ATTEMPTS="1")
+    failed = FailedJobRegistry("hookbird", connection=redis_client)
+    wait_for(lambda: event_id in failed.get_job_ids(), timeout=20, message="the dead letter")
+    assert b"worker died while handling it, 1 of 1" in (
+        redis_client.hget(state_key(event_id), "error") or b""
+    )
+    assert calls(redis_client) == []
+
+
 def test_sigkill_of_a_forked_child_runs_the_push_again(
     push: Pusher, workers: Workers, redis_client: redis.Redis
 ) -> None:

@@ -127,3 +127,17 @@ def test_push_with_no_handler_is_finished(
     wait_for(lambda: status_is(redis_client, event_id, "succeeded"), message="success")
     job = Job.fetch(event_id, connection=redis_client)
     assert job.description.endswith("→ (no handlers)")
+
+
+def test_an_unexpected_exception_is_retried_not_dead_lettered(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """A bug-like exception (KeyError) is retried with backoff, and the retry succeeds."""
+    redis_client.set("test:boom:crm", 1)
+    workers.start()
+    event_id = push()
+    wait_for(lambda: status_is(redis_client, event_id, "succeeded"), message="success")
+    (call,) = calls(redis_client)
+    assert call["attempt"] == 2
+    outcomes = json.loads(state(redis_client, event_id)["handlers"])
+    assert outcomes[CRM]["status"] == "ok"

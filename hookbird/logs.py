@@ -72,6 +72,19 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     level: str = "info",
     fmt: str = "auto",
@@ -80,7 +93,7 @@ def configure_logging(
     stream: TextIO | None = None,
 ) -> None:
     """Set up structlog and the standard library's root logger for this process."""
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _CurrentStderr()
     add_known_secrets(secrets)
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     numeric_level = logging.getLevelName(level.upper())

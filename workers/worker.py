@@ -32,7 +32,7 @@ from rq import SimpleWorker, Worker
 
 from hookbird.logs import get_logger
 from workers import jobs, recovery
-from workers.store import entity_lock_key, entity_suffix, state_key
+from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key
 
 log = get_logger("hookbird.worker")
 
@@ -140,15 +140,22 @@ class HookbirdForkWorker(HookbirdMixin, Worker):
     def handle_work_horse_killed(self, job: Any, retpid: Any, ret_val: Any, rusage: Any) -> None:
         """The child died mid-push (SIGKILL, segfault): run the push again, up to a limit."""
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
-        crashes = int(self.connection.hincrby(state_key(job.id), "crashes", 1))
+        conn = self.connection
+        crashes = int(conn.hincrby(state_key(job.id), "crashes", 1))
+        entity = jobs.entity_from_meta(job.meta or {})
         if crashes < self.max_attempts:
             job.retries_left = 1
             job.retry_intervals = [0]
             job.enqueue_at_front_on_retry = True
-        entity = jobs.entity_from_meta(job.meta or {})
+            conn.hset(state_key(job.id), "status", "queued")
+        else:
+            reason = f"its worker process died while handling it, {crashes} times"
+            conn.hset(state_key(job.id), mapping={"status": "dead", "error": reason})
+            if entity:
+                conn.zrem(entity_set_key(entity_suffix(*entity)), job.id)
         if entity:
             key = entity_lock_key(entity_suffix(*entity))
-            self.connection.eval(recovery.RELEASE_LOCK, 1, key, job.id)
+            conn.eval(recovery.RELEASE_LOCK, 1, key, job.id)
 
 
 WORKER_CLASSES: dict[str, type[HookbirdMixin]] = {

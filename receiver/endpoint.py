@@ -172,8 +172,8 @@ class PushEndpoint:
                 "entity_type": push.entity_type or "",
                 "entity_id": push.entity_id or "",
             },
+            body=body,
             fields=(  # in the order of receiver.enqueue.EVENT_FIELDS
-                body,
                 idempotency_key or "",
                 headers.get(b"moneybird-signature", ""),
                 headers.get(b"user-agent", ""),

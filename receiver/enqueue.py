@@ -79,8 +79,9 @@ class NewPush:
     received_at: float
     description: str
     meta: dict[str, str]
-    #: one value per name in :data:`EVENT_FIELDS`, in that order
-    fields: tuple[str | bytes, ...]
+    body: bytes
+    #: one value per name in :data:`EVENT_FIELDS` after ``body``, in that order
+    fields: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -202,10 +203,11 @@ class Enqueuer:
             push.event_id.encode(),
             repr(push.received_at).encode(),
             rq_timestamp(push.received_at).encode(),
-            _bytes(push.description),
+            push.description.encode(),
             self._dumps(push.meta),
+            push.body,
         ]
-        values += [_bytes(value) for value in push.fields]
+        values += [value.encode("utf-8", "surrogateescape") for value in push.fields]
         return frame(values)
 
     async def _store(self, pushes: Sequence[NewPush]) -> list[Outcome]:

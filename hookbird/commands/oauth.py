@@ -19,9 +19,8 @@ import httpx2
 from hookbird.cli import EXIT_OK, CommandError, add_command, redis_client
 from hookbird.commands.webhooks import explain
 from hookbird.moneybird import Client, errors
-from hookbird.moneybird.client import oauth_app
 from hookbird.moneybird.credentials import CredentialError, CredentialStore, fernet
-from hookbird.moneybird.oauth import OAuthApp, exchange
+from hookbird.moneybird.oauth import OAuthApp, exchange, oauth_app
 from hookbird.settings import Settings
 
 

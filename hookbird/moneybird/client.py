@@ -20,7 +20,6 @@ paths. The workers build theirs with :meth:`Client.for_worker`.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +39,7 @@ from hookbird.moneybird.errors import (
     Timeout,
     Unauthorized,
 )
-from hookbird.moneybird.oauth import OAuthApp, StaticToken, StoredTokens, TokenSource
+from hookbird.moneybird.oauth import StaticToken, StoredTokens, TokenSource, oauth_app
 from hookbird.moneybird.responses import (
     RateHeaders,
     decode_body,
@@ -57,10 +56,6 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 PER_PAGE = 100
 
 log = get_logger("moneybird.client")
-
-
-def _budget_key(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def api_path(path: str) -> str:
@@ -91,12 +86,21 @@ class Client:
     ) -> None:
         settings = settings or Settings()
         self.settings = settings
+        timeout = settings.api_timeout if timeout is None else timeout
+        self.http = httpx2.Client(
+            base_url=(base_url or settings.moneybird_api_url).rstrip("/"),
+            transport=transport,
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
+            headers={"Accept": "application/json", "User-Agent": "hookbird"},
+        )
         token = token or settings.moneybird_api_token
         if tokens is None:
             if redis is not None and settings.secret_key:
                 tokens = StoredTokens(
                     CredentialStore(redis, settings.secret_key),
                     app=oauth_app(settings),
+                    http=self.http,
                     fallback=token,
                 )
             elif token:
@@ -116,14 +120,6 @@ class Client:
         self.on_wait = on_wait
         self.retries = settings.api_retries if retries is None else retries
         self._sleep = sleep
-        timeout = settings.api_timeout if timeout is None else timeout
-        self.http = httpx2.Client(
-            base_url=(base_url or settings.moneybird_api_url).rstrip("/"),
-            transport=transport,
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
-            headers={"Accept": "application/json", "User-Agent": "hookbird"},
-        )
         self.calls = 0  # requests sent (benchmarks, tests)
 
     @classmethod
@@ -213,7 +209,9 @@ class Client:
         refreshed = False
         attempt = 0
         while True:
-            key = "global" if self.global_budget else _budget_key(token)
+            key = (
+                "global" if self.global_budget else self.tokens.budget_key(administration_id, token)
+            )
             self._take_slot(key, shown, method)
             self.calls += 1
             try:
@@ -313,16 +311,3 @@ class Client:
         until = rate.exhausted_until(now)
         if until is not None and self.budget.remaining(key, path) > 0:
             self.budget.hold(key, path, until)
-
-
-def oauth_app(settings: Settings) -> OAuthApp | None:
-    """The OAuth application configured in settings, if any."""
-    if not (settings.oauth_client_id and settings.oauth_client_secret):
-        return None
-    return OAuthApp(
-        client_id=settings.oauth_client_id,
-        client_secret=settings.oauth_client_secret,
-        redirect_uri=settings.oauth_redirect_uri,
-        scopes=settings.oauth_scopes,
-        oauth_url=settings.oauth_url,
-    )

@@ -17,6 +17,7 @@ Token sources (what the client asks for a bearer token) live here too:
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ import redis
 from hookbird.logs import add_known_secrets, get_logger
 from hookbird.moneybird.credentials import Credential, CredentialStore
 from hookbird.moneybird.errors import MoneybirdError, TransientError, Unauthorized
+from hookbird.settings import Settings
 
 #: Every scope Moneybird offers; ask only for the ones the integration needs.
 SCOPES = ("sales_invoices", "documents", "estimates", "bank", "time_entries", "settings")
@@ -79,6 +81,19 @@ class OAuthApp:
             "refresh_token": refresh_token,
             "grant_type": "refresh_token",
         }
+
+
+def oauth_app(settings: Settings) -> OAuthApp | None:
+    """The OAuth application configured in settings, if any (bad scopes: ValueError)."""
+    if not (settings.oauth_client_id and settings.oauth_client_secret):
+        return None
+    return OAuthApp(
+        client_id=settings.oauth_client_id,
+        client_secret=settings.oauth_client_secret,
+        redirect_uri=settings.oauth_redirect_uri,
+        scopes=settings.oauth_scopes,
+        oauth_url=settings.oauth_url,
+    )
 
 
 def credential_from_token_response(data: Any, now: float) -> Credential:
@@ -143,6 +158,14 @@ class TokenSource(Protocol):
     def after_unauthorized(self, administration_id: str | None, stale: str) -> str | None:
         """A different token to try after ``stale`` got 401, or None if there is none."""
 
+    def budget_key(self, administration_id: str | None, token: str) -> str:
+        """Which rate budget a request with ``token`` draws from (stable across refreshes)."""
+
+
+def token_key(token: str) -> str:
+    """A budget key for a token that does not reveal it."""
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
 
 class StaticToken:
     """One personal API token for every administration it can see."""
@@ -156,6 +179,9 @@ class StaticToken:
 
     def after_unauthorized(self, administration_id: str | None, stale: str) -> str | None:
         return None
+
+    def budget_key(self, administration_id: str | None, token: str) -> str:
+        return token_key(token)
 
 
 class StoredTokens:
@@ -201,6 +227,12 @@ class StoredTokens:
             return None
         fresh = self._refresh(administration_id, stale)
         return None if fresh == stale else fresh
+
+    def budget_key(self, administration_id: str | None, token: str) -> str:
+        # An OAuth token changes at every refresh; its administration does not.
+        if administration_id and token != self.fallback:
+            return f"administration:{administration_id}"
+        return token_key(token)
 
     def _refresh(self, administration_id: str, stale: str) -> str:
         """Refresh once across all processes; everyone gets the token that refresh stored."""

@@ -124,6 +124,10 @@ def test_expired_token_is_refreshed_before_the_call(
     assert new is not None
     assert new.access_token != old.access_token
     assert new.refresh_token != old.refresh_token
+    # The budget is the administration's, not the (changing) token's.
+    assert redis_client.keys("hookbird:rate:api:*") == [
+        f"hookbird:rate:api:administration:{admin_id}".encode()
+    ]
 
 
 def test_401_triggers_one_refresh_and_a_retry(

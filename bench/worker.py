@@ -44,6 +44,7 @@ from hookbird.redis_server import RedisServer, free_port  # noqa: E402
 from hookbird.settings import Settings  # noqa: E402
 
 TOKEN = "bench-webhook-token-0123456789"
+HOOKBIRD = (sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())")
 LATENCIES = "bench:latency"
 router = Router()
 
@@ -105,7 +106,7 @@ def env_for(redis_url: str) -> dict[str, str]:
 def start_receiver(redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hookbird.cli", "serve", "--port", str(port)],
+        [*HOOKBIRD, "serve", "--port", str(port)],
         cwd=ROOT,
         env=env_for(redis_url),
         stdout=subprocess.DEVNULL,
@@ -173,7 +174,7 @@ def part_c(r: redis.Redis, redis_url: str, rate: float, seconds: float, mode: st
     r.flushall()
     receiver, base = start_receiver(redis_url)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "hookbird.cli", "worker", "--class", mode],
+        [*HOOKBIRD, "worker", "--class", mode],
         cwd=ROOT,
         env=env_for(redis_url),
         stdout=subprocess.DEVNULL,

@@ -182,6 +182,13 @@ def cmd_failed_requeue(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_ERROR if failures and len(ids) == 1 else EXIT_OK
 
 
+def _pick_one(group: str, choices: str) -> Any:
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        raise CommandError(f"choose one of: {choices} (hookbird {group} --help shows each)")
+
+    return command
+
+
 def _filters(parser: argparse.ArgumentParser, *, handler: bool) -> None:
     parser.add_argument("--action", help="an event name or event group, e.g. sales_invoice")
     if handler:
@@ -195,7 +202,7 @@ def register(commands: Any) -> None:
         "events",
         "The event log: list, show or replay stored pushes.",
         "hookbird events list --action sales_invoice --since 1d",
-        None,
+        _pick_one("events", "list, show, replay"),
     )
     sub = events.add_subparsers(dest="events_command", metavar="SUBCOMMAND")
     listing = add_command(
@@ -236,7 +243,7 @@ def register(commands: Any) -> None:
         "failed",
         "The dead letter: pushes a handler could not handle (RQ's failed registry).",
         "hookbird failed list --handler crm:sync_contact",
-        None,
+        _pick_one("failed", "list, requeue"),
     )
     fsub = failed.add_subparsers(dest="failed_command", metavar="SUBCOMMAND")
     flist = add_command(

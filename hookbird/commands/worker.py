@@ -69,6 +69,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+#: How to run this CLI in a child process. Not ``-m hookbird.cli``: that would load
+#: the module twice (as ``__main__`` too) and CommandError would escape as a traceback.
+CLI = (sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())")
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the worker gets SIGTERM if `hookbird dev` dies, even by SIGKILL: no orphans."""
     with contextlib.suppress(OSError, AttributeError):
@@ -80,7 +85,7 @@ def start_dev_worker(settings: Settings) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["REDIS_URL"] = settings.redis_url or ""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hookbird.cli", "worker"],
+        [*CLI, "worker"],
         env=env,
         start_new_session=True,  # Ctrl-C reaches only `dev`, which then stops the worker once
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,

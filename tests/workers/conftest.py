@@ -23,6 +23,8 @@ from tests.support import serve_in_thread
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "worker-tests-webhook-token-0123"
 HANDLERS = "tests.workers.sample_handlers"
+#: ``hookbird`` in a child process (``-m hookbird.cli`` would load cli.py twice).
+HOOKBIRD = (sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())")
 
 
 def push_body(**fields: Any) -> bytes:
@@ -97,7 +99,7 @@ class Workers:
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hookbird.cli", "worker", *args],
+            [*HOOKBIRD, "worker", *args],
             cwd=ROOT,
             env=worker_env(self.redis_url, **env),
             stdout=log,
@@ -151,7 +153,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``hookbird ARGS`` in a real process against the test Redis."""
     return subprocess.run(
-        [sys.executable, "-m", "hookbird.cli", *args],
+        [*HOOKBIRD, *args],
         cwd=ROOT,
         env=worker_env(redis_url, **env),
         input=input,

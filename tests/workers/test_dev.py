@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx2
@@ -14,7 +13,15 @@ import pytest
 import redis
 
 from hookbird.redis_server import free_port
-from tests.workers.conftest import ROOT, TOKEN, calls, push_body, wait_for, worker_env
+from tests.workers.conftest import (
+    HOOKBIRD,
+    ROOT,
+    TOKEN,
+    calls,
+    push_body,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +49,7 @@ def test_dev_handles_pushes_and_its_worker_stops_with_it(
     )
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hookbird.cli", "dev", "--port", str(port)],
+            [*HOOKBIRD, "dev", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -46,7 +46,7 @@ def test_list_show_and_replay(
 
     refused = run_cli(redis_url, "events", "replay", "--action", "contact")
     assert refused.returncode == 1
-    assert "--yes" in refused.stderr
+    assert "Not asking on a non-interactive input: add --yes." in refused.stderr
     bulk = run_cli(redis_url, "events", "replay", "--action", "contact", "--yes")
     assert bulk.returncode == 0
     assert f"queued {contact}" in bulk.stdout

@@ -71,6 +71,7 @@ def test_worker_refuses_to_start_with_a_broken_plugin(redis_url: str) -> None:
     assert result.returncode == 1
     assert "tests.workers.broken_plugin" in result.stderr
     assert "hookbird_does_not_exist" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_handlers_command_shows_which_handlers_a_push_reaches(redis_url: str) -> None:

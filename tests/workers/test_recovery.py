@@ -95,12 +95,13 @@ def test_sigterm_lets_a_short_push_finish(
     assert len(calls(redis_client)) == 1
 
 
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
 def test_sigterm_past_the_grace_period_puts_the_push_back(
-    push: Pusher, workers: Workers, redis_client: redis.Redis
+    push: Pusher, workers: Workers, redis_client: redis.Redis, worker_class: str
 ) -> None:
     """A handler still running when the grace period ends is cut off and queued again, at once."""
     redis_client.set("test:sleep:crm", 30)
-    proc = workers.start(HOOKBIRD_SHUTDOWN_GRACE="1")
+    proc = workers.start("--class", worker_class, HOOKBIRD_SHUTDOWN_GRACE="1")
     event_id = push()
     wait_for(lambda: started(redis_client), message="the handler to start")
     began = time.monotonic()

@@ -22,8 +22,13 @@ def summary_url() -> str | None:
     return os.environ.get("HOOKBIRD_EXAMPLE_SUMMARY_URL") or None
 
 
-def database() -> Path:
-    return Path(os.environ.get("HOOKBIRD_EXAMPLE_DB", "hookbird-example.sqlite3"))
+def database(ctx: Context) -> Path:
+    """HOOKBIRD_EXAMPLE_DB, else a file in hookbird's data directory (HOOKBIRD_DATA_DIR)."""
+    configured = os.environ.get("HOOKBIRD_EXAMPLE_DB")
+    if configured:
+        return Path(configured)
+    ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return ctx.settings.data_dir / "hookbird-example.sqlite3"
 
 
 @router.on("sales_invoice_state_changed_to_paid")
@@ -74,7 +79,7 @@ CREATE TABLE IF NOT EXISTS contacts (
 def upsert_contact(event: Event, ctx: Context) -> None:
     """Keep a local copy of each contact; the push's entity is fresh enough for that."""
     contact = event.entity
-    with sqlite3.connect(database()) as db:
+    with sqlite3.connect(database(ctx)) as db:
         db.execute(SCHEMA)
         db.execute(
             "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?) "

@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
@@ -74,6 +75,13 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
         )
     events = [e.strip() for e in (args.events or "").split(",") if e.strip()]
     check_events(events)
+    host = urlsplit(args.url).hostname or ""
+    if args.url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+        print(
+            "warning: the URL is plain http; pushes carry invoices and contacts, so "
+            "Moneybird recommends https",
+            file=sys.stderr,
+        )
     try:
         hook = client.administration(args.administration).webhooks.create(args.url, events)
     except (errors.MoneybirdError, CredentialError) as exc:

@@ -82,11 +82,11 @@ class Crud(Resource):
 class Synced(Crud):
     """Adds the synchronization endpoints: ``sync`` and ``fetch_many``."""
 
-    def sync(self, **filters: Any) -> list[dict[str, str]]:
-        """``[{"id", "version"}]`` of every record (one call, no pagination)."""
+    def sync(self, **filters: Any) -> list[dict[str, Any]]:
+        """``[{"id": str, "version": int}]`` of every record (one call, no pagination)."""
         found = self._call("GET", "synchronization", params=filters or None)
         return [
-            {"id": str(item["id"]), "version": str(item["version"])}
+            {"id": str(item["id"]), "version": item.get("version")}
             for item in found or []
             if isinstance(item, dict) and "id" in item
         ]
@@ -101,9 +101,9 @@ class Synced(Crud):
             records.extend(found or [])
         return records
 
-    def changed_since(self, known: dict[str, str]) -> list[dict[str, Any]]:
+    def changed_since(self, known: dict[str, Any]) -> list[dict[str, Any]]:
         """Records whose version differs from ``known`` (id → version) or that are new."""
-        changed = [s["id"] for s in self.sync() if known.get(s["id"]) != s["version"]]
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
         return self.fetch_many(changed)
 
 

@@ -60,7 +60,8 @@ def test_sync_and_fetch_many_in_chunks_of_100(
     contacts = client.administration(admin_id).contacts
     synced = contacts.sync()
     assert {s["id"] for s in synced} == {c["id"] for c in made}
-    assert all(isinstance(s["version"], str) for s in synced)
+    assert all(isinstance(s["id"], str) for s in synced)
+    assert all(isinstance(s["version"], int) for s in synced)
     fetched = contacts.fetch_many(c["id"] for c in made)
     assert len(fetched) == 250
     posts = [body for m, p, _, body in fake.requests if m == "POST"]

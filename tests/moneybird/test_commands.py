@@ -221,3 +221,19 @@ def test_oauth_url_and_exchange_store_encrypted_credentials(
     assert stored is not None
     assert stored.access_token in fake.oauth_tokens
     assert json.dumps(stored.access_token)[1:-1] not in out + err
+
+
+def test_cli_waits_for_the_budget_and_says_so(
+    env: dict[str, str],
+    admin_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With the budget spent, a CLI command waits for a slot and tells the user."""
+    monkeypatch.setenv("HOOKBIRD_RATE_LIMIT", "1")
+    monkeypatch.setenv("HOOKBIRD_RATE_WINDOW", "0.6")
+    monkeypatch.setenv("HOOKBIRD_RATE_MARGIN", "0")
+    assert run(capsys, "webhooks", "list", "--administration", admin_id)[0] == 0
+    code, _, err = run(capsys, "webhooks", "list", "--administration", admin_id)
+    assert code == 0
+    assert "Moneybird rate budget spent: waiting" in err

@@ -2,14 +2,16 @@
 
 ``url`` prints the authorize URL for the configured application and scopes;
 ``exchange CODE`` trades the code the redirect received for a token pair and
-stores it, encrypted, for every administration the token can see; ``list`` shows
-which administrations have stored credentials. A SaaS does the same from its own
+stores it, encrypted, for every administration the token can see; ``add-token``
+stores a personal token for one administration instead; ``list`` shows which
+administrations have stored credentials. A SaaS does the same from its own
 web app with :mod:`hookbird.moneybird.oauth`.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import secrets
 import sys
 from typing import Any
@@ -19,7 +21,7 @@ import httpx2
 from hookbird.cli import EXIT_OK, CommandError, add_command, redis_client
 from hookbird.commands.webhooks import explain
 from hookbird.moneybird import Client, errors
-from hookbird.moneybird.credentials import CredentialError, CredentialStore, fernet
+from hookbird.moneybird.credentials import Credential, CredentialError, CredentialStore, fernet
 from hookbird.moneybird.oauth import OAuthApp, exchange, oauth_app
 from hookbird.settings import Settings
 
@@ -71,6 +73,22 @@ def cmd_exchange(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_add_token(args: argparse.Namespace, settings: Settings) -> int:
+    token = sys.stdin.readline().strip() if args.stdin else getpass.getpass("personal token: ")
+    if not token:
+        raise CommandError("no token given")
+    try:
+        fernet(settings.secret_key)  # fails early, saying how to make a key
+        store = CredentialStore(redis_client(settings), settings.secret_key)
+        with Client(settings, token=token, on_budget="wait") as client:
+            client.administration(args.administration).request("GET", "/contacts/synchronization")
+        store.put(args.administration, Credential(token, kind="personal"))
+    except (errors.MoneybirdError, CredentialError) as exc:
+        raise explain(exc) from None
+    print(f"stored a personal token for administration {args.administration}")
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     store = CredentialStore(redis_client(settings), settings.secret_key)
     ids = store.administrations()
@@ -117,6 +135,15 @@ def register(commands: Any) -> None:
         cmd_exchange,
     )
     code.add_argument("code", help="the ?code= value the redirect URI received")
+    token = add_command(
+        actions,
+        "add-token",
+        "Store a personal API token for one administration (checked, then encrypted).",
+        "printf '%s\\n' \"$TOKEN\" | hookbird oauth add-token --administration 1234 --stdin",
+        cmd_add_token,
+    )
+    token.add_argument("--administration", required=True, help="administration id")
+    token.add_argument("--stdin", action="store_true", help="read the token from stdin")
     add_command(
         actions,
         "list",

@@ -202,6 +202,7 @@ class StoredTokens:
         self.fallback = fallback
         self.lock_timeout = lock_timeout
         self.refreshes = 0  # refreshes this process made (tests, metrics)
+        self._budget_keys: dict[str, str] = {}  # token → budget key, learnt in token_for
         if fallback:
             add_known_secrets([fallback])
 
@@ -215,9 +216,13 @@ class StoredTokens:
                 "with `hookbird oauth url` + `hookbird oauth exchange CODE`, or set "
                 "MONEYBIRD_API_TOKEN"
             )
+        token = credential.access_token
         if administration_id and self.app and credential.expires_within(REFRESH_AHEAD):
-            return self._refresh(administration_id, credential.access_token)
-        return credential.access_token
+            token = self._refresh(administration_id, token)
+        if administration_id and credential.kind == "oauth":
+            # An OAuth token changes at every refresh; its administration's budget does not.
+            self._budget_keys[token] = f"administration:{administration_id}"
+        return token
 
     def after_unauthorized(self, administration_id: str | None, stale: str) -> str | None:
         if not administration_id or self.app is None:
@@ -226,13 +231,13 @@ class StoredTokens:
         if credential is None or credential.refresh_token is None:
             return None
         fresh = self._refresh(administration_id, stale)
+        self._budget_keys[fresh] = f"administration:{administration_id}"
         return None if fresh == stale else fresh
 
     def budget_key(self, administration_id: str | None, token: str) -> str:
-        # An OAuth token changes at every refresh; its administration does not.
-        if administration_id and token != self.fallback:
-            return f"administration:{administration_id}"
-        return token_key(token)
+        """OAuth: the administration's budget; personal tokens: the token's (shared by all
+        the administrations it is stored for, as Moneybird counts it)."""
+        return self._budget_keys.get(token) or token_key(token)
 
     def _refresh(self, administration_id: str, stale: str) -> str:
         """Refresh once across all processes; everyone gets the token that refresh stored."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -9,7 +10,9 @@ import redis
 from cryptography.fernet import Fernet
 
 from hookbird.cli import main
+from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import CredentialStore
+from hookbird.moneybird.oauth import token_key
 from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore, token_digest
 from receiver.app import create_app
@@ -237,3 +240,32 @@ def test_cli_waits_for_the_budget_and_says_so(
     code, _, err = run(capsys, "webhooks", "list", "--administration", admin_id)
     assert code == 0
     assert "Moneybird rate budget spent: waiting" in err
+
+
+def test_add_token_stores_a_personal_token_workers_then_use(
+    env: dict[str, str],
+    fake: FakeMoneybird,
+    admin_id: str,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """oauth add-token checks the token against the administration, stores it encrypted, and
+    a worker client without MONEYBIRD_API_TOKEN uses it (budget counted per token)."""
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("HOOKBIRD_SECRET_KEY", key)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{TOKEN}\n"))
+    code, out, err = run(capsys, "oauth", "add-token", "--administration", admin_id, "--stdin")
+    assert code == 0, err
+    assert TOKEN not in out + err
+    stored = CredentialStore(redis_client, key).get(admin_id)
+    assert stored is not None
+    assert stored.kind == "personal"
+    settings = Settings(moneybird_api_url=fake.api_url, secret_key=key)
+    worker = Client.for_worker(settings, redis_client)
+    assert worker.administration(admin_id).contacts.sync() == []
+    with pytest.raises(errors.Unauthorized, match="no Moneybird credentials"):
+        worker.administration("999").contacts.sync()
+    assert [k.decode() for k in redis_client.keys("hookbird:rate:api:*")] == [
+        f"hookbird:rate:api:{token_key(TOKEN)}"
+    ]

@@ -13,29 +13,35 @@ is the event id and the raw push waits in ``hookbird:event:<id>``. One run:
    of attempts → :class:`DeadLettered` is raised, so RQ puts the job in its
    FailedJobRegistry, the dead letter rq-dashboard shows.
 
-A stopping worker whose grace period ran out interrupts the handler; the push goes
-back to the front of the queue without using up an attempt.
+A stopping worker whose grace period ran out interrupts the handler
+(:mod:`workers.running`); the push goes back to the front of the queue without using
+up an attempt. What becomes of a push after a run is :func:`workers.policy.decide`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 import structlog
 from rq import Queue, Retry, get_current_job
 from rq.job import Job
 
-from hookbird.context import Context
 from hookbird.events import Event, UnreadableEvent, event_from_stored
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
 from workers import runtime
-from workers.policy import DEAD, RETRY, Verdict, classify, retry_delay, short_traceback
+from workers.policy import (
+    DEAD_LETTER,
+    INTERRUPTED,
+    RETRYING,
+    SUCCEEDED,
+    Verdict,
+    decide,
+)
+from workers.running import Interrupted, is_stale, run_one
 from workers.store import Store, entity_suffix, state_key, version_key
 
 log = get_logger("hookbird.worker")
@@ -50,21 +56,6 @@ MAX_PARK = 60
 
 class DeadLettered(Exception):
     """The push goes to the dead letter; the message says which handler and why."""
-
-
-class Interrupted(BaseException):
-    """The worker's shutdown grace ran out while a handler was running."""
-
-
-_interrupt = threading.Event()
-_in_handler = threading.local()
-
-
-def request_interrupt() -> None:
-    """Called from the worker's grace signal: stop the running handler, if any."""
-    _interrupt.set()
-    if getattr(_in_handler, "name", None):
-        raise Interrupted("shutdown grace period over")
 
 
 _stores: dict[tuple[int, str], Store] = {}
@@ -147,58 +138,6 @@ def _park(
     return Retry(max=RQ_RETRY_CAP, interval=delay)
 
 
-def _run_one(
-    rt: runtime.Runtime, event: Event, handler: Handler, record: dict[str, Any]
-) -> Verdict | None:
-    """Run one handler; None on success, else what to do about its failure."""
-    record["attempts"] = int(record.get("attempts", 0)) + 1
-    ctx = Context(
-        event=replace(event, attempt=record["attempts"]),
-        handler=handler.name,
-        settings=rt.settings,
-        redis=rt.redis,
-        log=log.bind(handler=handler.name),
-        moneybird_factory=rt.moneybird,
-    )
-    started = time.perf_counter()
-    _in_handler.name = handler.name
-    try:
-        if _interrupt.is_set():
-            raise Interrupted("shutdown grace period over")
-        handler.func(ctx.event, ctx)
-    except (Interrupted, SystemExit, KeyboardInterrupt):
-        record["attempts"] -= 1
-        record.update(status="interrupted", at=time.time())
-        raise Interrupted("stopped while running") from None
-    except Exception as exc:
-        verdict = classify(exc, time.time())
-        record.update(
-            status="failed" if verdict.kind == RETRY else "dead",
-            error=verdict.reason,
-            traceback=short_traceback(exc),
-            at=time.time(),
-        )
-        ctx.log.warning("handler failed", error=verdict.reason, outcome=verdict.kind)
-        return verdict
-    finally:
-        _in_handler.name = None
-    record.update(status="ok", error=None, at=time.time())
-    record["ms"] = round((time.perf_counter() - started) * 1000, 1)
-    record.pop("traceback", None)
-    return None
-
-
-def _is_stale(
-    rt: runtime.Runtime, handler: Handler, event: Event, suffix: str | None
-) -> str | None:
-    if not handler.latest_only or event.version is None or suffix is None:
-        return None
-    seen = rt.redis.get(version_key(handler.name, suffix))
-    if seen is not None and int(seen) > event.version:
-        return f"version {event.version} is older than {int(seen)}, already handled"
-    return None
-
-
 def _dispatch(
     rt: runtime.Runtime,
     store: Store,
@@ -213,17 +152,17 @@ def _dispatch(
     outcomes: dict[str, dict[str, Any]] = json.loads(state.get("handlers") or "{}")
     pending = [h for h in handlers if outcomes.get(h.name, {}).get("status") not in SETTLED]
     suffix = entity_suffix(*entity) if entity else None
-    verdicts: list[tuple[str, Verdict]] = []
+    failures: list[tuple[str, Verdict]] = []
     interrupted = False
     for handler in pending:
         record = outcomes.setdefault(handler.name, {})
-        stale = _is_stale(rt, handler, event, suffix)
+        stale = is_stale(rt, handler, event, suffix)
         if stale:
             record.update(status="skipped", reason=stale, at=time.time())
             log.info("skipped a stale version", handler=handler.name, reason=stale)
             continue
         try:
-            verdict = _run_one(rt, event, handler, record)
+            verdict = run_one(rt, event, handler, record)
         except Interrupted:
             interrupted = True
             break
@@ -232,12 +171,12 @@ def _dispatch(
                 key = version_key(handler.name, suffix)
                 rt.redis.set(key, event.version, ex=rt.settings.event_retention)
         else:
-            verdicts.append((handler.name, verdict))
+            failures.append((handler.name, verdict))
             if verdict.reason.startswith("timed out"):
                 break  # the job's time is spent; the rest run on the retry
         if len(pending) > 1:  # a crash later in this run must not re-run this handler
             rt.redis.hset(state_key(event.event_id), "handlers", json.dumps(outcomes))
-    return _conclude(rt, store, job, event, entity, token, state, outcomes, verdicts, interrupted)
+    return _conclude(rt, store, job, event, entity, token, state, outcomes, failures, interrupted)
 
 
 def _conclude(
@@ -249,40 +188,33 @@ def _conclude(
     token: str,
     state: dict[str, str],
     outcomes: dict[str, dict[str, Any]],
-    verdicts: list[tuple[str, Verdict]],
+    failures: list[tuple[str, Verdict]],
     interrupted: bool,
 ) -> Any:
     now = time.time()
-    runs = int(state.get("attempts", "0")) + (0 if interrupted else 1)
-    fields = {"handlers": json.dumps(outcomes), "attempts": str(runs), "updated_at": repr(now)}
     settings = rt.settings
-    dead = [(n, v) for n, v in verdicts if v.kind == DEAD]
-    failing = [(n, v) for n, v in verdicts if v.kind == RETRY]
-    worst = max((int(outcomes[n].get("attempts", 0)) for n, _ in failing), default=0)
-    if failing and worst >= settings.max_attempts:
-        dead += [
-            (n, replace(v, reason=f"gave up after {worst} attempts: {v.reason}"))
-            for n, v in failing
-        ]
-    result: Any
-    if interrupted:
-        done, result = "no", Retry(max=RQ_RETRY_CAP, interval=0, enqueue_at_front=True)
-        fields.update(status="queued", error="interrupted by a worker shutdown")
-    elif dead:
-        reason = "; ".join(f"{n}: {v.reason}" for n, v in dead)
-        done, result = "dead", DeadLettered(reason)
-        fields.update(status="dead", error=reason)
-    elif failing:
-        delay = retry_delay(worst, settings.retry_base, [v for _, v in failing], now)
-        done, result = "no", Retry(max=RQ_RETRY_CAP, interval=delay)
-        reason = "; ".join(f"{n}: {v.reason}" for n, v in failing)
-        fields.update(status="retrying", error=reason, next_attempt_at=repr(now + delay))
-        log.info("push will be retried", retry_in=delay, error=reason)
-    else:
-        done, result = "yes", {"event_id": event.event_id, "status": "succeeded"}
-        fields.update(status="succeeded", error="")
+    decision = decide(
+        failures,
+        {name: int(record.get("attempts", 0)) for name, record in outcomes.items()},
+        interrupted=interrupted,
+        max_attempts=settings.max_attempts,
+        base=settings.retry_base,
+        now=now,
+    )
+    runs = int(state.get("attempts", "0")) + (0 if interrupted else 1)
+    fields = {
+        "handlers": json.dumps(outcomes),
+        "attempts": str(runs),
+        "updated_at": repr(now),
+        "status": decision.status,
+        "error": decision.reason,
+    }
+    done = {SUCCEEDED: "yes", DEAD_LETTER: "dead"}.get(decision.status, "no")
+    if decision.status == RETRYING and decision.delay is not None:
+        fields["next_attempt_at"] = repr(now + decision.delay)
+        log.info("push will be retried", retry_in=decision.delay, error=decision.reason)
     ttl = settings.event_retention
-    if done == "dead":
+    if done == "dead":  # keep the raw push as long as the dead letter shows it
         ttl = max(ttl, int(job.failure_ttl or 0))
     woken = store.finish(
         event.event_id,
@@ -296,10 +228,13 @@ def _conclude(
     )
     if woken:
         wake(rt, job.origin, woken)
-    if isinstance(result, DeadLettered):
-        log.error("push sent to the dead letter", error=str(result))
-        raise result
-    return result
+    if decision.status == DEAD_LETTER:
+        log.error("push sent to the dead letter", error=decision.reason)
+        raise DeadLettered(decision.reason)
+    if decision.status == SUCCEEDED:
+        return {"event_id": event.event_id, "status": SUCCEEDED}
+    front = decision.status == INTERRUPTED
+    return Retry(max=RQ_RETRY_CAP, interval=decision.delay or 0, enqueue_at_front=front)
 
 
 def wake(rt: runtime.Runtime, queue_name: str, event_id: str) -> None:

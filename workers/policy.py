@@ -91,3 +91,48 @@ def retry_delay(
     named = [v.retry_at for v in verdicts if v.retry_at is not None]
     delay = max(named) - now if named else backoff(attempt, base, rng)
     return max(1, math.ceil(delay))
+
+
+SUCCEEDED, RETRYING, DEAD_LETTER, INTERRUPTED = "succeeded", "retrying", "dead", "queued"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What becomes of a push after one run: its status, why, and when it runs again."""
+
+    status: str
+    reason: str = ""
+    delay: int | None = None
+
+
+def decide(
+    failures: list[tuple[str, Verdict]],
+    attempts: dict[str, int],
+    *,
+    interrupted: bool,
+    max_attempts: int,
+    base: float,
+    now: float,
+    rng: random.Random | None = None,
+) -> Decision:
+    """The push's fate from its handlers' failures this run (``attempts``: per handler).
+
+    Interrupted by a shutdown → queued again at once. Any permanent failure, or a
+    handler out of attempts → dead letter. Other failures → retry after
+    :func:`retry_delay`. None → succeeded.
+    """
+    if interrupted:
+        return Decision(INTERRUPTED, "interrupted by a worker shutdown", 0)
+    dead = [(n, v) for n, v in failures if v.kind == DEAD]
+    failing = [(n, v) for n, v in failures if v.kind == RETRY]
+    worst = max((attempts.get(n, 0) for n, _ in failing), default=0)
+    if failing and worst >= max_attempts:
+        dead += [
+            (n, Verdict(DEAD, f"gave up after {worst} attempts: {v.reason}")) for n, v in failing
+        ]
+    if dead:
+        return Decision(DEAD_LETTER, "; ".join(f"{n}: {v.reason}" for n, v in dead))
+    if failing:
+        delay = retry_delay(worst, base, [v for _, v in failing], now, rng)
+        return Decision(RETRYING, "; ".join(f"{n}: {v.reason}" for n, v in failing), delay)
+    return Decision(SUCCEEDED)

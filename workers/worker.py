@@ -32,7 +32,7 @@ from typing import Any
 from rq import SimpleWorker, Worker
 
 from hookbird.logs import get_logger
-from workers import jobs, recovery
+from workers import jobs, recovery, running
 from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key
 
 log = get_logger("hookbird.worker")
@@ -41,7 +41,7 @@ GRACE_SIGNAL = signal.SIGUSR1
 
 
 def _on_grace_signal(signum: int, frame: Any) -> None:
-    jobs.request_interrupt()
+    running.request_interrupt()
 
 
 class HookbirdMixin:

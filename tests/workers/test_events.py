@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import pytest
 from rq.timeouts import JobTimeoutException
@@ -12,7 +13,7 @@ from hookbird import RetryLater
 from hookbird.context import idempotency_key
 from hookbird.events import UnreadableEvent, event_from_stored
 from hookbird.moneybird.errors import NotFound, RateLimited, ServerError
-from workers.policy import DEAD, RETRY, backoff, classify, retry_delay
+from workers.policy import DEAD, RETRY, backoff, classify, decide, retry_delay
 
 
 def stored(**body: object) -> dict[bytes, bytes]:
@@ -83,3 +84,28 @@ def test_idempotency_key_is_stable_per_event_and_handler() -> None:
     assert key == idempotency_key("e1", "crm:sync")
     assert key != idempotency_key("e1", "crm:other")
     assert key != idempotency_key("e2", "crm:sync")
+
+
+def test_decide_retries_transient_failures_and_dead_letters_permanent_ones() -> None:
+    """No failure → succeeded; transient → retrying with a delay; permanent → dead."""
+    transient = ("crm:sync", classify(ServerError("503"), 0))
+    permanent = ("billing:paid", classify(NotFound("gone"), 0))
+    common: dict[str, Any] = {"max_attempts": 8, "base": 60, "now": 0.0, "interrupted": False}
+    assert decide([], {}, **common).status == "succeeded"
+    retrying = decide([transient], {"crm:sync": 1}, **common)
+    assert retrying.status == "retrying"
+    assert retrying.delay is not None
+    assert 48 <= retrying.delay <= 72
+    dead = decide([transient, permanent], {"crm:sync": 1}, **common)
+    assert dead.status == "dead"
+    assert dead.reason.startswith("billing:paid: NotFound")
+
+
+def test_decide_gives_up_after_max_attempts_and_requeues_interrupted_runs() -> None:
+    """The eighth failed attempt dead-letters; a shutdown interruption requeues at once."""
+    transient = ("crm:sync", classify(ServerError("503"), 0))
+    out = decide([transient], {"crm:sync": 8}, interrupted=False, max_attempts=8, base=60, now=0.0)
+    assert out.status == "dead"
+    assert "gave up after 8 attempts" in out.reason
+    stopped = decide([], {}, interrupted=True, max_attempts=8, base=60, now=0.0)
+    assert (stopped.status, stopped.delay) == ("queued", 0)

@@ -1,0 +1,90 @@
+"""Running one handler for one push: its Context, its outcome record, interruption.
+
+:func:`run_one` calls the handler with a fresh :class:`~hookbird.Context` and
+records the outcome in ``record`` (status, attempts, error, last traceback, time).
+A stopping worker whose grace period ran out interrupts a running handler with
+:class:`Interrupted` (raised from the SIGUSR1 handler, and only while a handler
+runs, so RQ's own bookkeeping is never cut in half).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from hookbird.context import Context
+from hookbird.events import Event
+from hookbird.logs import get_logger
+from hookbird.routing import Handler
+from workers import runtime
+from workers.policy import RETRY, Verdict, classify, short_traceback
+from workers.store import version_key
+
+log = get_logger("hookbird.worker")
+
+
+class Interrupted(BaseException):
+    """The worker's shutdown grace ran out while a handler was running."""
+
+
+_interrupt = threading.Event()
+_in_handler = threading.local()
+
+
+def request_interrupt() -> None:
+    """Called from the worker's grace signal: stop the running handler, if any."""
+    _interrupt.set()
+    if getattr(_in_handler, "name", None):
+        raise Interrupted("shutdown grace period over")
+
+
+def run_one(
+    rt: runtime.Runtime, event: Event, handler: Handler, record: dict[str, Any]
+) -> Verdict | None:
+    """Run one handler; None on success, else what to do about its failure."""
+    record["attempts"] = int(record.get("attempts", 0)) + 1
+    ctx = Context(
+        event=replace(event, attempt=record["attempts"]),
+        handler=handler.name,
+        settings=rt.settings,
+        redis=rt.redis,
+        log=log.bind(handler=handler.name),
+        moneybird_factory=rt.moneybird,
+    )
+    started = time.perf_counter()
+    _in_handler.name = handler.name
+    try:
+        if _interrupt.is_set():
+            raise Interrupted("shutdown grace period over")
+        handler.func(ctx.event, ctx)
+    except (Interrupted, SystemExit, KeyboardInterrupt):
+        record["attempts"] -= 1
+        record.update(status="interrupted", at=time.time())
+        raise Interrupted("stopped while running") from None
+    except Exception as exc:
+        verdict = classify(exc, time.time())
+        record.update(
+            status="failed" if verdict.kind == RETRY else "dead",
+            error=verdict.reason,
+            traceback=short_traceback(exc),
+            at=time.time(),
+        )
+        ctx.log.warning("handler failed", error=verdict.reason, outcome=verdict.kind)
+        return verdict
+    finally:
+        _in_handler.name = None
+    record.update(status="ok", error=None, at=time.time())
+    record["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    record.pop("traceback", None)
+    return None
+
+
+def is_stale(rt: runtime.Runtime, handler: Handler, event: Event, suffix: str | None) -> str | None:
+    if not handler.latest_only or event.version is None or suffix is None:
+        return None
+    seen = rt.redis.get(version_key(handler.name, suffix))
+    if seen is not None and int(seen) > event.version:
+        return f"version {event.version} is older than {int(seen)}, already handled"
+    return None

@@ -65,8 +65,11 @@ class RedisServer:
         appendfsync: str = "everysec",
         extra_args: Sequence[str] = (),
         log_file: Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
+        #: `hookbird dev`: own session (Ctrl-C reaches only dev) and SIGTERM when dev dies.
+        self.die_with_parent = die_with_parent
         self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
@@ -104,9 +107,20 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        if self.die_with_parent:
+            from hookbird.children import die_with_parent_hook
+
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=die_with_parent_hook(),
+            )
+        else:
+            self.process = subprocess.Popen(
+                self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
         client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
         deadline = time.monotonic() + timeout
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         entity["version"] = int(time.time())  # Moneybird's versions are update timestamps
     entity_type = args.entity_type or entity_type
     url = args.url or default_url(settings)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # our own line per push says it all
     failures = 0
     with httpx2.Client(timeout=args.timeout) as http:
         for number in range(args.count):

@@ -53,13 +53,24 @@ def dev_token(data_dir: Path) -> str:
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from hookbird import children
     from hookbird.redis_server import RedisServer, RedisServerError
     from receiver.app import create_app
 
+    lock = children.lock_data_dir(settings.data_dir)
+    if lock is None:
+        holder = (settings.data_dir / "dev.lock").read_text().strip() or "?"
+        raise CommandError(
+            f"another `hookbird dev` (pid {holder}) is running in this folder and owns "
+            f"{settings.data_dir}. Stop it first, or give this one its own "
+            "HOOKBIRD_DATA_DIR and --port."
+        )
     server: RedisServer | None = None
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {"log_each_push": True}
     if not settings.redis_url:
-        server = RedisServer(settings.data_dir / "redis", port=args.redis_port)
+        server = RedisServer(
+            settings.data_dir / "redis", port=args.redis_port, die_with_parent=True
+        )
         try:
             server.start()
         except RedisServerError as exc:
@@ -73,32 +84,54 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     host, port = args.host or settings.host, args.port or settings.port
     base = f"http://{host}:{port}"
-    private = f" (private, data in {server.data_dir})" if server else ""
+    redis_url = settings.redis_url or ""
+    private = (
+        f" (private, pid {server.process.pid}, data in {server.data_dir})"
+        if server and server.process
+        else ""
+    )
+    dashboard = None
+    if args.no_dashboard:
+        dashboard_line = "off (--no-dashboard)"
+    elif children.dashboard_installed():
+        dashboard = children.spawn(children.dashboard_command(redis_url, host, args.dashboard_port))
+        dashboard_line = (
+            f"http://{host}:{args.dashboard_port}/  (rq-dashboard, pid {dashboard.pid})"
+        )
+    else:
+        dashboard_line = "not installed: pip install 'hookbird[dashboard]'"
     banner = textwrap.dedent(f"""
         hookbird {__version__} dev
           endpoint   POST {base}/webhooks/moneybird
           health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics
-          redis      {safe_url(settings.redis_url or "")}{private}
+          dashboard  {dashboard_line}
+          redis      {safe_url(redis_url)}{private}
           token      webhook_token={settings.webhook_token}{token_note}
+          try it     hookbird send contact_created
         Ctrl-C stops everything.
     """)
     print(banner, file=sys.stderr, flush=True)
     from hookbird.commands.worker import start_dev_worker, stop_dev_worker
 
-    worker = start_dev_worker(settings)
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
+        worker = start_dev_worker(settings)
+        try:
+            uvicorn.run(
+                create_app(settings),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+            )
+        finally:
+            children.stop(dashboard)
+            stop_dev_worker(worker, settings)
     finally:
-        stop_dev_worker(worker, settings)
+        children.stop(dashboard)
         if server is not None:
             server.stop()
+        lock.close()
     return EXIT_OK
 
 
@@ -123,8 +156,8 @@ def register(commands: Any) -> None:
     dev = add_command(
         commands,
         "dev",
-        "Run hookbird on a laptop: a private Redis (unless REDIS_URL is set) "
-        "and the receiver, with a ready-made webhook token.",
+        "Run hookbird on a laptop: a private Redis (unless REDIS_URL is set), the "
+        "receiver, a worker and rq-dashboard, with a ready-made webhook token.",
         "hookbird dev --port 8000",
         cmd_dev,
         configures_logging=True,
@@ -132,3 +165,7 @@ def register(commands: Any) -> None:
     dev.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")
     dev.add_argument("--port", type=int, help="port (default: PORT or 8000)")
     dev.add_argument("--redis-port", type=int, help="port for the private Redis (default: free)")
+    dev.add_argument(
+        "--dashboard-port", type=int, default=9181, help="rq-dashboard's port (default 9181)"
+    )
+    dev.add_argument("--no-dashboard", action="store_true", help="do not start rq-dashboard")

@@ -1,0 +1,196 @@
+"""The README's run command end to end: `hookbird dev` as a real process, then `hookbird send`.
+
+No REDIS_URL: dev starts its private Redis under the data dir. Every child inherits
+the test's unique HOOKBIRD_DATA_DIR, so scanning /proc for it finds any orphan.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import redis
+
+from hookbird.redis_server import free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOKBIRD = (sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())")
+
+
+def processes_with(marker: str) -> list[int]:
+    """PIDs of live (non-zombie) processes whose environment contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() not in (entry / "environ").read_bytes():
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.05)
+
+
+class Dev:
+    """`hookbird dev` in a folder, with its output in a log file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data_dir = folder / "data"
+        self.port = free_port()
+        self.dashboard_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKBIRD_", "MONEYBIRD_"))}
+        env.pop("REDIS_URL", None)
+        env.update(
+            HOOKBIRD_DATA_DIR=str(self.data_dir),
+            HOOKBIRD_LOG_FORMAT="json",
+            HOOKBIRD_SHUTDOWN_GRACE="2",
+            PORT=str(self.port),
+            PYTHONPATH=str(ROOT),
+        )
+        self.env = env
+        self.runs = 0
+        self.marker = f"HOOKBIRD_DATA_DIR={self.data_dir}\0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        self.runs += 1
+        self.log = self.folder / f"dev-{self.runs}.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*HOOKBIRD, "dev", "--dashboard-port", str(self.dashboard_port)],
+                cwd=self.folder,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self.ready, message=f"hookbird dev to be ready:\n{self.output()}")
+        # dev, its Redis and its worker (and the dashboard): the orphan check can see them
+        assert len(processes_with(self.marker)) >= 3
+        return self.proc
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"hookbird dev exited:\n{self.output()}")
+        try:
+            return httpx2.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200
+        except httpx2.HTTPError:
+            return False
+
+    def redis(self) -> redis.Redis:
+        found = re.search(r"redis +(redis://\S+)", self.output())
+        assert found, self.output()
+        return redis.Redis.from_url(found[1])
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*HOOKBIRD, *args],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def stop(self, how: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(how)
+        self.proc.wait(30)
+        wait_for(lambda: not processes_with(self.marker), timeout=15, message="every child to exit")
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[Dev]:
+    running = Dev(tmp_path)
+    yield running
+    if running.proc is not None and running.proc.poll() is None:
+        running.proc.kill()
+        running.proc.wait()
+    for pid in processes_with(running.marker):
+        os.kill(pid, signal.SIGKILL)
+
+
+def contacts(dev: Dev) -> list[tuple[str, str]]:
+    path = dev.data_dir / "hookbird-example.sqlite3"
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        try:
+            return list(db.execute("SELECT id, company_name FROM contacts"))
+        except sqlite3.OperationalError:
+            return []
+
+
+def test_dev_then_send_is_handled_and_stops_cleanly(dev: Dev) -> None:
+    """Fresh folder: dev starts Redis, receiver, worker, dashboard; `hookbird send
+    contact_created` reaches the example plugin; Ctrl-C leaves no process behind."""
+    dev.start()
+    banner = dev.output()
+    assert f"POST http://127.0.0.1:{dev.port}/webhooks/moneybird" in banner
+    assert "metrics" in banner
+    token = (dev.data_dir / "dev-webhook-token").read_text().strip()
+    assert f"webhook_token={token}" in banner
+    sent = dev.cli("send", "contact_created")
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("200 accepted")
+    wait_for(lambda: contacts(dev), timeout=10, message="the example plugin to store the contact")
+    assert contacts(dev)[0] == ("496081411808167496", "Foobar Holding B.V.")
+    assert '"push accepted"' in dev.output()  # per-push log lines are on in dev
+    if "rq-dashboard, pid" in banner:
+        page = httpx2.get(f"http://127.0.0.1:{dev.dashboard_port}/", timeout=5)
+        assert page.status_code == 200
+    dev.stop(signal.SIGINT)
+    assert dev.proc is not None
+    assert dev.proc.returncode == 0
+
+
+def test_restart_keeps_redis_data_and_kill_9_leaves_no_orphans(dev: Dev) -> None:
+    """A second dev in the same folder finds the first one's queued data; a concurrent
+    one is refused; kill -9 of dev still takes Redis, worker and dashboard down."""
+    dev.start()
+    sent = dev.cli("send", "contact_changed", "--count", "2")
+    assert sent.returncode == 0, sent.stderr
+    first = dev.redis()
+    keys = wait_for(lambda: sorted(first.scan_iter("hookbird:event:*")), message="stored pushes")
+    first.close()
+    dev.stop(signal.SIGTERM)
+
+    dev.start()
+    again = dev.redis()
+    assert sorted(again.scan_iter("hookbird:event:*")) == keys
+    again.close()
+    other = dev.cli("dev", "--port", str(free_port()), "--no-dashboard")
+    assert other.returncode == 1
+    assert "another `hookbird dev`" in other.stderr
+    dev.stop(signal.SIGKILL)

@@ -50,8 +50,9 @@ log = get_logger("hookbird.worker")
 RQ_RETRY_CAP = 10**6
 #: Handler outcomes that need no further run.
 SETTLED = ("ok", "skipped")
-#: Longest wait, in seconds, of a push parked behind an earlier push for its entity.
-MAX_PARK = 60
+#: Longest wait, in seconds, before a parked push re-checks on its own. It is normally
+#: woken at once when the push before it finishes; this only bounds a missed wake-up.
+MAX_PARK = 300
 
 
 class DeadLettered(Exception):

@@ -37,6 +37,7 @@ from hookbird.moneybird.errors import (
     RateLimited,
     ServerError,
     Timeout,
+    TransientError,
     Unauthorized,
 )
 from hookbird.moneybird.oauth import StaticToken, StoredTokens, TokenSource, oauth_app
@@ -181,7 +182,16 @@ class Client:
             response = self.send("GET", url, params=query, administration_id=administration_id)
             page = decode_body(response.content, response.headers.get("content-type"))
             yield from stringify_ids(page) if isinstance(page, list) else []
-            url, query = next_link(response.headers.get("link")), None
+            link = next_link(response.headers.get("link"))
+            url, query = (self._same_origin(link) if link else None), None
+
+    def _same_origin(self, link: str) -> str:
+        """A next-page link on another host is rebased on ours: the token goes nowhere else."""
+        target, base = httpx2.URL(link), self.http.base_url
+        if (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port):
+            return link
+        log.warning("moneybird_link_rebased", host=target.host)
+        return str(base.copy_with(raw_path=target.raw_path))
 
     def send(
         self,
@@ -250,7 +260,7 @@ class Client:
                     return response
                 error = found
                 if isinstance(error, RateLimited) and error.retry_at:
-                    self.budget.hold(key, shown, error.retry_at)
+                    self._hold(key, shown, error.retry_at)
                     if self.on_budget == "wait" and attempt < self.retries:
                         attempt += 1
                         self._wait(error.retry_at)
@@ -285,7 +295,7 @@ class Client:
         return path[len(base) :] if base and path.startswith(base + "/") else path
 
     def _take_slot(self, key: str, path: str, method: str) -> None:
-        while (retry_at := self.budget.acquire(key, path)) is not None:
+        while (retry_at := self._acquire(key, path, method)) is not None:
             if self.on_budget == "raise":
                 raise RateLimited(
                     f"hookbird's Moneybird rate budget is spent until {retry_at:.0f}",
@@ -294,6 +304,18 @@ class Client:
                     path=path,
                 )
             self._wait(retry_at)
+
+    def _acquire(self, key: str, path: str, method: str) -> float | None:
+        try:
+            return self.budget.acquire(key, path)
+        except redis.exceptions.RedisError as exc:
+            # Sending without the shared budget could cost every process a 429 storm.
+            raise TransientError(
+                f"hookbird's rate budget in Redis is unreachable ({type(exc).__name__}); "
+                "nothing was sent to Moneybird",
+                method=method,
+                path=path,
+            ) from exc
 
     def _wait(self, until: float) -> None:
         seconds = max(0.0, until - time.time())
@@ -309,5 +331,17 @@ class Client:
         the token, so no slot is given out before Moneybird's reset time.
         """
         until = rate.exhausted_until(now)
-        if until is not None and self.budget.remaining(key, path) > 0:
+        if until is None:
+            return
+        try:
+            if self.budget.remaining(key, path) > 0:
+                self.budget.hold(key, path, until)
+        except redis.exceptions.RedisError as exc:
+            # The request went through: failing now could make a job repeat a POST.
+            log.warning("rate_budget_unreachable", error=type(exc).__name__)
+
+    def _hold(self, key: str, path: str, until: float) -> None:
+        try:
             self.budget.hold(key, path, until)
+        except redis.exceptions.RedisError as exc:
+            log.warning("rate_budget_unreachable", error=type(exc).__name__)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx2
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from hookbird.moneybird import Client, errors
+from hookbird.moneybird.budget import BudgetConfig
 from hookbird.settings import Settings
 from tests.fake_moneybird import TOKEN, FakeMoneybird
 
@@ -220,3 +225,67 @@ def test_remaining_zero_holds_the_budget_until_reset(
         assert caught.value.status_code is None
         assert strict.stats["requests"] == 2
         assert strict.stats["rate_limited"] == 0
+
+
+def test_next_link_to_another_host_never_gets_the_token(admin_id: str) -> None:
+    """A Link pointing at another host is rebased on the API's own: the token stays home."""
+    seen: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(str(request.url))
+        if request.url.params.get("page") == "2":
+            return httpx2.Response(200, json=[{"id": "2"}])
+        link = f'<https://elsewhere.example/api/v2/{admin_id}/contacts.json?page=2>; rel="next"'
+        return httpx2.Response(200, json=[{"id": "1"}], headers={"Link": link})
+
+    with Client(token=TOKEN, transport=httpx2.MockTransport(handler)) as client:
+        listed = list(client.administration(admin_id).contacts.list())
+    assert [c["id"] for c in listed] == ["1", "2"]
+    assert all(url.startswith("https://moneybird.com/api/v2/") for url in seen)
+
+
+def test_unreachable_budget_sends_nothing_and_is_transient(admin_id: str) -> None:
+    """Redis down: a TransientError, and no request leaves without a slot."""
+    from hookbird.redis_server import free_port
+
+    sent: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(200, json=[])
+
+    no_retry = Retry(NoBackoff(), 0)
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=no_retry)
+    client = Client(token=TOKEN, transport=httpx2.MockTransport(handler), redis=dead)
+    with pytest.raises(errors.TransientError, match="unreachable"):
+        client.administration(admin_id).contacts.sync()
+    assert sent == []
+
+
+class _BudgetLostAfterSending:
+    """Grants the slot, then loses Redis before the answer is reconciled."""
+
+    config = BudgetConfig()
+
+    def acquire(self, key: str, path: str) -> float | None:
+        return None
+
+    def hold(self, key: str, path: str, until: float) -> None:
+        raise redis.exceptions.ConnectionError("gone")
+
+    def remaining(self, key: str, path: str) -> int:
+        raise redis.exceptions.ConnectionError("gone")
+
+
+def test_a_sent_post_never_fails_on_budget_bookkeeping(admin_id: str) -> None:
+    """Redis lost after a POST went through: the created record is returned, not an error
+    that would make the job create it twice."""
+    reset = str(int(time.time()) + 60)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        headers = {"RateLimit-Remaining": "0", "RateLimit-Reset": reset}
+        return httpx2.Response(201, json={"id": "7"}, headers=headers)
+
+    transport = httpx2.MockTransport(handler)
+    client = Client(token=TOKEN, transport=transport, budget=_BudgetLostAfterSending())
+    assert client.administration(admin_id).contacts.create(company_name="Once")["id"] == "7"

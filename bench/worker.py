@@ -73,7 +73,7 @@ def push_body(i: int, measure: bool = False) -> bytes:
         "measure": measure,
         "details": [
             {"id": str(k), "description": f"Consultancy day {k}", "price": "100.0", "tax": "21.0"}
-            for k in range(12)
+            for k in range(19)
         ],
     }
     data = {

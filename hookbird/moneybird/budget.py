@@ -12,11 +12,15 @@ also be *held* until a time the server named (a 429's ``Retry-After``, or
 ``RateLimit-Remaining: 0`` with ``RateLimit-Reset``), so what Moneybird says wins
 over what we counted.
 
+A refused caller is told *when* to come back, and callers are told different times:
+the ones already waiting are promised the next free slots, so a backlog of jobs
+comes back one slot at a time instead of all at once, each (usually) once.
+
 ``margin`` widens the window slightly: a slot freed exactly ``window`` seconds after
 an earlier one could otherwise reach Moneybird a few milliseconds early.
 
-Keys: ``hookbird:rate:<bucket>:<key>`` (sorted set of slot times) and
-``hookbird:rate:<bucket>:<key>:hold`` (epoch milliseconds).
+Keys: ``hookbird:rate:<bucket>:<key>`` (sorted set of slot times),
+``…:hold`` (epoch milliseconds) and ``…:waiting`` (sorted set of promised times).
 """
 
 from __future__ import annotations
@@ -37,21 +41,31 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local span = tonumber(ARGV[1])
 local member = ARGV[2]
-local n = #KEYS / 2
+local n = #KEYS / 3
 local wait_until = 0
 for i = 1, n do
   local hold = tonumber(redis.call('GET', KEYS[n + i]) or '0')
   if hold > now and hold > wait_until then wait_until = hold end
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - span)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2 * n + i], '-inf', now)
   local limit = tonumber(ARGV[2 + i])
   local count = redis.call('ZCARD', KEYS[i])
   if count >= limit then
-    local entry = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
-    local free_at = tonumber(entry[2]) + span
+    -- Callers already told to come back get the next free slots; this one the one after.
+    local waiting = redis.call('ZCARD', KEYS[2 * n + i])
+    local index = count - limit + waiting % limit
+    local entry = redis.call('ZRANGE', KEYS[i], index, index, 'WITHSCORES')
+    local free_at = tonumber(entry[2]) + span * (1 + math.floor(waiting / limit))
     if free_at > wait_until then wait_until = free_at end
   end
 end
-if wait_until > now then return {0, wait_until, now} end
+if wait_until > now then
+  for i = 1, n do
+    redis.call('ZADD', KEYS[2 * n + i], wait_until, member)
+    redis.call('PEXPIRE', KEYS[2 * n + i], wait_until - now + 1000)
+  end
+  return {0, wait_until, now}
+end
 for i = 1, n do
   redis.call('ZADD', KEYS[i], now, member)
   redis.call('PEXPIRE', KEYS[i], span + 1000)
@@ -135,7 +149,8 @@ class RedisBudget:
     def _keys(self, key: str, path: str) -> tuple[list[str], list[int]]:
         buckets = self.config.buckets(path)
         logs = [f"{PREFIX}{b.name}:{key}" for b in buckets]
-        return [*logs, *(f"{log}:hold" for log in logs)], [b.limit for b in buckets]
+        keys = [*logs, *(f"{log}:hold" for log in logs), *(f"{log}:waiting" for log in logs)]
+        return keys, [b.limit for b in buckets]
 
     def acquire(self, key: str, path: str) -> float | None:
         keys, limits = self._keys(key, path)
@@ -151,7 +166,8 @@ class RedisBudget:
     def hold(self, key: str, path: str, until: float) -> None:
         keys, _ = self._keys(key, path)
         now_ms = int(time.time() * 1000)
-        for hold_key in keys[len(keys) // 2 :]:
+        n = len(keys) // 3
+        for hold_key in keys[n : 2 * n]:
             self._hold(keys=[hold_key], args=[now_ms + int((until - time.time()) * 1000)])
 
     def remaining(self, key: str, path: str) -> int:
@@ -162,7 +178,8 @@ class RedisBudget:
     def reset(self, key: str) -> None:
         """Forget every slot and hold of ``key`` (tests and benchmarks)."""
         for name in ("api", "reports"):
-            self.redis.delete(f"{PREFIX}{name}:{key}", f"{PREFIX}{name}:{key}:hold")
+            log = f"{PREFIX}{name}:{key}"
+            self.redis.delete(log, f"{log}:hold", f"{log}:waiting")
 
 
 class LocalBudget:

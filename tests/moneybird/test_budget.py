@@ -157,3 +157,18 @@ def test_remaining_zero_is_ignored_when_our_count_agrees(
         client.administration(admin_id).contacts.sync()
         client.administration(admin_id).contacts.sync()
         assert not redis_client.keys("hookbird:rate:*:hold")
+
+
+def test_refused_callers_are_told_different_times(redis_client: redis.Redis) -> None:
+    """A backlog is spread over the coming slots (the 4th waiter a window later), not all
+    sent back at the same moment."""
+    budget = RedisBudget(redis_client, BudgetConfig(limit=3, window=10, margin=0))
+    for _ in range(3):
+        assert budget.acquire("k", "/p") is None
+        time.sleep(0.02)
+    told = [budget.acquire("k", "/p") for _ in range(4)]
+    assert None not in told
+    times = [t for t in told if t is not None]
+    assert times == sorted(times)
+    assert len(set(times)) == 4
+    assert 9.9 < times[3] - times[0] < 10.1

@@ -13,7 +13,10 @@ One run starts a private Redis (AOF ``everysec``) and measures, in the same work
 Targets: (b)/(a) >= 0.80; p50 <= 20 ms and p99 <= 100 ms in (c) at 100 pushes/s.
 Both workers log at warning level, so the table compares the machinery, not log I/O.
 (a) and (b) alternate ``--rounds`` times and the best rate of each is shown, which
-keeps a burst of load from elsewhere on the machine out of the ratio.
+keeps a burst of load from elsewhere on the machine out of the ratio. (b) can beat
+(a): RQ sends its worker heartbeat three times per job as nine round trips, hookbird's
+worker at most once a second in one; hookbird's own work per push (two script calls)
+costs less than that saves.
 
     .venv/bin/python bench/worker.py                      # N=2000, 10 s at 100/s
     .venv/bin/python bench/worker.py --jobs 5000 --rate 100 --seconds 20 --mode fork

@@ -1,0 +1,92 @@
+"""The Procfile works as is under honcho (a Foreman clone, as Heroku-style hosts run it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+import redis
+
+from hookbird.redis_server import free_port
+from tests.commands.test_dev import processes_with, wait_for
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_procfile_lines_are_real_commands() -> None:
+    """Each line names a process type and a command installed in this environment."""
+    bin_dir = Path(sys.executable).parent
+    types = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            types[name.strip()] = command.split()[0]
+    assert set(types) >= {"web", "worker", "dashboard"}
+    for name, program in types.items():
+        assert (bin_dir / program).exists(), f"{name}: {program} is not installed"
+
+
+def test_honcho_starts_web_worker_and_dashboard(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """`honcho start` runs all three against one Redis: web ready, a worker registered,
+    the dashboard answering; Ctrl-C stops every process."""
+    port, dashboard_port = free_port(), free_port()
+    marker = f"HOOKBIRD_TEST_PROCFILE={tmp_path}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKBIRD_", "MONEYBIRD_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        REDIS_URL=redis_url,
+        PORT=str(port),
+        DASHBOARD_PORT=str(dashboard_port),
+        HOOKBIRD_WEBHOOK_TOKEN="procfile-test-token-0123456789",
+        HOOKBIRD_ENTRY_POINTS="off",
+        HOOKBIRD_SHUTDOWN_GRACE="1",
+        HOOKBIRD_TEST_PROCFILE=str(tmp_path),
+        PYTHONPATH=str(ROOT),
+    )
+    log = tmp_path / "honcho.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "honcho",
+                "start",
+                "-f",
+                str(ROOT / "Procfile"),
+                "-d",
+                str(ROOT),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def answers(url: str) -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"honcho exited:\n{log.read_text()}")
+            try:
+                return httpx2.get(url, timeout=1).status_code == 200
+            except httpx2.HTTPError:
+                return False
+
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/readyz"), message="web")
+        wait_for(lambda: answers(f"http://127.0.0.1:{dashboard_port}/"), message="dashboard")
+        wait_for(lambda: redis_client.scard("rq:workers"), message="a registered worker")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        wait_for(lambda: not processes_with(marker + "\0"), timeout=15, message="all to stop")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -5,7 +5,7 @@ attempt). Keys a test may set, per short handler name (``crm``, ``billing``, ``l
 ``test:fail:<name>`` transient failures left, ``test:dead:<name>`` raise a permanent
 error, ``test:sleep:<name>`` seconds to sleep mid-handler, ``test:boom:<name>`` unexpected
 exceptions left, ``test:retry_after:<name>``
-raise RetryLater(after=…) once.
+raise RetryLater(after=…) once; ``test:dead-event:<event_id>`` fails that push for good.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _run(name: str, event: Event, ctx: Context) -> None:
     pause = r.get(f"test:sleep:{name}")
     if pause:
         time.sleep(float(pause))
-    if r.get(f"test:dead:{name}"):
+    if r.get(f"test:dead:{name}") or r.get(f"test:dead-event:{event.event_id}"):
         raise NotFound("contact 42 is gone", status_code=404, method="GET", path="/contacts/42")
     if r.decr(f"test:boom:{name}") >= 0:
         raise KeyError("unexpected")

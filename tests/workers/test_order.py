@@ -60,3 +60,38 @@ def test_latest_only_skips_a_stale_version(
     assert "older" in outcomes[LATEST]["reason"]
     crm = [c for c in calls(redis_client) if c["handler"] == "crm"]
     assert len(crm) == 2  # the handler without latest_only still sees both
+
+
+def test_a_retrying_push_holds_back_later_pushes_for_its_entity(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """The first push fails once and waits for its retry; the second push for the same
+    entity does not overtake it, and runs as soon as the first succeeds."""
+    redis_client.set("test:fail:crm", 1)
+    workers.start()
+    workers.start()
+    first = push(entity_id="555", entity={"id": "555", "version": 1})
+    second = push(entity_id="555", entity={"id": "555", "version": 2})
+    wait_for(lambda: succeeded(redis_client, first, second), timeout=30, message="both")
+    runs = [c for c in calls(redis_client) if c["handler"] == "crm"]
+    assert [c["event_id"] for c in runs] == [first, second]
+    assert runs[0]["attempt"] == 2
+
+
+def test_a_dead_lettered_push_releases_its_entity(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """A push that goes to the dead letter no longer holds back the next one for its entity."""
+    redis_client.set("test:sleep:crm", 1)
+    workers.start()
+    workers.start()
+    first = push(entity_id="556")
+    redis_client.set(f"test:dead-event:{first}", 1)  # checked after the sleep
+    second = push(entity_id="556")
+    wait_for(lambda: redis_client.llen("test:started"), message="the first push to start")
+    redis_client.delete("test:sleep:crm")
+    wait_for(
+        lambda: redis_client.hget(state_key(first), "status") == b"dead", message="dead letter"
+    )
+    wait_for(lambda: succeeded(redis_client, second), timeout=20, message="the second push")
+    assert [c["event_id"] for c in calls(redis_client)] == [second]

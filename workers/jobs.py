@@ -105,7 +105,17 @@ def process_event() -> Any:
         return {"event_id": job.id, "status": "expired"}
     try:
         event = event_from_stored(job.id, begun.stored)
-    except UnreadableEvent as exc:
+    except UnreadableEvent as exc:  # nothing to retry: record it, release the entity
+        store.finish(
+            job.id,
+            token,
+            entity=entity,
+            done="dead",
+            ttl=max(retention, int(job.failure_ttl or 0)),
+            description="",
+            now=time.time(),
+            fields={"status": "dead", "error": str(exc)},
+        )
         raise DeadLettered(str(exc)) from None
     with structlog.contextvars.bound_contextvars(
         event_id=event.event_id, action=event.action, administration_id=event.administration_id

@@ -141,3 +141,18 @@ def test_an_unexpected_exception_is_retried_not_dead_lettered(
     assert call["attempt"] == 2
     outcomes = json.loads(state(redis_client, event_id)["handlers"])
     assert outcomes[CRM]["status"] == "ok"
+
+
+def test_a_damaged_stored_push_is_dead_lettered_and_frees_its_entity(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """A stored push that no longer parses goes to the dead letter with the reason, and the
+    next push for the same entity is handled."""
+    damaged = push(entity_id="789")
+    redis_client.hset(f"hookbird:event:{damaged}", "body", b"{not json")
+    after = push(entity_id="789")
+    workers.start()
+    wait_for(lambda: status_is(redis_client, after, "succeeded"), message="the next push")
+    assert status_is(redis_client, damaged, "dead")
+    assert "not JSON" in state(redis_client, damaged)["error"]
+    assert damaged in FailedJobRegistry("hookbird", connection=redis_client).get_job_ids()

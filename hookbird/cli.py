@@ -24,7 +24,7 @@ from hookbird.settings import Settings, SettingsError
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 #: Modules under ``hookbird.commands`` that register sub-commands, in help order.
-COMMAND_MODULES = ("serve", "worker", "send", "events", "webhooks", "oauth", "config")
+COMMAND_MODULES = ("serve", "worker", "send", "events", "webhooks", "oauth", "config", "doctor")
 
 Command = Callable[[argparse.Namespace, Settings], int]
 

@@ -73,7 +73,10 @@ class HookbirdMixin:
         interval = self.liveness / 3
         while not self._beat_stop.is_set():
             try:
-                conn.set(key, os.getpid(), px=int(self.liveness * 1000))
+                with conn.pipeline(transaction=False) as pipe:
+                    pipe.set(key, os.getpid(), px=int(self.liveness * 1000))
+                    pipe.sadd(recovery.WORKERS, self.name)  # type: ignore[attr-defined]
+                    pipe.execute()
                 for queue in self.queues:  # type: ignore[attr-defined]
                     recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
             except Exception as exc:  # Redis blips must not kill the beat

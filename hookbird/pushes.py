@@ -96,7 +96,15 @@ def sample(name: str) -> dict[str, Any]:
 def check_action(action: str) -> None:
     """Raise :class:`UnknownEvent` unless ``action`` is an official event name."""
     if action != "test_webhook" and action not in catalog.events():
-        raise UnknownEvent(action, catalog.suggest(action))
+        raise UnknownEvent(action, suggestions(action))
+
+
+def suggestions(action: str, limit: int = 3) -> list[str]:
+    """Events with every word typed (``invoice_paid``), then the closest spellings."""
+    words = set(action.split("_"))
+    containing = sorted((e for e in catalog.events() if words <= set(e.split("_"))), key=len)
+    close = [s for s in catalog.suggest(action, limit) if s not in containing]
+    return (containing + close)[:limit]
 
 
 def entity_type_for(action: str) -> tuple[str, str | None]:

@@ -223,6 +223,7 @@ def test_typo_gets_a_suggestion(receiver: str, capsys: pytest.CaptureFixture[str
     assert send("sales_invoice_state_changed_to_payed", "--url", receiver, "--token", TOKEN) == 1
     err = capsys.readouterr().err
     assert "sales_invoice_state_changed_to_paid" in err
+    assert pushes.suggestions("invoice_paid")[0] == "sales_invoice_state_changed_to_paid"
 
 
 def test_unreachable_receiver_says_what_to_do(

@@ -22,7 +22,7 @@ import redis
 import yaml
 
 from hookbird.cli import build_parser
-from hookbird.redis_server import RedisServer, free_port
+from hookbird.redis_server import find_redis_server, free_port
 from hookbird.settings import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,9 +254,8 @@ def test_caddy_forwards_only_the_push_endpoint() -> None:
 def test_shipped_redis_conf_gives_aof_everysec_and_noeviction(tmp_path: Path) -> None:
     """A real redis-server started on deploy/redis.conf reports the settings hookbird needs."""
     port = free_port()
-    server = RedisServer(tmp_path, port=port)
     command = [
-        server.command()[0],
+        find_redis_server(),
         str(DEPLOY / "redis.conf"),
         "--dir",
         str(tmp_path),

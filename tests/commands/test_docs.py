@@ -1,0 +1,62 @@
+"""The docs exist, link to files and sections that exist, and the README keeps its two commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [
+    ROOT / "README.md",
+    ROOT / "deploy" / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub-style anchors of a Markdown page's headings."""
+    found = set()
+    for line in page.read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            slug = re.sub(r"[^\w\- ]", "", title).replace(" ", "-")
+            found.add(slug)
+    return found
+
+
+def test_the_operator_docs_exist() -> None:
+    """getting-started, handlers, configuration, operations and security are there."""
+    names = {p.name for p in PAGES}
+    assert names >= {
+        "getting-started.md",
+        "handlers.md",
+        "configuration.md",
+        "operations.md",
+        "security.md",
+    }
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(page: Path) -> None:
+    """Every relative link points at a file that exists, and at a heading that exists."""
+    for target in LINK.findall(page.read_text()):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        assert resolved.exists(), f"{page.name}: {target}"
+        if anchor and resolved.suffix == ".md":
+            assert anchor in anchors(resolved), f"{page.name}: {target}"
+
+
+def test_readme_starts_with_the_two_commands_and_links_the_docs() -> None:
+    """The run and test commands stay at the top; every doc page is linked from the README."""
+    text = (ROOT / "README.md").read_text()
+    top = text[:1200]
+    assert "./scripts/dev" in top
+    assert "./scripts/test" in top
+    for page in ("getting-started", "handlers", "configuration", "operations", "security"):
+        assert f"docs/{page}.md" in text, page

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from hookbird.redis_server import free_port
-from tests.commands.test_dev import processes_with, wait_for
+from tests.commands.processes import processes_with, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -2,23 +2,20 @@
 
 The judgements are pure functions over what was observed (Redis ``INFO`` fields, the
 API's webhook list, a ``Date`` header), so they are tested without servers;
-:func:`run_checks` gathers the observations from Redis, the plugins and Moneybird.
+:mod:`hookbird.commands.doctor` gathers the observations from Redis, the plugins and
+Moneybird.
 A :class:`Check` is ``ok``, ``warn`` or ``error``; the command exits 0, 1 or 2 for
 the worst one.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import redis
-
-from hookbird.settings import Settings
-from hookbird.subscriptions import Subscription, SubscriptionStore, token_digest
+from hookbird.subscriptions import Subscription, token_digest
 
 OK, WARN, ERROR = "ok", "warn", "error"
 SEVERITY = {OK: 0, WARN: 1, ERROR: 2}
@@ -142,6 +139,29 @@ def judge_webhooks(
         )
 
 
+#: Moneybird scope → a cheap read that needs it (``settings`` is probed through webhooks).
+SCOPE_PROBES = {
+    "sales_invoices": "sales_invoices",
+    "documents": "documents/purchase_invoices",
+    "estimates": "estimates",
+    "bank": "financial_accounts",
+    "time_entries": "time_entries",
+}
+
+
+def judge_scopes(found: Mapping[str, bool | None]) -> Check:
+    """Which scopes a personal token has, from probes: True has, False 403, None unknown."""
+    has = [s for s, ok in found.items() if ok]
+    lacks = [s for s, ok in found.items() if ok is False]
+    unknown = [s for s, ok in found.items() if ok is None]
+    text = f"token scopes: {', '.join(has) or 'none found'}"
+    if lacks:
+        text += f" (not: {', '.join(lacks)})"
+    if unknown:
+        text += f" (not checked: {', '.join(unknown)})"
+    return Check(OK, text)
+
+
 def judge_clock(date_header: str | None, now: float, tolerance: int) -> Check:
     """Our clock against Moneybird's ``Date``: signatures older than the tolerance fail."""
     if not date_header:
@@ -161,128 +181,3 @@ def judge_clock(date_header: str | None, now: float, tolerance: int) -> Check:
     if abs(skew) > max(5.0, tolerance / 10):
         return Check(WARN, f"{text}", "sync the clock with NTP before it breaks signature checks")
     return Check(OK, "clock in step with Moneybird's (within seconds)")
-
-
-# -- gathering ------------------------------------------------------------------------
-
-
-def check_redis(client: redis.Redis, settings: Settings) -> Iterator[Check]:
-    from rq import Queue, Worker
-
-    info: dict[str, Any] = {}
-    for section in ("server", "persistence", "memory"):
-        info.update(client.info(section))
-    yield from judge_redis(info)
-    queue = Queue(settings.queue, connection=client)
-    yield from judge_queue(
-        queue.count, queue.failed_job_registry.count, Worker.count(connection=client), queue.name
-    )
-
-
-def check_handlers(settings: Settings) -> Iterator[Check]:
-    from workers.plugins import PluginError, load_router
-
-    try:
-        router = load_router(settings)
-    except PluginError as exc:
-        yield Check(ERROR, f"handlers do not import: {exc}", "fix the plugin, then retry")
-        return
-    names: dict[str, list[str]] = {}
-    for route in router:
-        names.setdefault(route.name, []).append(route.describe())
-    if not names:
-        yield Check(
-            WARN,
-            "no handlers installed: pushes are marked handled and dropped",
-            "install a plugin (entry point `hookbird.handlers`) or set HOOKBIRD_HANDLERS",
-        )
-    for name, routes in names.items():
-        yield Check(OK, f"handler {name} on {', '.join(routes)}")
-
-
-def check_moneybird(client: redis.Redis, settings: Settings) -> Iterator[Check]:
-    from hookbird.moneybird import Client, errors
-    from hookbird.moneybird.credentials import CredentialError, CredentialStore
-
-    store = CredentialStore(client, settings.secret_key) if settings.secret_key else None
-    connected = store.administrations() if store else []
-    if not settings.moneybird_api_token and not connected:
-        yield Check(
-            WARN,
-            "no Moneybird credentials: handlers cannot call the API, webhooks not compared",
-            "set MONEYBIRD_API_TOKEN or connect with `hookbird oauth url`",
-        )
-        return
-    api = Client(settings, redis=client, on_budget="raise", retries=0)
-    subscriptions = SubscriptionStore(client).list()
-    try:
-        administrations = sorted({s.administration_id for s in subscriptions} | set(connected))
-        if settings.moneybird_api_token:
-            response = api.send("GET", "/administrations")
-            found = response.json()
-            names = [str(a.get("id")) for a in found if isinstance(a, dict)]
-            yield Check(
-                OK, f"Moneybird API reachable; the token sees {len(names)} administration(s)"
-            )
-            yield judge_clock(
-                response.headers.get("date"), time.time(), settings.signature_tolerance
-            )
-            administrations = sorted(set(administrations) | set(names))
-        for administration in connected:
-            credential = store.get(administration) if store else None
-            if credential is not None:
-                scopes = " ".join(credential.scopes) or "unknown"
-                yield Check(OK, f"administration {administration} connected (scopes: {scopes})")
-        for administration in administrations:
-            try:
-                hooks = list(api.administration(administration).webhooks.list())
-            except errors.Forbidden:
-                yield Check(
-                    WARN,
-                    f"administration {administration}: no `settings` scope, webhooks not checked",
-                    "give the token the settings scope to let hookbird manage webhooks",
-                )
-                continue
-            yield from judge_webhooks(administration, hooks, subscriptions, settings.webhook_token)
-    except errors.Unauthorized as exc:
-        yield Check(ERROR, f"Moneybird refused the credentials: {exc}", "check MONEYBIRD_API_TOKEN")
-    except errors.RateLimited:
-        yield Check(WARN, "Moneybird rate budget spent: API not checked", "run doctor again later")
-    except (errors.MoneybirdError, CredentialError) as exc:
-        yield Check(
-            ERROR,
-            f"Moneybird API: {exc}",
-            f"check MONEYBIRD_API_URL ({settings.moneybird_api_url})",
-        )
-    finally:
-        api.close()
-
-
-def run_checks(settings: Settings) -> Iterator[Check]:
-    """Every check, in the order an operator would look."""
-    from hookbird.cli import safe_url
-
-    if not settings.redis_url:
-        yield Check(ERROR, "REDIS_URL is not set", "point it at the Redis hookbird uses")
-        return
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-    )
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:
-        yield Check(
-            ERROR,
-            f"Redis at {safe_url(settings.redis_url)} unreachable: {exc}",
-            "start Redis or fix REDIS_URL (and its password)",
-        )
-        return
-    try:
-        yield Check(OK, f"Redis reachable at {safe_url(settings.redis_url)}")
-        yield from check_redis(client, settings)
-        yield from check_handlers(settings)
-        yield from check_moneybird(client, settings)
-    finally:
-        client.close()

@@ -1,14 +1,180 @@
-"""``hookbird doctor``: one line per check with ✓/⚠/✗ and what to do; exit 0/1/2."""
+"""``hookbird doctor``: one line per check with ✓/⚠/✗ and what to do; exit 0/1/2.
+
+This module gathers what there is to see (Redis ``INFO``, RQ's registries, the handler
+plugins, Moneybird's answers); the judgements are the pure functions in
+:mod:`hookbird.doctor`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from hookbird.cli import add_command
-from hookbird.doctor import ERROR, OK, WARN, Check, exit_code, run_checks
+import redis
+
+from hookbird.cli import add_command, safe_url
+from hookbird.doctor import (
+    ERROR,
+    OK,
+    SCOPE_PROBES,
+    WARN,
+    Check,
+    exit_code,
+    judge_clock,
+    judge_queue,
+    judge_redis,
+    judge_scopes,
+    judge_webhooks,
+)
 from hookbird.settings import Settings
+from hookbird.subscriptions import SubscriptionStore
+
+
+def check_redis(client: redis.Redis, settings: Settings) -> Iterator[Check]:
+    from rq import Queue, Worker
+
+    info: dict[str, Any] = {}
+    for section in ("server", "persistence", "memory"):
+        info.update(client.info(section))
+    yield from judge_redis(info)
+    queue = Queue(settings.queue, connection=client)
+    yield from judge_queue(
+        queue.count, queue.failed_job_registry.count, Worker.count(connection=client), queue.name
+    )
+
+
+def check_handlers(settings: Settings) -> Iterator[Check]:
+    from workers.plugins import PluginError, load_router
+
+    try:
+        router = load_router(settings)
+    except PluginError as exc:
+        yield Check(ERROR, f"handlers do not import: {exc}", "fix the plugin, then retry")
+        return
+    names: dict[str, list[str]] = {}
+    for route in router:
+        names.setdefault(route.name, []).append(route.describe())
+    if not names:
+        yield Check(
+            WARN,
+            "no handlers installed: pushes are marked handled and dropped",
+            "install a plugin (entry point `hookbird.handlers`) or set HOOKBIRD_HANDLERS",
+        )
+    for name, routes in names.items():
+        yield Check(OK, f"handler {name} on {', '.join(routes)}")
+
+
+def check_moneybird(client: redis.Redis, settings: Settings) -> Iterator[Check]:
+    from hookbird.moneybird import Client, errors
+    from hookbird.moneybird.credentials import CredentialError, CredentialStore
+
+    store = CredentialStore(client, settings.secret_key) if settings.secret_key else None
+    connected = store.administrations() if store else []
+    if not settings.moneybird_api_token and not connected:
+        yield Check(
+            WARN,
+            "no Moneybird credentials: handlers cannot call the API, webhooks not compared",
+            "set MONEYBIRD_API_TOKEN or connect with `hookbird oauth url`",
+        )
+        return
+    api = Client(settings, redis=client, on_budget="raise", retries=0)
+    subscriptions = SubscriptionStore(client).list()
+    try:
+        administrations = sorted({s.administration_id for s in subscriptions} | set(connected))
+        if settings.moneybird_api_token:
+            response = api.send("GET", "/administrations")
+            found = response.json()
+            names = [str(a.get("id")) for a in found if isinstance(a, dict)]
+            yield Check(
+                OK, f"Moneybird API reachable; the token sees {len(names)} administration(s)"
+            )
+            yield judge_clock(
+                response.headers.get("date"), time.time(), settings.signature_tolerance
+            )
+            administrations = sorted(set(administrations) | set(names))
+        for administration in connected:
+            credential = store.get(administration) if store else None
+            if credential is not None:
+                scopes = " ".join(credential.scopes) or "unknown"
+                yield Check(OK, f"administration {administration} connected (scopes: {scopes})")
+        if settings.moneybird_api_token and administrations:
+            yield judge_scopes(probe_scopes(api, administrations[0]))
+        for administration in administrations:
+            try:
+                hooks = list(api.administration(administration).webhooks.list())
+            except errors.Forbidden:
+                yield Check(
+                    WARN,
+                    f"administration {administration}: no `settings` scope, webhooks not checked",
+                    "give the token the settings scope to let hookbird manage webhooks",
+                )
+                continue
+            yield from judge_webhooks(administration, hooks, subscriptions, settings.webhook_token)
+    except errors.Unauthorized as exc:
+        yield Check(ERROR, f"Moneybird refused the credentials: {exc}", "check MONEYBIRD_API_TOKEN")
+    except errors.RateLimited:
+        yield Check(WARN, "Moneybird rate budget spent: API not checked", "run doctor again later")
+    except (errors.MoneybirdError, CredentialError) as exc:
+        yield Check(
+            ERROR,
+            f"Moneybird API: {exc}",
+            f"check MONEYBIRD_API_URL ({settings.moneybird_api_url})",
+        )
+    finally:
+        api.close()
+
+
+def probe_scopes(api: Any, administration: str) -> dict[str, bool | None]:
+    """One small read per scope (up to five requests of the rate budget)."""
+    from hookbird.moneybird import errors
+
+    found: dict[str, bool | None] = {}
+    for scope, path in SCOPE_PROBES.items():
+        try:
+            api.send(
+                "GET",
+                f"/{administration}/{path}",
+                params={"per_page": 1},
+                administration_id=administration,
+            )
+            found[scope] = True
+        except errors.Forbidden:
+            found[scope] = False
+        except errors.PermanentError:
+            found[scope] = None
+    return found
+
+
+def run_checks(settings: Settings) -> Iterator[Check]:
+    """Every check, in the order an operator would look."""
+    if not settings.redis_url:
+        yield Check(ERROR, "REDIS_URL is not set", "point it at the Redis hookbird uses")
+        return
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        yield Check(
+            ERROR,
+            f"Redis at {safe_url(settings.redis_url)} unreachable: {exc}",
+            "start Redis or fix REDIS_URL (and its password)",
+        )
+        return
+    try:
+        yield Check(OK, f"Redis reachable at {safe_url(settings.redis_url)}")
+        yield from check_redis(client, settings)
+        yield from check_handlers(settings)
+        yield from check_moneybird(client, settings)
+    finally:
+        client.close()
+
 
 MARKS = {OK: "✓", WARN: "⚠", ERROR: "✗"}
 ASCII = {OK: "ok  ", WARN: "warn", ERROR: "FAIL"}

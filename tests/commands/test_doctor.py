@@ -12,7 +12,8 @@ import redis
 
 from hookbird import doctor
 from hookbird.cli import main
-from hookbird.doctor import ERROR, OK, WARN, Check, run_checks
+from hookbird.commands.doctor import check_moneybird, run_checks
+from hookbird.doctor import ERROR, OK, WARN, Check
 from hookbird.redis_server import RedisServer, free_port
 from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore
@@ -46,6 +47,12 @@ def test_clock_judgement() -> None:
     assert "behind" in late.what
     assert doctor.judge_clock(None, now, 300).status == WARN
     assert doctor.judge_clock("yesterday", now, 300).status == WARN
+
+
+def test_scope_judgement() -> None:
+    """Scopes found, refused (403) and not checkable are all named."""
+    check = doctor.judge_scopes({"sales_invoices": True, "bank": False, "estimates": None})
+    assert check.what == "token scopes: sales_invoices (not: bank) (not checked: estimates)"
 
 
 def test_exit_code_is_the_worst_status() -> None:
@@ -168,6 +175,9 @@ def test_webhooks_compared_with_the_store(
     checks = list(run_checks(settings))
     assert statuses(checks, "Moneybird API reachable") == [OK]
     assert statuses(checks, "clock") == [OK]
+    (scopes,) = [c.what for c in checks if c.what.startswith("token scopes")]
+    assert "sales_invoices" in scopes
+    assert "time_entries" in scopes
     assert statuses(checks, f"webhook {good['id']}") == [OK]
     assert statuses(checks, f"webhook {failing['id']}") == [WARN]
     assert statuses(checks, f"webhook {off['id']}") == [WARN]
@@ -186,7 +196,7 @@ def test_single_webhook_token_counts_as_stored(
     with Client(base, redis=redis_client) as api:
         hook = api.administration(ADMINISTRATION).webhooks.create("http://127.0.0.1:9/h", [])
     settings = base.replace(webhook_token=hook["token"])
-    checks = list(doctor.check_moneybird(redis_client, settings))
+    checks = list(check_moneybird(redis_client, settings))
     assert statuses(checks, f"webhook {hook['id']}") == [OK]
 
 
@@ -197,6 +207,6 @@ def test_wrong_token_is_an_error(
     settings = Settings(
         redis_url=redis_url, moneybird_api_token="not-the-token", moneybird_api_url=fake.api_url
     )
-    checks = list(doctor.check_moneybird(redis_client, settings))
+    checks = list(check_moneybird(redis_client, settings))
     assert [c.status for c in checks] == [ERROR]
     assert "MONEYBIRD_API_TOKEN" in checks[0].advice

@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Receive Moneybird webhooks, queue them durably, handle each once.",
         epilog=textwrap.dedent("""\
             examples:
-              hookbird dev                       receiver + private Redis on a laptop
+              hookbird dev                       Redis, receiver, worker, dashboard on a laptop
+              hookbird send contact_created      deliver a push like Moneybird would
+              hookbird doctor                    check Redis, handlers, Moneybird, webhooks
               REDIS_URL=redis://redis:6379/0 hookbird serve --port 8000
               hookbird webhooks add --webhook-id 123 --administration 456 --token T
 

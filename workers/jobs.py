@@ -50,9 +50,9 @@ log = get_logger("hookbird.worker")
 RQ_RETRY_CAP = 10**6
 #: Handler outcomes that need no further run.
 SETTLED = ("ok", "skipped")
-#: Longest wait, in seconds, before a parked push re-checks on its own. It is normally
-#: woken at once when the push before it finishes; this only bounds a missed wake-up.
-MAX_PARK = 300
+#: A parked push is woken the moment the push before it finishes; it also re-checks on
+#: its own after FIRST_PARK seconds, doubling up to MAX_PARK, in case that push is lost.
+FIRST_PARK, MAX_PARK = 10, 300
 
 
 class DeadLettered(Exception):
@@ -134,8 +134,8 @@ def _park(
     state: dict[str, str],
 ) -> Retry:
     parks = int(state.get("parks", "0")) + 1
-    delay = min(2 ** (parks - 1), MAX_PARK)
-    store.finish(
+    delay = min(FIRST_PARK * 2 ** (parks - 1), MAX_PARK)
+    free = store.finish(
         event.event_id,
         "",
         entity=entity,
@@ -145,6 +145,8 @@ def _park(
         now=time.time(),
         fields={"status": "waiting", "parks": str(parks), "updated_at": repr(time.time())},
     )
+    if free:  # the push before it finished in the meantime: go again right away
+        return Retry(max=RQ_RETRY_CAP, interval=0, enqueue_at_front=True)
     log.info("waiting for an earlier push for the same entity", recheck_in=delay)
     return Retry(max=RQ_RETRY_CAP, interval=delay)
 

@@ -20,7 +20,11 @@ stays in the set while it waits for a retry (later pushes for the entity wait to
 and leaves when it succeeds or is dead-lettered. Entries whose RQ job is gone or
 finished are dropped, so a lost record cannot block an entity for ever.
 :data:`FINISH` records the outcome, releases the lock and hands back the next
-waiting push for the entity so the caller can put it at the front of the queue.
+waiting push for the entity so the caller can put it at the front of the queue. If
+that push is still on its way into RQ's scheduled registry (its worker has just
+decided to park it), ``hookbird:wake:<id>`` is set instead, and that worker requeues
+it as soon as RQ has scheduled it (``HookbirdMixin.handle_job_retry``): no wake-up
+is lost to the race.
 """
 
 from __future__ import annotations
@@ -55,7 +59,10 @@ for _, other in ipairs(candidates) do
   if other ~= me and other < me then
     local f = redis.call('HMGET', 'hookbird:event:' .. other,
       'administration_id', 'entity_type', 'entity_id', 'received_at')
-    if f[1] == adm and f[2] == etype and f[3] == eid then
+    -- (one that just finished may still sit in the started registry a moment longer)
+    local done = redis.call('HGET', 'hookbird:state:' .. other, 'status')
+    if f[1] == adm and f[2] == etype and f[3] == eid and done ~= 'succeeded'
+        and done ~= 'dead' then
       redis.call('ZADD', set_key, 'NX', f[4] or '0', other)
     end
   end
@@ -70,11 +77,12 @@ for _ = 1, 50 do
   end
   redis.call('ZREM', set_key, head)
 end
-local holder = redis.call('GET', lock_key)
-if holder and string.sub(holder, 1, #me + 1) ~= me .. ':' then
+-- held even by an earlier run of this same push (a second copy of its job): wait
+if redis.call('GET', lock_key) then
   return {'wait', stored, state}
 end
 redis.call('SET', lock_key, token, 'PX', lock_ms)
+redis.call('DEL', 'hookbird:wake:' .. me)  -- its turn is now; a later retry must not be hurried
 return {'go', stored, state}
 """
 
@@ -87,19 +95,42 @@ if done == 'dead' then redis.call('EXPIRE', event_key, ttl) end
 if description ~= '' and redis.call('EXISTS', job_key) == 1 then
   redis.call('HSET', job_key, 'description', description)
 end
-if set_key == '' or done == 'park' then return false end
+if set_key == '' then return false end
+if done == 'park' then
+  -- the push before this one may have finished since BEGIN: then do not wait at all
+  local first = redis.call('ZRANGE', set_key, 0, 0)[1]
+  if first == me and not redis.call('GET', lock_key) then return me end
+  return false
+end
 if redis.call('GET', lock_key) == token then redis.call('DEL', lock_key) end
 if done ~= 'no' then redis.call('ZREM', set_key, me) end
-local head = redis.call('ZRANGE', set_key, 0, 0)[1]
-if not head or head == me then return false end
+local head
+for _ = 1, 50 do
+  head = redis.call('ZRANGE', set_key, 0, 0)[1]
+  if not head or head == me then return false end
+  local status = redis.call('HGET', 'rq:job:' .. head, 'status')
+  if status == 'queued' or status == 'started' or status == 'scheduled'
+      or status == 'deferred' then break end
+  redis.call('ZREM', set_key, head)  -- finished or gone: not a push to wait for
+end
 local due = redis.call('ZSCORE', scheduled_key, head)
+if not due then
+  -- on its way to being parked: its worker moves it to the queue once RQ has scheduled it
+  redis.call('SET', 'hookbird:wake:' .. head, '1', 'PX', 60000)
+  return false
+end
 -- wake it only while it is not due yet, so the scheduler is not also enqueueing it
-if due and tonumber(due) > tonumber(now) + 1 then
+if tonumber(due) > tonumber(now) + 0.25 then
   redis.call('ZREM', scheduled_key, head)
   return head
 end
 return false
 """
+
+
+def wake_key(event_id: str) -> str:
+    """Set when a push's turn came while it was being parked (see ``FINISH``)."""
+    return f"{keys.PREFIX}wake:{event_id}"
 
 
 def state_key(event_id: str) -> str:
@@ -193,7 +224,8 @@ class Store:
         """Record the outcome; ``done``: ``no`` (will run again), ``yes``, ``dead`` or ``park``.
 
         Returns the id of the next waiting push for the entity, taken out of RQ's
-        scheduled registry, for the caller to enqueue.
+        scheduled registry, for the caller to enqueue. With ``park``: this push's own
+        id if its turn has come meanwhile (the caller then requeues it at once).
         """
         suffix = entity_suffix(*entity) if entity else None
         script_keys = [

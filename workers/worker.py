@@ -33,7 +33,7 @@ from rq import SimpleWorker, Worker
 
 from hookbird.logs import get_logger
 from workers import jobs, recovery, running
-from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key
+from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key, wake_key
 
 log = get_logger("hookbird.worker")
 
@@ -98,6 +98,14 @@ class HookbirdMixin:
         conn = self.connection  # type: ignore[attr-defined]
         conn.delete(recovery.alive_key(self.name))  # type: ignore[attr-defined]
         conn.srem(recovery.WORKERS, self.name)  # type: ignore[attr-defined]
+
+    # -- waking parked pushes ---------------------------------------------------------
+    def handle_job_retry(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> None:
+        """After RQ has scheduled a parked push: if its turn came meanwhile, queue it now."""
+        super().handle_job_retry(job, queue, *args, **kwargs)  # type: ignore[misc]
+        conn = self.connection  # type: ignore[attr-defined]
+        if conn.delete(wake_key(job.id)) and conn.zrem(queue.scheduled_job_registry.key, job.id):
+            queue.enqueue_job(job, at_front=True)
 
     # -- RQ's own worker heartbeat ---------------------------------------------------
     _rq_beat_at: float = 0.0

@@ -72,7 +72,7 @@ def test_a_retrying_push_holds_back_later_pushes_for_its_entity(
     workers.start()
     first = push(entity_id="555", entity={"id": "555", "version": 1})
     second = push(entity_id="555", entity={"id": "555", "version": 2})
-    wait_for(lambda: succeeded(redis_client, first, second), timeout=30, message="both")
+    wait_for(lambda: succeeded(redis_client, first, second), timeout=8, message="both")
     runs = [c for c in calls(redis_client) if c["handler"] == "crm"]
     assert [c["event_id"] for c in runs] == [first, second]
     assert runs[0]["attempt"] == 2
@@ -93,5 +93,19 @@ def test_a_dead_lettered_push_releases_its_entity(
     wait_for(
         lambda: redis_client.hget(state_key(first), "status") == b"dead", message="dead letter"
     )
-    wait_for(lambda: succeeded(redis_client, second), timeout=20, message="the second push")
+    # woken when the first is dead-lettered, well before its own 10 s re-check
+    wait_for(lambda: succeeded(redis_client, second), timeout=8, message="the second push")
     assert [c["event_id"] for c in calls(redis_client)] == [second]
+
+
+def test_a_burst_for_one_entity_runs_in_order_each_push_woken_by_the_one_before(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """Ten pushes for one entity at once over two workers: handled in receipt order, each
+    parked push woken when its predecessor finishes (not by its 10 s re-check)."""
+    workers.start()
+    workers.start()
+    wait_for(lambda: redis_client.scard("hookbird:workers") == 2, message="two workers")
+    ids = [push(entity_id="42", entity={"id": "42", "version": v}) for v in range(10)]
+    wait_for(lambda: succeeded(redis_client, *ids), timeout=8, message="all ten, woken in turn")
+    assert [c["event_id"] for c in calls(redis_client)] == ids

@@ -103,6 +103,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=30, help="requests per window")
     parser.add_argument("--window", type=float, default=6.0, help="window in seconds")
     parser.add_argument("--margin", type=float, default=0.25, help="HOOKBIRD_RATE_MARGIN")
+    parser.add_argument(
+        "--slack",
+        type=float,
+        default=0.1,
+        help="HOOKBIRD_RATE_SLACK: these workers run a job within ~10 ms of its time",
+    )
     parser.add_argument("--contacts", type=int, default=250)
     args = parser.parse_args()
     total = args.workers * args.jobs
@@ -137,6 +143,7 @@ def main() -> None:
                 rate_limit=args.limit,
                 rate_window=args.window,
                 rate_margin=args.margin,
+                rate_slack=args.slack,
             )
             ctx = multiprocessing.get_context("spawn")
             out = ctx.Queue()
@@ -177,6 +184,7 @@ def main() -> None:
     rows = [
         ("workers x jobs", f"{args.workers} x {args.jobs}"),
         ("budget", f"{args.limit} req / {args.window:g} s"),
+        ("margin, slack", f"{args.margin:g} s, {args.slack:g} s"),
         ("jobs done", f"{done} of {total}"),
         ("calls sent by workers", str(calls)),
         ("requests seen by Moneybird", str(stats.get("requests", 0))),

@@ -199,6 +199,13 @@ FIELDS: tuple[Setting, ...] = (
         "Seconds added to the window so freed slots never reach Moneybird early.",
     ),
     Setting(
+        "HOOKBIRD_RATE_SLACK",
+        "rate_slack",
+        "1",
+        "Seconds per window added to the retry time promised to a job that waits more than "
+        "one window, so it still finds its slot when the scheduler runs it a little late.",
+    ),
+    Setting(
         "HOOKBIRD_RATE_SCOPE",
         "rate_scope",
         "credential",
@@ -304,6 +311,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "reports_rate_limit": lambda n, raw: _parse_int(n, raw, minimum=1),
     "rate_window": lambda n, raw: _parse_float(n, raw, minimum=0.1),
     "rate_margin": lambda n, raw: _parse_float(n, raw),
+    "rate_slack": lambda n, raw: _parse_float(n, raw),
     "rate_scope": lambda n, raw: _choice(n, raw, ("credential", "global")),
     "api_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
     "api_retries": lambda n, raw: _parse_int(n, raw),
@@ -349,6 +357,7 @@ class Settings:
     reports_rate_limit: int = 50
     rate_window: float = 300.0
     rate_margin: float = 0.25
+    rate_slack: float = 1.0
     rate_scope: str = "credential"
     api_timeout: float = 30.0
     api_retries: int = 3

@@ -22,6 +22,7 @@ from hookbird import catalog
 from hookbird.cli import EXIT_OK, Command, CommandError, add_command, redis_client
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import CredentialError, CredentialStore
+from hookbird.moneybird.oauth import StoredTokens
 from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore
 
@@ -118,6 +119,8 @@ def _administrations(
     if getattr(args, "administration", None):
         return [args.administration]
     found = {s.administration_id for s in store.list()}
+    if isinstance(client.tokens, StoredTokens):  # administrations connected with OAuth
+        found |= set(client.tokens.store.administrations())
     if not found and client.tokens is not None and client.settings.moneybird_api_token:
         found = {str(a["id"]) for a in client.administrations()}
     return sorted(found)

@@ -14,7 +14,9 @@ over what we counted.
 
 A refused caller is told *when* to come back, and callers are told different times:
 the ones already waiting are promised the next free slots, so a backlog of jobs
-comes back one slot at a time instead of all at once, each (usually) once.
+comes back one slot at a time instead of all at once, each (usually) once. Promises
+for later windows add ``slack`` per window, so a job that runs a little after its
+time (a scheduler's tick) still finds its slot free instead of going to the back.
 
 ``margin`` widens the window slightly: a slot freed exactly ``window`` seconds after
 an earlier one could otherwise reach Moneybird a few milliseconds early.
@@ -41,6 +43,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local span = tonumber(ARGV[1])
 local member = ARGV[2]
+local slack = tonumber(ARGV[3])
 local n = #KEYS / 3
 local wait_until = 0
 for i = 1, n do
@@ -48,14 +51,16 @@ for i = 1, n do
   if hold > now and hold > wait_until then wait_until = hold end
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - span)
   redis.call('ZREMRANGEBYSCORE', KEYS[2 * n + i], '-inf', now)
-  local limit = tonumber(ARGV[2 + i])
+  local limit = tonumber(ARGV[3 + i])
   local count = redis.call('ZCARD', KEYS[i])
   if count >= limit then
     -- Callers already told to come back get the next free slots; this one the one after.
     local waiting = redis.call('ZCARD', KEYS[2 * n + i])
     local index = count - limit + waiting % limit
     local entry = redis.call('ZRANGE', KEYS[i], index, index, 'WITHSCORES')
-    local free_at = tonumber(entry[2]) + span * (1 + math.floor(waiting / limit))
+    -- Later rounds come back slightly late (slack): early, they would find no slot.
+    local rounds = math.floor(waiting / limit)
+    local free_at = tonumber(entry[2]) + span + rounds * (span + slack)
     if free_at > wait_until then wait_until = free_at end
   end
 end
@@ -112,6 +117,7 @@ class BudgetConfig:
     reports_limit: int = 50
     window: float = 300.0
     margin: float = 0.25
+    slack: float = 1.0
 
     def buckets(self, path: str) -> tuple[Bucket, ...]:
         """The buckets a request to ``path`` counts against."""
@@ -155,8 +161,9 @@ class RedisBudget:
     def acquire(self, key: str, path: str) -> float | None:
         keys, limits = self._keys(key, path)
         span_ms = int((self.config.window + self.config.margin) * 1000)
+        slack_ms = int(self.config.slack * 1000)
         granted, at_ms, now_ms = self._acquire(
-            keys=keys, args=[span_ms, secrets.token_hex(8), *limits]
+            keys=keys, args=[span_ms, secrets.token_hex(8), slack_ms, *limits]
         )
         if granted:
             return None

@@ -112,6 +112,7 @@ class Client:
             reports_limit=settings.reports_rate_limit,
             window=settings.rate_window,
             margin=settings.rate_margin,
+            slack=settings.rate_slack,
         )
         if budget is None:
             budget = RedisBudget(redis, config) if redis is not None else LocalBudget(config)

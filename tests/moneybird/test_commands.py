@@ -225,6 +225,13 @@ def test_oauth_url_and_exchange_store_encrypted_credentials(
     assert stored.access_token in fake.oauth_tokens
     assert json.dumps(stored.access_token)[1:-1] not in out + err
 
+    # With only OAuth credentials, list asks Moneybird about the connected administrations.
+    hook = fake.add("webhooks", {"url": "https://hooks.example/x", "deactivated_at": None})
+    monkeypatch.delenv("MONEYBIRD_API_TOKEN")
+    code, out, err = run(capsys, "webhooks", "list")
+    assert code == 0, err
+    assert hook["id"] in out
+
 
 def test_cli_waits_for_the_budget_and_says_so(
     env: dict[str, str],

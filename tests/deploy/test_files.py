@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -335,8 +336,8 @@ needs_systemd_analyze = pytest.mark.skipif(
 
 
 def verify_unit(name: str, text: str, folder: Path) -> list[str]:
-    """Lines `systemd-analyze verify` prints about this unit (ExecStart pointed at .venv)."""
-    hookbird = shutil.which("hookbird", path=str(ROOT / ".venv" / "bin")) or shutil.which(
+    """Lines `systemd-analyze verify` prints about this unit (ExecStart: our `hookbird`)."""
+    hookbird = shutil.which("hookbird", path=str(Path(sys.executable).parent)) or shutil.which(
         "hookbird"
     )
     assert hookbird, "hookbird is not installed"

@@ -2,8 +2,8 @@
 
 Delivers signed pushes built by :mod:`hookbird.pushes` to a receiver, one line per
 push with its status and latency. The defaults talk to ``hookbird dev`` in the same
-folder: its URL from ``HOST``/``PORT`` and its token from
-``.hookbird/dev-webhook-token``, so ``hookbird send contact_created`` just works.
+folder: its URL from ``.hookbird/dev-endpoint`` (else ``HOST``/``PORT``) and its token
+from ``.hookbird/dev-webhook-token``, so ``hookbird send contact_created`` just works.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ DEFAULT_WEBHOOK_ID = "418000000000000001"
 
 
 def default_url(settings: Settings) -> str:
+    """The running `hookbird dev` in this folder, else http://HOST:PORT."""
+    running = settings.data_dir / "dev-endpoint"
+    if running.is_file():
+        return running.read_text().strip()
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     return f"http://{host}:{settings.port}/webhooks/moneybird"
 
@@ -143,7 +147,9 @@ def register(commands: Any) -> None:
     )
     send.add_argument("action", nargs="?", help="the event name, e.g. contact_created")
     send.add_argument(
-        "--url", help="receiver endpoint (default: http://HOST:PORT/webhooks/moneybird)"
+        "--url",
+        help="receiver endpoint (default: the `hookbird dev` in this folder, else "
+        "http://HOST:PORT/webhooks/moneybird)",
     )
     send.add_argument(
         "--token",

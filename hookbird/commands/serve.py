@@ -85,6 +85,10 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     base = f"http://{host}:{port}"
     redis_url = settings.redis_url or ""
+    # `hookbird send` in this folder reads where to deliver from here.
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    endpoint_file = settings.data_dir / "dev-endpoint"
+    endpoint_file.write_text(f"http://{reachable}:{port}/webhooks/moneybird\n")
     private = (
         f" (private, pid {server.process.pid}, data in {server.data_dir})"
         if server and server.process
@@ -131,6 +135,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         children.stop(dashboard)
         if server is not None:
             server.stop()
+        endpoint_file.unlink(missing_ok=True)
         lock.close()
     return EXIT_OK
 

@@ -42,7 +42,6 @@ class Dev:
             HOOKBIRD_DATA_DIR=str(self.data_dir),
             HOOKBIRD_LOG_FORMAT="json",
             HOOKBIRD_SHUTDOWN_GRACE="2",
-            PORT=str(self.port),
             PYTHONPATH=str(ROOT),
         )
         self.env = env
@@ -55,7 +54,14 @@ class Dev:
         self.log = self.folder / f"dev-{self.runs}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [*HOOKBIRD, "dev", "--dashboard-port", str(self.dashboard_port)],
+                [
+                    *HOOKBIRD,
+                    "dev",
+                    "--port",
+                    str(self.port),
+                    "--dashboard-port",
+                    str(self.dashboard_port),
+                ],
                 cwd=self.folder,
                 env=self.env,
                 stdout=out,
@@ -125,7 +131,8 @@ def contacts(dev: Dev) -> list[tuple[str, str]]:
 
 def test_dev_then_send_is_handled_and_stops_cleanly(dev: Dev) -> None:
     """Fresh folder: dev starts Redis, receiver, worker, dashboard; `hookbird send
-    contact_created` reaches the example plugin; Ctrl-C leaves no process behind."""
+    contact_created` (no flags: dev's port and token) reaches the example plugin;
+    Ctrl-C leaves no process behind."""
     dev.start()
     banner = dev.output()
     assert f"POST http://127.0.0.1:{dev.port}/webhooks/moneybird" in banner
@@ -141,9 +148,11 @@ def test_dev_then_send_is_handled_and_stops_cleanly(dev: Dev) -> None:
     if "rq-dashboard, pid" in banner:
         page = httpx2.get(f"http://127.0.0.1:{dev.dashboard_port}/", timeout=5)
         assert page.status_code == 200
+    assert (dev.data_dir / "dev-endpoint").is_file()
     dev.stop(signal.SIGINT)
     assert dev.proc is not None
     assert dev.proc.returncode == 0
+    assert not (dev.data_dir / "dev-endpoint").exists()  # `send` no longer aims at it
 
 
 def test_restart_keeps_redis_data_and_kill_9_leaves_no_orphans(dev: Dev) -> None:

@@ -158,7 +158,11 @@ class PayableDocuments(Attachable):
 
 
 class TypelessDocuments(Attachable):
-    update = None  # type: ignore[assignment]  # Moneybird has no PATCH for these
+    def update(
+        self, id: str | int, attributes: dict[str, Any] | None = None, **more: Any
+    ) -> dict[str, Any]:
+        """Moneybird has no PATCH for typeless documents: delete and create instead."""
+        raise NotImplementedError("Moneybird cannot update a typeless document")
 
 
 class TimeEntries(Crud):

@@ -27,7 +27,7 @@ import httpx2
 import redis
 
 from hookbird.logs import add_known_secrets, get_logger
-from hookbird.moneybird.credentials import Credential, CredentialStore
+from hookbird.moneybird.credentials import Credential, CredentialError, CredentialStore
 from hookbird.moneybird.errors import MoneybirdError, TransientError, Unauthorized
 from hookbird.settings import Settings
 
@@ -207,7 +207,10 @@ class StoredTokens:
             add_known_secrets([fallback])
 
     def token_for(self, administration_id: str | None) -> str:
-        credential = self.store.get(administration_id) if administration_id else None
+        try:
+            credential = self.store.get(administration_id) if administration_id else None
+        except CredentialError as exc:  # the wrong key: no call can succeed until it is fixed
+            raise Unauthorized(str(exc)) from None
         if credential is None:
             if self.fallback:
                 return self.fallback

@@ -187,3 +187,16 @@ def test_refresh_raced_by_two_processes_refreshes_once(
         assert fake.stats["refreshes"] == 1
         assert got[0] == got[1] != old.access_token
         assert got[0] in fake.oauth_tokens
+
+
+def test_wrong_key_in_a_worker_is_a_permanent_error_naming_the_fix(
+    fake: FakeMoneybird, redis_client: redis.Redis, admin_id: str
+) -> None:
+    """Credentials stored under another key: Unauthorized (permanent) saying what to do."""
+    _connect(fake, redis_client, admin_id)
+    other = Fernet.generate_key().decode()
+    tokens = StoredTokens(CredentialStore(redis_client, other), app=app_for(fake))
+    client = Client(base_url=fake.api_url, tokens=tokens, redis=redis_client)
+    with pytest.raises(errors.Unauthorized, match="HOOKBIRD_SECRET_KEY"):
+        client.administration(admin_id).contacts.sync()
+    assert fake.stats["requests"] == 0

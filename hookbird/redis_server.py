@@ -66,6 +66,7 @@ class RedisServer:
         extra_args: Sequence[str] = (),
         log_file: Path | None = None,
         die_with_parent: bool = False,
+        launcher: Sequence[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         #: `hookbird dev`: own session (Ctrl-C reaches only dev) and SIGTERM when dev dies.
@@ -75,6 +76,7 @@ class RedisServer:
         self.appendfsync = appendfsync
         self.extra_args = list(extra_args)
         self.log_file = log_file or self.data_dir / "redis.log"
+        self.launcher = list(launcher)  # e.g. ["taskset", "-c", "1"] for benchmarks
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,6 +85,7 @@ class RedisServer:
 
     def command(self) -> list[str]:
         return [
+            *self.launcher,
             find_redis_server(),
             "--port",
             str(self.port),

@@ -1,0 +1,258 @@
+"""Benchmark: hookbird's receiver against a bare Starlette endpoint, driven by wrk.
+
+One run starts a Redis with AOF ``everysec``, then (a) the bare endpoint in
+``bench/bare_app.py`` and (b) hookbird's receiver (``hookbird serve``, single-webhook
+token mode, default settings and logging), each as one uvicorn process. wrk sends
+unique ~2 KB pushes with unique ``Idempotency-Key`` headers (``bench/push.lua``).
+The table shows req/s, p50 and p99 and hookbird's throughput as a ratio of bare;
+afterwards every 200 hookbird gave is checked against the jobs in Redis.
+
+Targets: ratio >= 0.50, p99 <= 20 ms, every 200 backed by a job.
+
+    .venv/bin/python bench/receiver.py                 # 10 s per server, 32 connections
+    .venv/bin/python bench/receiver.py --duration 30 --connections 64
+
+Needs ``wrk`` (Debian: apt-get install wrk). By default the operating system places
+the processes; ``--pin`` puts the server on CPU 0 and wrk and Redis on the others
+(on a 2-CPU machine that gives the bare server a core of its own while hookbird's
+Redis shares wrk's, so the ratio comes out lower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hookbird import keys  # noqa: E402
+from hookbird.redis_server import RedisServer, free_port  # noqa: E402
+
+TOKEN = "bench-webhook-token-0123456789"
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[str, int]
+    errors: int
+    warmup_200s: int = 0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def pin(cpus: str | None) -> list[str]:
+    return ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
+
+
+def wait_ready(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx2.post(url, content=b"{}", timeout=1)
+            return
+        except httpx2.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def run_wrk(url: str, *, seconds: int, connections: int, threads: int, cpus: str | None) -> Result:
+    command = [
+        *pin(cpus),
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "-s",
+        str(ROOT / "bench" / "push.lua"),
+        url,
+    ]
+    env = {**os.environ, "BENCH_TOKEN": TOKEN, "BENCH_RUN": os.urandom(6).hex()}
+    output = subprocess.run(
+        command, capture_output=True, text=True, env=env, check=True, timeout=seconds + 60
+    ).stdout
+    line = next(x for x in output.splitlines() if x.startswith("BENCH_JSON "))
+    data = json.loads(line.removeprefix("BENCH_JSON "))
+    return Result(
+        name="",
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        statuses=data["statuses"],
+        errors=data["errors"],
+    )
+
+
+def bench_server(
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    args: argparse.Namespace,
+    log: Path,
+) -> Result:
+    url = f"http://127.0.0.1:{port}/webhooks/moneybird"
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [*pin(args.server_cpus), *command], env=env, stdout=log_file, stderr=log_file, cwd=ROOT
+        )
+        try:
+            wait_ready(url)
+            warmup = run_wrk(
+                url,
+                seconds=args.warmup,
+                connections=args.connections,
+                threads=args.threads,
+                cpus=args.client_cpus,
+            )
+            result = run_wrk(
+                url,
+                seconds=args.duration,
+                connections=args.connections,
+                threads=args.threads,
+                cpus=args.client_cpus,
+            )
+            result.warmup_200s = warmup.statuses.get("200", 0)
+        finally:
+            server.terminate()
+            server.wait(20)
+    result.name = name
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per server (10)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds (2)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--pin", action="store_true", help="server on CPU 0, wrk and Redis on the other CPUs"
+    )
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    pinned = args.pin and cpus > 1
+    args.server_cpus = "0" if pinned else None
+    args.client_cpus = f"1-{cpus - 1}" if pinned else None
+    if not shutil.which("wrk"):
+        print("bench/receiver.py needs wrk: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    python = sys.executable
+    hookbird_cli = str(Path(python).with_name("hookbird"))
+    with tempfile.TemporaryDirectory(prefix="hookbird-bench-") as tmp:
+        data = Path(tmp)
+        redis_server = RedisServer(
+            data / "redis", appendfsync="everysec", launcher=pin(args.client_cpus)
+        )
+        redis_server.start()
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            bare_port = free_port()
+            bare = bench_server(
+                "bare Starlette",
+                [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "bench.bare_app:app",
+                    "--port",
+                    str(bare_port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                base_env,
+                bare_port,
+                args,
+                data / "bare.log",
+            )
+
+            port = free_port()
+            env = {
+                **base_env,
+                "REDIS_URL": redis_server.url,
+                "HOOKBIRD_WEBHOOK_TOKEN": TOKEN,
+                "HOOKBIRD_LOG_FORMAT": "json",
+            }
+            hookbird = bench_server(
+                "hookbird receiver",
+                [hookbird_cli, "serve", "--port", str(port)],
+                env,
+                port,
+                args,
+                data / "hookbird.log",
+            )
+
+            oks = hookbird.statuses.get("200", 0) + hookbird.warmup_200s
+            queued = client.llen(keys.rq_queue_key("hookbird"))
+            jobs = sum(1 for _ in client.scan_iter("rq:job:*", count=1000))
+            events = sum(1 for _ in client.scan_iter("hookbird:event:*", count=1000))
+            aof = client.config_get("appendonly")["appendonly"]
+            fsync = client.config_get("appendfsync")["appendfsync"]
+        finally:
+            client.close()
+            redis_server.stop()
+        log_lines = sum(1 for _ in (data / "hookbird.log").open())
+
+    print(
+        f"\nhookbird receiver benchmark: wrk -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s, unique ~2 KB pushes, Redis appendonly={aof} "
+        f"appendfsync={fsync}, "
+        + (
+            f"server on CPU {args.server_cpus}, wrk + Redis on CPU {args.client_cpus}"
+            if pinned
+            else f"processes placed by the OS on {cpus} CPUs"
+        )
+        + "\n"
+    )
+    print(
+        f"| {'server':<18} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | "
+        f"{'non-200':>7} | {'errors':>6} |"
+    )
+    print(f"|{'-' * 20}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|")
+    for result in (bare, hookbird):
+        non_200 = sum(n for code, n in result.statuses.items() if code != "200")
+        print(
+            f"| {result.name:<18} | {result.rps:>9.0f} | {result.p50_ms:>7.2f} | "
+            f"{result.p99_ms:>7.2f} | {non_200:>7} | {result.errors:>6} |"
+        )
+    ratio = hookbird.rps / bare.rps
+    print(f"\nhookbird / bare throughput: {ratio:.2f}   (target >= 0.50)")
+    print(f"hookbird p99: {hookbird.p99_ms:.2f} ms   (target <= 20 ms)")
+    # wrk stops mid-flight: a few pushes stored as it quit were never counted as 200s.
+    backed = queued == jobs == events and oks <= queued <= oks + 2 * args.connections
+    print(
+        f"200s (warm-up + run): {oks}; ids on the queue: {queued}; rq:job hashes: {jobs}; "
+        f"stored pushes: {events}; receiver log lines: {log_lines}"
+    )
+    print("every 200 backed by a job: " + ("yes" if backed else "NO"))
+    ok = ratio >= 0.50 and hookbird.p99_ms <= 20 and backed
+    print("targets met" if ok else "TARGETS NOT MET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

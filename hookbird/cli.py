@@ -129,4 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this copy's: command modules import
+    # hookbird.cli, and their CommandError must be the one main() catches.
+    from hookbird.cli import main as installed_main
+
+    raise SystemExit(installed_main())

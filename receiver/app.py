@@ -27,6 +27,7 @@ from receiver.credentials import CredentialsResolver
 from receiver.endpoint import PushEndpoint
 from receiver.enqueue import Enqueuer
 from receiver.metrics import ReceiverMetrics
+from receiver.resp import RedisLink
 
 log = get_logger("hookbird.receiver")
 
@@ -67,8 +68,12 @@ class ReceiverApp(Starlette):
 
 
 def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None = None) -> Starlette:
-    """Build the receiver. ``redis_client`` overrides the one made from ``REDIS_URL``."""
-    if redis_client is None and not settings.redis_url:
+    """Build the receiver.
+
+    ``redis_client`` overrides the client made from ``REDIS_URL`` for everything but
+    the push path's script calls, which use a ``RedisLink`` of their own.
+    """
+    if not settings.redis_url:
         raise SettingsError(
             "REDIS_URL is not set: point it at your Redis (redis://host:6379/0), "
             "or run `hookbird dev`, which starts a private one."
@@ -86,12 +91,12 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
             socket_connect_timeout=settings.redis_timeout,
         )
         clients.append(client)
+        link = RedisLink(settings.redis_url or "", timeout=settings.redis_timeout)
         push_endpoint.enqueuer = Enqueuer(
-            client,
+            link,
             queue=settings.queue,
             dedup_ttl=settings.dedup_ttl,
             retention=settings.event_retention,
-            timeout=settings.redis_timeout,
         )
         push_endpoint.credentials = CredentialsResolver(client, settings)
         log.info(
@@ -110,6 +115,7 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
         finally:
             summaries.cancel()
             await push_endpoint.body_reader.close()
+            await link.aclose()
             if redis_client is None:
                 await client.aclose()
 

@@ -27,13 +27,12 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import redis.asyncio
-import redis.exceptions
 from redis import Redis as SyncRedis
 from rq.job import Job
 from rq.serializers import resolve_serializer
 
 from hookbird import keys
+from receiver.resp import RedisLink, ReplyError, pack
 
 #: The job function, as a dotted path so the receiver never imports handler code.
 JOB_FUNCTION = "workers.jobs.process_event"
@@ -139,26 +138,27 @@ class Enqueuer:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        link: RedisLink,
         *,
         queue: str,
         dedup_ttl: int,
         retention: int,
-        timeout: float,
     ) -> None:
-        self.redis = client
+        self.link = link
         self.queue_key = keys.rq_queue_key(queue)
         self.dedup_ttl = dedup_ttl
         self.retention = retention
-        self.timeout = timeout
         self._dumps = resolve_serializer(None).dumps
         template = job_template(queue)
         head: list[str | bytes] = [str(len(EVENT_FIELDS)), *EVENT_FIELDS]
         for name, value in template.items():
             head += [name, value if isinstance(value, bytes) else str(value)]
         self._head = frame([_bytes(item) for item in head])
-        self._prefixes = (keys.event_key(""), keys.rq_job_key(""))
-        self._sha: str | None = None
+        self._keys = tuple(
+            name.encode() for name in (keys.RQ_QUEUES, self.queue_key, keys.EVENTS_INDEX)
+        )
+        self._prefixes = (keys.event_key("").encode(), keys.rq_job_key("").encode())
+        self._sha: bytes | None = None
         self._pending: list[tuple[NewPush, asyncio.Future[Outcome]]] = []
         self._scheduled = False
         self._in_flight = 0
@@ -213,33 +213,36 @@ class Enqueuer:
         return frame(values)
 
     async def _store(self, pushes: Sequence[NewPush]) -> list[Outcome]:
-        script_keys = (keys.RQ_QUEUES, self.queue_key, keys.EVENTS_INDEX)
-        args = (
-            self.dedup_ttl,
-            self.retention,
-            repr(time.time()),
+        command = (
+            *self._keys,
+            b"%d" % self.dedup_ttl,
+            b"%d" % self.retention,
+            repr(time.time()).encode(),
             *self._prefixes,
             self._head,
             b"".join(map(self._encode, pushes)),
         )
         try:
-            async with asyncio.timeout(self.timeout):
-                raw = await self._run(script_keys, args)
-        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+            raw = await self._run(command)
+        except (TimeoutError, ReplyError, OSError) as exc:
             raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return [
-            Outcome(accepted=raw[i] == 1, event_id=_text(raw[i + 1])) for i in range(0, len(raw), 2)
+            Outcome(accepted=raw[i] == 1, event_id=raw[i + 1].decode())
+            for i in range(0, len(raw), 2)
         ]
 
-    async def _run(self, script_keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
-        if self._sha is not None:
-            try:
-                return await self.redis.evalsha(self._sha, len(script_keys), *script_keys, *args)
-            except redis.exceptions.NoScriptError:
-                pass  # Redis restarted and forgot the script: load it again.
-        self._sha = await self.redis.script_load(_SCRIPT)
-        return await self.redis.evalsha(self._sha, len(script_keys), *script_keys, *args)
+    async def _run(self, command: tuple[bytes, ...]) -> Any:
+        if self._sha is None:
+            self._sha = await self._load()
+        packed = pack(b"EVALSHA", self._sha, b"3", *command)
+        try:
+            return await self.link.send(packed)
+        except ReplyError as exc:
+            if not exc.message.startswith("NOSCRIPT"):
+                raise
+        self._sha = await self._load()  # Redis restarted and forgot the script
+        return await self.link.send(packed)
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    async def _load(self) -> bytes:
+        sha: bytes = await self.link.call(b"SCRIPT", b"LOAD", _SCRIPT)
+        return sha

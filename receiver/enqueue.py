@@ -18,7 +18,6 @@ format of the installed RQ.
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,11 +123,6 @@ def job_template(queue: str) -> dict[str, bytes | str | int]:
     return {name: value for name, value in fields.items() if value != ""}
 
 
-def frame(values: Sequence[bytes]) -> bytes:
-    """Frame strings the way ``enqueue.lua`` reads them: count, lengths, then the bytes."""
-    return struct.pack(f">{len(values) + 1}I", len(values), *map(len, values)) + b"".join(values)
-
-
 def _bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
 
@@ -150,14 +144,31 @@ class Enqueuer:
         self.retention = retention
         self._dumps = resolve_serializer(None).dumps
         template = job_template(queue)
-        head: list[str | bytes] = [str(len(EVENT_FIELDS)), *EVENT_FIELDS]
+        template_entries: list[bytes] = []
         for name, value in template.items():
-            head += [name, value if isinstance(value, bytes) else str(value)]
-        self._head = frame([_bytes(item) for item in head])
-        self._keys = tuple(
-            name.encode() for name in (keys.RQ_QUEUES, self.queue_key, keys.EVENTS_INDEX)
+            template_entries += [
+                _bytes(name),
+                _bytes(value if isinstance(value, bytes) else str(value)),
+            ]
+        script_keys = (keys.RQ_QUEUES, self.queue_key, keys.EVENTS_INDEX)
+        #: EVALSHA, the script's sha (set when sent), its keys, then the first arguments
+        self._head: tuple[bytes, ...] = (
+            b"EVALSHA",
+            b"",
+            b"%d" % len(script_keys),
+            *(_bytes(key) for key in script_keys),
+            b"%d" % dedup_ttl,
+            b"%d" % retention,
         )
-        self._prefixes = (keys.event_key("").encode(), keys.rq_job_key("").encode())
+        #: the arguments after "now" that every call shares
+        self._shared: tuple[bytes, ...] = (
+            _bytes(keys.event_key("")),
+            _bytes(keys.rq_job_key("")),
+            b"%d" % len(EVENT_FIELDS),
+            b"%d" % len(template_entries),
+            *(_bytes(name) for name in EVENT_FIELDS),
+            *template_entries,
+        )
         self._sha: bytes | None = None
         self._pending: list[tuple[NewPush, asyncio.Future[Outcome]]] = []
         self._scheduled = False
@@ -199,31 +210,22 @@ class Enqueuer:
         finally:
             self._in_flight -= 1
 
-    def _encode(self, push: NewPush) -> bytes:
-        values = [
-            push.dedup_key.encode(),
+    def _values(self, push: NewPush) -> list[bytes]:
+        return [
             push.event_id.encode(),
-            repr(push.received_at).encode(),
             rq_timestamp(push.received_at).encode(),
             push.description.encode(),
             self._dumps(push.meta),
             push.body,
+            *[value.encode("utf-8", "surrogateescape") for value in push.fields],
         ]
-        values += [value.encode("utf-8", "surrogateescape") for value in push.fields]
-        return frame(values)
 
     async def _store(self, pushes: Sequence[NewPush]) -> list[Outcome]:
-        command = (
-            *self._keys,
-            b"%d" % self.dedup_ttl,
-            b"%d" % self.retention,
-            repr(time.time()).encode(),
-            *self._prefixes,
-            self._head,
-            b"".join(map(self._encode, pushes)),
-        )
+        args = [*self._head, repr(time.time()).encode(), *self._shared]
+        for push in pushes:
+            args += self._values(push)
         try:
-            raw = await self._run(command)
+            raw = await self._run(args)
         except (TimeoutError, ReplyError, OSError) as exc:
             raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return [
@@ -231,10 +233,11 @@ class Enqueuer:
             for i in range(0, len(raw), 2)
         ]
 
-    async def _run(self, command: tuple[bytes, ...]) -> Any:
+    async def _run(self, args: list[bytes]) -> Any:
         if self._sha is None:
             self._sha = await self._load()
-        packed = pack(b"EVALSHA", self._sha, b"3", *command)
+        args[1] = self._sha
+        packed = pack(*args)
         try:
             return await self.link.send(packed)
         except ReplyError as exc:

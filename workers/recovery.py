@@ -15,9 +15,11 @@ released. Each such rescue counts as a crash; a push that has taken down its wor
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import redis
 from rq import Queue
+from rq.defaults import DEFAULT_FAILURE_TTL
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
@@ -38,6 +40,19 @@ if holder and string.sub(holder, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then
 end
 return 1
 """
+
+
+def keep_while_dead_lettered(connection: redis.Redis, pipe: Any, job: Job) -> None:
+    """Keep a dead push's raw body and outcome record as long as the dead letter shows it.
+
+    The record may have been created by the crash counter alone (no run ever finished
+    to give it a TTL): without this it would never expire. Never shortens the push.
+    """
+    event_key = keys.event_key(job.id)
+    left: Any = connection.ttl(event_key)
+    ttl = max(int(job.failure_ttl or DEFAULT_FAILURE_TTL), int(left))
+    pipe.expire(state_key(job.id), ttl)
+    pipe.expire(event_key, ttl)
 
 
 def alive_key(worker_name: str) -> str:
@@ -100,6 +115,7 @@ def _rescue(
                 job, ttl=job.failure_ttl, exc_string=f"DeadLettered: {reason}", pipeline=pipe
             )
             pipe.hset(state_key(job_id), mapping={"status": "dead", "error": reason})
+            keep_while_dead_lettered(connection, pipe, job)
             if entity:
                 pipe.zrem(entity_set_key(entity_suffix(*entity)), job_id)
             pipe.execute()

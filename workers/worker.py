@@ -185,9 +185,12 @@ class HookbirdForkWorker(HookbirdMixin, Worker):
             conn.hset(state_key(job.id), "status", "queued")
         else:
             reason = f"its worker process died while handling it, {crashes} times"
-            conn.hset(state_key(job.id), mapping={"status": "dead", "error": reason})
-            if entity:
-                conn.zrem(entity_set_key(entity_suffix(*entity)), job.id)
+            with conn.pipeline() as pipe:
+                pipe.hset(state_key(job.id), mapping={"status": "dead", "error": reason})
+                recovery.keep_while_dead_lettered(conn, pipe, job)
+                if entity:
+                    pipe.zrem(entity_set_key(entity_suffix(*entity)), job.id)
+                pipe.execute()
         if entity:
             key = entity_lock_key(entity_suffix(*entity))
             conn.eval(recovery.RELEASE_LOCK, 1, key, job.id)

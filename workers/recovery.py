@@ -10,6 +10,13 @@ worker regularly looks at RQ's started registry: a started job whose hookbird wo
 has no liveness key any more is put back at the front of the queue, its entity lock
 released. Each such rescue counts as a crash; a push that has taken down its worker
 ``HOOKBIRD_MAX_ATTEMPTS`` times goes to the dead letter instead.
+
+A worker can also die (or lose Redis) after taking a push off the queue but before
+marking it started: RQ's BLMOVE has put it in the queue's intermediate list, and it is
+still "queued". RQ would send it to the dead letter a minute later, at its next
+maintenance pass. The reaper puts such a push back at the front of the queue once it
+has seen it there, not started, for ``STRANDED_AFTER`` seconds (a live worker takes
+milliseconds); it never ran, so no crash is counted.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 import redis
 from rq import Queue
 from rq.defaults import DEFAULT_FAILURE_TTL
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
@@ -32,6 +40,8 @@ log = get_logger("hookbird.recovery")
 
 WORKERS = keys.PREFIX + "workers"
 REAPER_LOCK = keys.PREFIX + "lock:reaper"
+#: Seconds a push may sit taken off the queue but not started before it is queued again.
+STRANDED_AFTER = 5.0
 
 RELEASE_LOCK = """
 local holder = redis.call('GET', KEYS[1])
@@ -86,10 +96,46 @@ def reap(connection: redis.Redis, queue_name: str, *, max_attempts: int) -> list
             connection.zrem(registry.key, entry)
             _rescue(connection, queue_name, job_id, worker, max_attempts)
             rescued.append(job_id)
+        rescued += _requeue_stranded(connection, queue_name)
         _forget_dead_workers(connection)
     finally:
         connection.delete(REAPER_LOCK)
     return rescued
+
+
+def stranded_key(job_id: str) -> str:
+    return f"{keys.PREFIX}stranded:{job_id}"
+
+
+def _requeue_stranded(connection: redis.Redis, queue_name: str) -> list[str]:
+    """Queue again the pushes left in RQ's intermediate list by a worker that died."""
+    queue = Queue(queue_name, connection=connection)
+    wip = queue.started_job_registry.key
+    requeued: list[str] = []
+    for raw in connection.lrange(queue.intermediate_queue_key, 0, -1):
+        job_id = _text(raw)
+        if _text(connection.hget(keys.rq_job_key(job_id), "status")) != JobStatus.QUEUED.value:
+            continue  # started: the started registry covers it; anything else: RQ's cleanup
+        now = time.time()
+        marker = stranded_key(job_id)
+        if connection.set(marker, repr(now), nx=True, ex=600):
+            continue  # first sighting
+        if now - float(_text(connection.get(marker)) or now) < STRANDED_AFTER:
+            continue
+        connection.lrem(queue.intermediate_queue_key, 1, job_id)
+        begun: list[bytes] = connection.zrange(wip, 0, -1)  # type: ignore[assignment]
+        for entry in begun:  # an execution begun but never started
+            if _text(entry).startswith(job_id + ":"):
+                connection.zrem(wip, entry)
+        connection.delete(marker)
+        try:
+            job = Job.fetch(job_id, connection=connection)
+        except NoSuchJobError:  # expired meanwhile: nothing to run
+            continue
+        queue.enqueue_job(job, at_front=True)
+        log.warning("push queued again: its worker died before starting it", event_id=job_id)
+        requeued.append(job_id)
+    return requeued
 
 
 def _rescue(

@@ -96,8 +96,10 @@ class HookbirdMixin:
             self._grace_timer.cancel()
         super().teardown()  # type: ignore[misc]
         conn = self.connection  # type: ignore[attr-defined]
+        # Only the liveness key goes: the worker stays listed in recovery.WORKERS until
+        # the next reap, so a push it leaves "started" (it quit on an error, e.g. Redis
+        # restarting mid-push) is run again rather than left for RQ to dead-letter.
         conn.delete(recovery.alive_key(self.name))  # type: ignore[attr-defined]
-        conn.srem(recovery.WORKERS, self.name)  # type: ignore[attr-defined]
 
     # -- waking parked pushes ---------------------------------------------------------
     def handle_job_retry(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> None:

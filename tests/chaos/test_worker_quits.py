@@ -1,0 +1,29 @@
+"""A worker that quits with a push still started leaves it to be run again."""
+
+from __future__ import annotations
+
+import redis
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from workers import recovery
+from workers.worker import HookbirdSimpleWorker
+
+QUEUE = "hookbird"
+
+
+def test_a_push_left_started_by_a_quitting_worker_is_run_again(redis_client: redis.Redis) -> None:
+    """After teardown (e.g. the worker quit on a Redis error mid-push) the reaper requeues it."""
+    queue = Queue(QUEUE, connection=redis_client)
+    job = queue.enqueue("workers.jobs.process_event", job_id="ev-left")
+    redis_client.lrem(queue.key, 1, "ev-left")
+    worker = HookbirdSimpleWorker([queue], connection=redis_client)
+    worker.bootstrap()
+    job.set_status(JobStatus.STARTED)
+    redis_client.hset(job.key, "worker_name", worker.name)
+    redis_client.zadd(queue.started_job_registry.key, {"ev-left:exec1": 9999999999})
+    worker.teardown()
+    assert recovery.reap(redis_client, QUEUE, max_attempts=8) == ["ev-left"]
+    assert queue.get_job_ids() == ["ev-left"]
+    assert Job.fetch("ev-left", connection=redis_client).get_status() == "queued"
+    assert not redis_client.sismember(recovery.WORKERS, worker.name)  # forgotten by the reap

@@ -95,6 +95,7 @@ class Report:
     def targets_met(self) -> bool:
         return (
             self.ok
+            and self.drained
             and self.gave_up == 0
             and self.answered_200 == self.sent
             and self.handled_twice <= self.worker_kills
@@ -303,7 +304,7 @@ def table(report: Report) -> str:
         ("worker kills", report.worker_kills),
         ("Redis kills", report.redis_kills),
         ("receiver kills", report.receiver_kills),
-        ("processes that exited on their own", report.exited),
+        ("processes that quit on their own (restarted)", report.exited),
         ("time to send", f"{report.send_seconds:.1f} s"),
         (
             "time to drain",
@@ -315,8 +316,12 @@ def table(report: Report) -> str:
         for name, found in report.leaks.items()
     ]
     width = max(len(name) for name, _ in rows)
-    lines = [f"| {'chaos run':<{width}} | {'':>16} |", f"|{'-' * (width + 2)}|{'-' * 18}|"]
-    lines += [f"| {name:<{width}} | {value!s:>16} |" for name, value in rows]
+    values = max(len(str(value)) for _, value in rows)
+    lines = [
+        f"| {'chaos run':<{width}} | {'':>{values}} |",
+        f"|{'-' * (width + 2)}|{'-' * (values + 2)}|",
+    ]
+    lines += [f"| {name:<{width}} | {value!s:>{values}} |" for name, value in rows]
     return "\n".join(lines)
 
 

@@ -31,6 +31,8 @@ def test_nothing_answered_200_is_lost_when_every_process_is_killed_once(tmp_path
     assert report.gave_up == 0
     assert report.answered_200 == report.sent
     assert report.accepted_twice == 0
-    assert report.handled_twice <= report.worker_kills
+    # Each worker killed, or quitting because Redis died under it, may run one handler twice.
+    assert report.handled_twice <= report.worker_deaths
     assert report.key_changed == 0
     assert not any(report.leaks.values()), report.leaks
+    assert report.drained

@@ -268,7 +268,8 @@ def main() -> int:
     print("bytes per push (MEMORY USAGE, summed per pattern / pushes):")
     print(f"  kept HOOKBIRD_DEDUP_TTL:        b_dedup = {per_push['dedup']:>6.0f}")
     print(f"  kept HOOKBIRD_EVENT_RETENTION:  b_event = {per_push['retention']:>6.0f}")
-    print(f"  kept result_ttl ({JOB_RESULT_TTL} s):     b_job   = {per_push['job']:>6.0f}")
+    job_life = f"kept result_ttl ({JOB_RESULT_TTL} s):"
+    print(f"  {job_life:<31} b_job   = {per_push['job']:>6.0f}")
     print("used_memory:")
     print(f"  empty Redis {before / 1e6:.1f} MB")
     print(

@@ -24,6 +24,7 @@ PATTERNS: tuple[tuple[str, str], ...] = (
     ("hookbird:event:<id>", rf"hookbird:event:{HEX_ID}"),
     ("hookbird:state:<id>", rf"hookbird:state:{HEX_ID}"),
     ("hookbird:wake:<id>", rf"hookbird:wake:{HEX_ID}"),
+    ("hookbird:stranded:<id>", rf"hookbird:stranded:{HEX_ID}"),
     ("hookbird:entity:<entity>", r"hookbird:entity:.+"),
     ("hookbird:entity-lock:<entity>", r"hookbird:entity-lock:.+"),
     ("hookbird:version:<handler>:<entity>", r"hookbird:version:.+"),

@@ -81,6 +81,10 @@ def reap(connection: redis.Redis, queue_name: str, *, max_attempts: int) -> list
         return []  # another worker is doing it right now
     rescued: list[str] = []
     try:
+        # Only workers already dead before their pushes are looked at may be forgotten:
+        # one whose liveness lapses during this pass stays listed, so the next pass
+        # still finds its started push (forgetting it now would orphan that push).
+        dead = _dead_workers(connection)
         registry = StartedJobRegistry(queue_name, connection=connection)
         entries: list[bytes] = connection.zrange(registry.key, 0, -1)  # type: ignore[assignment]
         for raw in entries:
@@ -97,7 +101,8 @@ def reap(connection: redis.Redis, queue_name: str, *, max_attempts: int) -> list
             _rescue(connection, queue_name, job_id, worker, max_attempts)
             rescued.append(job_id)
         rescued += _requeue_stranded(connection, queue_name)
-        _forget_dead_workers(connection)
+        if dead:
+            connection.srem(WORKERS, *dead)
     finally:
         connection.delete(REAPER_LOCK)
     return rescued
@@ -180,8 +185,7 @@ def _rescue(
     log.warning("push run again: its worker died", event_id=job_id, worker=worker, crashes=crashes)
 
 
-def _forget_dead_workers(connection: redis.Redis) -> None:
-    for raw in connection.smembers(WORKERS):
-        name = _text(raw)
-        if not connection.exists(alive_key(name)):
-            connection.srem(WORKERS, name)
+def _dead_workers(connection: redis.Redis) -> list[str]:
+    """Listed workers whose liveness key is gone."""
+    names = [_text(raw) for raw in connection.smembers(WORKERS)]
+    return [name for name in names if not connection.exists(alive_key(name))]

@@ -97,8 +97,7 @@ def reap(connection: redis.Redis, queue_name: str, *, max_attempts: int) -> list
                 continue
             if not connection.sismember(WORKERS, worker) or connection.exists(alive_key(worker)):
                 continue
-            connection.zrem(registry.key, entry)
-            _rescue(connection, queue_name, job_id, worker, max_attempts)
+            _rescue(connection, queue_name, entry, worker, max_attempts)
             rescued.append(job_id)
         rescued += _requeue_stranded(connection, queue_name)
         if dead:
@@ -144,8 +143,14 @@ def _requeue_stranded(connection: redis.Redis, queue_name: str) -> list[str]:
 
 
 def _rescue(
-    connection: redis.Redis, queue_name: str, job_id: str, worker: str, max_attempts: int
+    connection: redis.Redis, queue_name: str, entry: str, worker: str, max_attempts: int
 ) -> None:
+    """Take ``entry`` off the started registry and queue its push again (or dead-letter it).
+
+    Both in one transaction: Redis dying in between must not leave the push in neither.
+    """
+    job_id = entry.split(":", 1)[0]
+    wip = StartedJobRegistry(queue_name, connection=connection).key
     try:
         job = Job.fetch(job_id, connection=connection)
     except Exception:
@@ -161,6 +166,7 @@ def _rescue(
             f"its worker died while handling it, {crashes} of {max_attempts} times (last: {worker})"
         )
         with connection.pipeline() as pipe:
+            pipe.zrem(wip, entry)
             job.set_status(JobStatus.FAILED, pipeline=pipe)
             job.failed_job_registry.add(
                 job, ttl=job.failure_ttl, exc_string=f"DeadLettered: {reason}", pipeline=pipe
@@ -172,16 +178,20 @@ def _rescue(
             pipe.execute()
         log.error("push sent to the dead letter", event_id=job_id, error=reason)
         return
-    connection.hset(
-        state_key(job_id),
-        mapping={
-            "status": "queued",
-            "error": f"worker {worker} died",
-            "updated_at": repr(time.time()),
-        },
-    )
     job.started_at = None
-    queue.enqueue_job(job, at_front=True)
+    with connection.pipeline() as pipe:
+        pipe.multi()  # RQ's enqueue_job expects the transaction begun
+        pipe.zrem(wip, entry)
+        pipe.hset(
+            state_key(job_id),
+            mapping={
+                "status": "queued",
+                "error": f"worker {worker} died",
+                "updated_at": repr(time.time()),
+            },
+        )
+        queue.enqueue_job(job, pipeline=pipe, at_front=True)
+        pipe.execute()
     log.warning("push run again: its worker died", event_id=job_id, worker=worker, crashes=crashes)
 
 

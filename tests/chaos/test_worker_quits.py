@@ -55,3 +55,28 @@ def test_a_worker_whose_liveness_lapses_during_a_reap_is_not_forgotten_before_it
     assert recovery.reap(redis_client, QUEUE, max_attempts=8) == ["ev-lapsed"]
     assert queue.get_job_ids() == ["ev-lapsed"]
     assert not redis_client.sismember(recovery.WORKERS, "w-lapsing")
+
+
+def test_a_rescue_cut_off_by_redis_leaves_the_push_for_the_next_pass(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis failing mid-rescue: the push is still in the started registry, not in neither."""
+    queue = Queue(QUEUE, connection=redis_client)
+    job = queue.enqueue("workers.jobs.process_event", job_id="ev-cut")
+    redis_client.lrem(queue.key, 1, "ev-cut")
+    job.set_status(JobStatus.STARTED)
+    redis_client.hset(job.key, "worker_name", "w-dead")
+    redis_client.zadd(queue.started_job_registry.key, {"ev-cut:exec1": 9999999999})
+    redis_client.sadd(recovery.WORKERS, "w-dead")
+
+    def redis_dies(*args: object, **kwargs: object) -> None:
+        raise redis.exceptions.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(Queue, "enqueue_job", redis_dies)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        recovery.reap(redis_client, QUEUE, max_attempts=8)
+    assert redis_client.zrange(queue.started_job_registry.key, 0, -1) == [b"ev-cut:exec1"]
+    assert redis_client.sismember(recovery.WORKERS, "w-dead")
+    monkeypatch.undo()
+    assert recovery.reap(redis_client, QUEUE, max_attempts=8) == ["ev-cut"]
+    assert queue.get_job_ids() == ["ev-cut"]

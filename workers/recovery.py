@@ -126,17 +126,21 @@ def _requeue_stranded(connection: redis.Redis, queue_name: str) -> list[str]:
             continue  # first sighting
         if now - float(_text(connection.get(marker)) or now) < STRANDED_AFTER:
             continue
-        connection.lrem(queue.intermediate_queue_key, 1, job_id)
-        begun: list[bytes] = connection.zrange(wip, 0, -1)  # type: ignore[assignment]
-        for entry in begun:  # an execution begun but never started
-            if _text(entry).startswith(job_id + ":"):
-                connection.zrem(wip, entry)
-        connection.delete(marker)
         try:
             job = Job.fetch(job_id, connection=connection)
         except NoSuchJobError:  # expired meanwhile: nothing to run
+            connection.lrem(queue.intermediate_queue_key, 1, job_id)
             continue
-        queue.enqueue_job(job, at_front=True)
+        begun: list[bytes] = connection.zrange(wip, 0, -1)  # type: ignore[assignment]
+        with connection.pipeline() as pipe:  # one step, so Redis dying cannot drop the push
+            pipe.multi()  # RQ's enqueue_job expects the transaction begun
+            pipe.lrem(queue.intermediate_queue_key, 1, job_id)
+            for entry in begun:  # an execution begun but never started
+                if _text(entry).startswith(job_id + ":"):
+                    pipe.zrem(wip, entry)
+            pipe.delete(marker)
+            queue.enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
         log.warning("push queued again: its worker died before starting it", event_id=job_id)
         requeued.append(job_id)
     return requeued

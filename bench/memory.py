@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,12 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.memory_keys import Group, audit, duration, unbounded  # noqa: E402
-from hookbird.redis_server import RedisServer, free_port  # noqa: E402
+from bench.processes import HOOKBIRD, TOKEN, env_for, start_receiver  # noqa: E402
+from hookbird.redis_server import RedisServer  # noqa: E402
 from hookbird.settings import Settings  # noqa: E402
 from receiver.enqueue import JOB_RESULT_TTL  # noqa: E402
-
-TOKEN = "bench-webhook-token-0123456789"
-HOOKBIRD = (sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())")
 
 #: How long each pattern's keys live, per push: the dedup TTL, the retention, or the
 #: finished-job TTL. Patterns not listed are a constant, not a cost per push.
@@ -98,39 +95,7 @@ def push_body(i: int) -> bytes:
     return json.dumps(data).encode()
 
 
-def env_for(redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKBIRD_", "MONEYBIRD_"))}
-    env.update(
-        REDIS_URL=redis_url,
-        HOOKBIRD_WEBHOOK_TOKEN=TOKEN,
-        HOOKBIRD_HANDLERS="bench.memory_handlers",
-        HOOKBIRD_ENTRY_POINTS="off",
-        HOOKBIRD_LOG_LEVEL="warning",
-        HOOKBIRD_LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT),
-    )
-    return env
-
-
-def start_receiver(redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*HOOKBIRD, "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env_for(redis_url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx2.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the receiver did not start")
+HANDLERS = "bench.memory_handlers"
 
 
 async def send_all(base: str, pushes: int, concurrency: int) -> int:
@@ -206,7 +171,7 @@ def main() -> int:
         r = redis.Redis.from_url(server.url)
         before = used_memory(r)
 
-        receiver, base = start_receiver(server.url)
+        receiver, base = start_receiver(server.url, HANDLERS)
         started = time.perf_counter()
         try:
             accepted = asyncio.run(send_all(base, args.pushes, args.concurrency))
@@ -221,7 +186,7 @@ def main() -> int:
             subprocess.Popen(
                 [*HOOKBIRD, "worker", "--burst"],
                 cwd=ROOT,
-                env=env_for(server.url),
+                env=env_for(server.url, HANDLERS),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

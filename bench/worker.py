@@ -41,13 +41,12 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import HOOKBIRD, TOKEN, env_for, start_receiver  # noqa: E402
 from hookbird import Context, Event, Router  # noqa: E402
 from hookbird.logs import configure_logging  # noqa: E402
-from hookbird.redis_server import RedisServer, free_port  # noqa: E402
+from hookbird.redis_server import RedisServer  # noqa: E402
 from hookbird.settings import Settings  # noqa: E402
 
-TOKEN = "bench-webhook-token-0123456789"
-HOOKBIRD = (sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())")
 LATENCIES = "bench:latency"
 router = Router()
 
@@ -92,39 +91,7 @@ def push_body(i: int, measure: bool = False) -> bytes:
     return json.dumps(data).encode()
 
 
-def env_for(redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKBIRD_", "MONEYBIRD_"))}
-    env.update(
-        REDIS_URL=redis_url,
-        HOOKBIRD_WEBHOOK_TOKEN=TOKEN,
-        HOOKBIRD_HANDLERS="bench.worker",
-        HOOKBIRD_ENTRY_POINTS="off",
-        HOOKBIRD_LOG_LEVEL="warning",
-        HOOKBIRD_LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT),
-    )
-    return env
-
-
-def start_receiver(redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*HOOKBIRD, "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env_for(redis_url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx2.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the receiver did not start")
+HANDLERS = "bench.worker"
 
 
 def drain(worker: Any) -> float:
@@ -153,7 +120,7 @@ def part_b(r: redis.Redis, redis_url: str, jobs: int, mode: str) -> float:
     from workers.worker import WORKER_CLASSES
 
     r.flushall()
-    receiver, base = start_receiver(redis_url)
+    receiver, base = start_receiver(redis_url, HANDLERS)
     try:
         with httpx2.Client(timeout=10) as http:
             for i in range(jobs):
@@ -175,11 +142,11 @@ def part_b(r: redis.Redis, redis_url: str, jobs: int, mode: str) -> float:
 
 def part_c(r: redis.Redis, redis_url: str, rate: float, seconds: float, mode: str) -> list[float]:
     r.flushall()
-    receiver, base = start_receiver(redis_url)
+    receiver, base = start_receiver(redis_url, HANDLERS)
     worker = subprocess.Popen(
         [*HOOKBIRD, "worker", "--class", mode],
         cwd=ROOT,
-        env=env_for(redis_url),
+        env=env_for(redis_url, HANDLERS),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -34,3 +36,27 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", **config: Any) -> Iter
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def send_raw(base: str, head: bytes, chunks: list[bytes] | None = None, pause: float = 0.0) -> int:
+    """Send a request's bytes over a plain socket, chunks ``pause`` s apart; the status code.
+
+    For what an HTTP client will not send: lying lengths, chunked bodies, trickling bodies.
+    Returns 0 when the server closed without answering.
+    """
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
+        sock.sendall(head)
+        for chunk in chunks or []:
+            time.sleep(pause)
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break
+        data = b""
+        while b"\r\n" not in data:
+            more = sock.recv(4096)
+            if not more:
+                break
+            data += more
+    return int(data.split(b" ", 2)[1]) if data else 0

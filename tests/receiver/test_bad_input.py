@@ -9,11 +9,9 @@ receiver still answers /healthz.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -23,7 +21,7 @@ from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore
 from receiver.app import create_app
 from receiver.verify import sign
-from tests.support import serve_in_thread
+from tests.support import send_raw, serve_in_thread
 
 URL = "/webhooks/moneybird"
 TOKEN = "hostile-suite-token-0123456789"
@@ -108,25 +106,6 @@ def chunked_over_cap(base: str) -> int:
 def lying_content_length(base: str) -> int:
     head = f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Length: {CAP * 100}\r\n\r\n".encode()
     return send_raw(base, head, [])
-
-
-def send_raw(base: str, head: bytes, chunks: list[bytes], pause: float = 0.0) -> int:
-    parts = urlsplit(base)
-    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
-        sock.sendall(head)
-        for chunk in chunks:
-            time.sleep(pause)
-            try:
-                sock.sendall(chunk)
-            except OSError:
-                break
-        data = b""
-        while b"\r\n" not in data:
-            more = sock.recv(4096)
-            if not more:
-                break
-            data += more
-    return int(data.split(b" ", 2)[1]) if data else 0
 
 
 def padded_to(size: int) -> bytes:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
-from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -18,6 +16,7 @@ from hookbird import keys
 from hookbird.subscriptions import SubscriptionStore
 from tests.receiver.conftest import MakeReceiver
 from tests.receiver.pushes import SECRET, push_body, signature_header
+from tests.support import send_raw
 
 URL = "/webhooks/moneybird"
 
@@ -166,29 +165,6 @@ def test_body_at_the_cap_is_accepted_and_one_byte_more_is_413(
         assert len(queued(redis_client)) == 1
 
 
-def raw_request(
-    base: str, payload: bytes, *, pause: float = 0.0, chunks: list[bytes] | None = None
-) -> tuple[int, bytes]:
-    """Send bytes over a plain socket; return the status code and the response."""
-    parts = urlsplit(base)
-    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
-        sock.sendall(payload)
-        for chunk in chunks or []:
-            time.sleep(pause)
-            try:
-                sock.sendall(chunk)
-            except OSError:
-                break
-        data = b""
-        while b"\r\n\r\n" not in data:
-            more = sock.recv(65536)
-            if not more:
-                break
-            data += more
-    status = int(data.split(b" ", 2)[1]) if data else 0
-    return status, data
-
-
 def test_chunked_body_past_the_cap_is_cut_off_with_413(
     make_receiver: MakeReceiver, redis_client: redis.Redis
 ) -> None:
@@ -197,7 +173,7 @@ def test_chunked_body_past_the_cap_is_cut_off_with_413(
         head = (f"POST {URL} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
         chunk = b"a" * 1024
         chunks = [b"400\r\n" + chunk + b"\r\n"] * 8 + [b"0\r\n\r\n"]
-        status, _ = raw_request(base, head, chunks=chunks)
+        status = send_raw(base, head, chunks=chunks)
     assert status == 413
     assert hookbird_keys(redis_client) == []
 
@@ -208,7 +184,7 @@ def test_large_content_length_is_refused_before_reading(
     """A declared Content-Length over the cap gets 413 without the body being sent."""
     with make_receiver(max_body_bytes=4096) as base:
         head = f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n"
-        status, _ = raw_request(base, head.encode())
+        status = send_raw(base, head.encode())
     assert status == 413
     assert hookbird_keys(redis_client) == []
 
@@ -222,7 +198,7 @@ def test_trickling_body_times_out_with_408(
         head = f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
         pieces = [body[i : i + 100] for i in range(0, len(body), 100)]
         started = time.monotonic()
-        status, _ = raw_request(base, head.encode(), pause=0.2, chunks=pieces)
+        status = send_raw(base, head.encode(), pause=0.2, chunks=pieces)
     assert status == 408
     assert time.monotonic() - started < 5
     assert hookbird_keys(redis_client) == []

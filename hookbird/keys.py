@@ -6,7 +6,7 @@ ordinary jobs.
 
 =====================================  ==========================================
 ``hookbird:dedup:<sha256>``            string: event id; TTL ``HOOKBIRD_DEDUP_TTL``
-``hookbird:event:<event_id>``          hash: the raw push; TTL ``HOOKBIRD_EVENT_RETENTION``
+``hookbird:event:<event_id>``          string: the raw push (``hookbird.stored``); TTL retention
 ``hookbird:events``                    sorted set event_id → received-at; trimmed to retention
 ``hookbird:webhook:<webhook_id>``      hash: a subscription (see ``hookbird.subscriptions``)
 ``hookbird:webhooks``                  set of subscribed webhook ids

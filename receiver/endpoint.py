@@ -4,7 +4,9 @@ In order: the capped body read (413, 408), parsing (400), Moneybird's
 ``test_webhook`` check (200 "test", nothing stored), authentication (401 and the
 word "unauthorized", nothing more), then the one atomic Redis step that dedups,
 stores and enqueues (200 "accepted" or "duplicate"). Whenever Redis cannot
-confirm, the answer is 503 with ``Retry-After`` so Moneybird tries again.
+confirm, the answer is 503 with ``Retry-After`` so Moneybird tries again; so it is
+when a webhook's stored signing secrets cannot be decrypted (``HOOKBIRD_SECRET_KEY``
+unset or wrong): such a push is neither accepted unverified nor refused as forged.
 
 A plain ASGI callable rather than a Starlette request handler: this is the hot
 path, and building Request and Response objects costs more than the rest of
@@ -21,8 +23,10 @@ import redis.exceptions
 from starlette.types import Receive, Scope, Send
 
 from hookbird import keys
+from hookbird.crypto import SecretKeyError
 from hookbird.logs import get_logger
 from hookbird.settings import Settings
+from hookbird.stored import pack_push
 from receiver.body import BodyError, BodyReader, declared_length
 from receiver.credentials import CredentialsResolver
 from receiver.enqueue import Enqueuer, NewPush, QueueUnavailable
@@ -126,6 +130,11 @@ class PushEndpoint:
             return await respond(send, 401, b'{"status":"error","error":"unauthorized"}')
         except (redis.exceptions.RedisError, OSError) as exc:
             return await self.unavailable(send, exc)
+        except SecretKeyError as exc:  # the message names the fix and holds no secret
+            counts["unavailable"] += 1
+            log.error("push not verified", status=503, webhook_id=push.webhook_id, error=str(exc))
+            unavailable = error_body("unavailable, retry later")
+            return await respond(send, 503, unavailable, self._retry_after)
 
         try:
             outcome = await self.enqueuer.submit(
@@ -160,32 +169,32 @@ class PushEndpoint:
         event_id = keys.new_event_id(received_at)
         dedup_key = keys.dedup_key(idempotency_key, body)
         client: Any = scope.get("client")
+        header = {  # the fields of hookbird.stored.HEADER_FIELDS
+            "idempotency_key": idempotency_key or "",
+            "signature": headers.get(b"moneybird-signature", ""),
+            "user_agent": headers.get(b"user-agent", ""),
+            "remote_addr": client[0] if client else "",
+            "received_at": repr(received_at),
+            "action": push.action,
+            "administration_id": push.administration_id,
+            "webhook_id": push.webhook_id or "",
+            "entity_type": push.entity_type or "",
+            "entity_id": push.entity_id or "",
+            "dedup_key": dedup_key,
+        }
         return NewPush(
-            dedup_key=dedup_key,
-            event_id=event_id,
-            received_at=received_at,
-            description=describe(push),
-            meta={
+            event_id,
+            dedup_key,
+            received_at,
+            describe(push),
+            {
                 "event_id": event_id,
                 "action": push.action,
                 "administration_id": push.administration_id,
                 "entity_type": push.entity_type or "",
                 "entity_id": push.entity_id or "",
             },
-            body=body,
-            fields=(  # in the order of receiver.enqueue.EVENT_FIELDS
-                idempotency_key or "",
-                headers.get(b"moneybird-signature", ""),
-                headers.get(b"user-agent", ""),
-                client[0] if client else "",
-                repr(received_at),
-                push.action,
-                push.administration_id,
-                push.webhook_id or "",
-                push.entity_type or "",
-                push.entity_id or "",
-                dedup_key,
-            ),
+            pack_push(header, body),
         )
 
     async def unavailable(self, send: Send, exc: BaseException) -> None:

@@ -1,9 +1,9 @@
 """Dedup, store and enqueue: the receiver's one Redis step, shared by concurrent requests.
 
 Each push becomes, atomically (one Lua script, ``enqueue.lua``): a dedup key set
-with ``SET NX``; the raw push in ``hookbird:event:<id>``; an RQ job hash
-``rq:job:<id>`` in RQ's own format; the id on the RQ queue. A duplicate changes
-nothing and reports the id of the push it repeats.
+with ``SET NX``; the raw push in ``hookbird:event:<id>`` (one string, see
+``hookbird.stored``); an RQ job hash ``rq:job:<id>`` in RQ's own format; the id on
+the RQ queue. A duplicate changes nothing and reports the id of the push it repeats.
 
 Group commit: requests that arrive during the same event-loop turn are sent as one
 script call, and while one call is in flight the next batch collects. A push costs
@@ -12,7 +12,8 @@ the receiver at most two Redis round trips of latency and a fraction of one of w
 The RQ job is written directly rather than through ``rq.Job.create`` (about 0.1 ms
 a call, more than a whole request may cost here). Its constant fields come from a
 template that RQ itself builds once at start-up, so the hash is always in the
-format of the installed RQ.
+format of the installed RQ; they are written into the script's text, so a call
+carries only what differs per push.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis import Redis as SyncRedis
 from rq.job import Job
@@ -46,44 +46,26 @@ MAX_BATCH = 256
 #: Script calls in flight at once: the next batch goes out while Redis works on one.
 MAX_IN_FLIGHT = 2
 
-EVENT_FIELDS: tuple[str, ...] = (
-    "body",
-    "idempotency_key",
-    "signature",
-    "user_agent",
-    "remote_addr",
-    "received_at",
-    "action",
-    "administration_id",
-    "webhook_id",
-    "entity_type",
-    "entity_id",
-    "dedup_key",
-)
-
-_SCRIPT = resources.files("receiver").joinpath("enqueue.lua").read_text(encoding="utf-8")
+_SCRIPT_TEMPLATE = resources.files("receiver").joinpath("enqueue.lua").read_text(encoding="utf-8")
 
 
 class QueueUnavailable(Exception):
     """Redis could not take the push (down, timing out, out of memory, read-only)."""
 
 
-@dataclass(frozen=True)
-class NewPush:
+class NewPush(NamedTuple):
     """One push on its way into Redis."""
 
-    dedup_key: str
     event_id: str
+    dedup_key: str
     received_at: float
     description: str
     meta: dict[str, str]
-    body: bytes
-    #: one value per name in :data:`EVENT_FIELDS` after ``body``, in that order
-    fields: tuple[str, ...]
+    #: the value of ``hookbird:event:<id>`` (``hookbird.stored.pack_push``)
+    stored: bytes
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     accepted: bool  # False: a duplicate of ``event_id``
     event_id: str
 
@@ -123,8 +105,27 @@ def job_template(queue: str) -> dict[str, bytes | str | int]:
     return {name: value for name, value in fields.items() if value != ""}
 
 
-def _bytes(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+def lua_string(value: str | bytes) -> str:
+    """A Lua string literal for any bytes: printable ASCII as is, the rest as ``\\ddd``."""
+    raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    return '"' + "".join(_LUA_CHARS[byte] for byte in raw) + '"'
+
+
+_LUA_CHARS = [chr(b) if 32 <= b < 127 and chr(b) not in '\\"' else f"\\{b:03d}" for b in range(256)]
+
+
+def enqueue_script(queue: str) -> str:
+    """The text of ``enqueue.lua`` with its constants filled in for this queue."""
+    template = job_template(queue)
+    entries = []
+    for name, value in template.items():
+        text = value if isinstance(value, bytes) else str(value)
+        entries += [lua_string(name), lua_string(text)]
+    return (
+        _SCRIPT_TEMPLATE.replace("{{event_prefix}}", lua_string(keys.event_key("")))
+        .replace("{{job_prefix}}", lua_string(keys.rq_job_key("")))
+        .replace("{{job_template}}", "{ " + ", ".join(entries) + " }")
+    )
 
 
 class Enqueuer:
@@ -143,31 +144,16 @@ class Enqueuer:
         self.dedup_ttl = dedup_ttl
         self.retention = retention
         self._dumps = resolve_serializer(None).dumps
-        template = job_template(queue)
-        template_entries: list[bytes] = []
-        for name, value in template.items():
-            template_entries += [
-                _bytes(name),
-                _bytes(value if isinstance(value, bytes) else str(value)),
-            ]
+        self._script = enqueue_script(queue)
         script_keys = (keys.RQ_QUEUES, self.queue_key, keys.EVENTS_INDEX)
         #: EVALSHA, the script's sha (set when sent), its keys, then the first arguments
         self._head: tuple[bytes, ...] = (
             b"EVALSHA",
             b"",
             b"%d" % len(script_keys),
-            *(_bytes(key) for key in script_keys),
+            *(key.encode() for key in script_keys),
             b"%d" % dedup_ttl,
             b"%d" % retention,
-        )
-        #: the arguments after "now" that every call shares
-        self._shared: tuple[bytes, ...] = (
-            _bytes(keys.event_key("")),
-            _bytes(keys.rq_job_key("")),
-            b"%d" % len(EVENT_FIELDS),
-            b"%d" % len(template_entries),
-            *(_bytes(name) for name in EVENT_FIELDS),
-            *template_entries,
         )
         self._sha: bytes | None = None
         self._pending: list[tuple[NewPush, asyncio.Future[Outcome]]] = []
@@ -210,28 +196,24 @@ class Enqueuer:
         finally:
             self._in_flight -= 1
 
-    def _values(self, push: NewPush) -> list[bytes]:
-        return [
-            push.event_id.encode(),
-            rq_timestamp(push.received_at).encode(),
-            push.description.encode(),
-            self._dumps(push.meta),
-            push.body,
-            *[value.encode("utf-8", "surrogateescape") for value in push.fields],
-        ]
-
     async def _store(self, pushes: Sequence[NewPush]) -> list[Outcome]:
-        args = [*self._head, repr(time.time()).encode(), *self._shared]
+        args = [*self._head, repr(time.time()).encode()]
+        dumps = self._dumps
         for push in pushes:
-            args += self._values(push)
+            args += (
+                push.event_id.encode(),
+                push.dedup_key.encode(),
+                repr(push.received_at).encode(),
+                rq_timestamp(push.received_at).encode(),
+                push.description.encode("utf-8", "surrogateescape"),
+                dumps(push.meta),
+                push.stored,
+            )
         try:
             raw = await self._run(args)
         except (TimeoutError, ReplyError, OSError) as exc:
             raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return [
-            Outcome(accepted=raw[i] == 1, event_id=raw[i + 1].decode())
-            for i in range(0, len(raw), 2)
-        ]
+        return [Outcome(raw[i] == 1, raw[i + 1].decode()) for i in range(0, len(raw), 2)]
 
     async def _run(self, args: list[bytes]) -> Any:
         if self._sha is None:
@@ -247,5 +229,5 @@ class Enqueuer:
         return await self.link.send(packed)
 
     async def _load(self) -> bytes:
-        sha: bytes = await self.link.call(b"SCRIPT", b"LOAD", _SCRIPT)
+        sha: bytes = await self.link.call(b"SCRIPT", b"LOAD", self._script.encode())
         return sha

@@ -21,6 +21,7 @@ from rq.registry import FailedJobRegistry
 
 from hookbird import catalog, keys
 from hookbird.logs import is_sensitive_key
+from hookbird.stored import unpack_push
 from workers.store import state_key, text
 
 EVENT_COLUMNS = ("action", "administration_id", "entity_type", "entity_id", "received_at")
@@ -48,13 +49,14 @@ class EventRow:
 
 def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
     with connection.pipeline() as pipe:
-        pipe.hmget(keys.event_key(event_id), *EVENT_COLUMNS)
+        pipe.get(keys.event_key(event_id))
         pipe.hgetall(state_key(event_id))
         pipe.hget(keys.rq_job_key(event_id), "status")
-        values, state, job_status = pipe.execute()
-    if values[0] is None:
+        value, state, job_status = pipe.execute()
+    if value is None:
         return None
-    action, adm, etype, eid, received = (text(v) if v is not None else "" for v in values)
+    stored = unpack_push(value)
+    action, adm, etype, eid, received = (stored.get(name, "") for name in EVENT_COLUMNS)
     st = {text(k): text(v) for k, v in state.items()}
     status = st.get("status") or (text(job_status) if job_status else "expired")
     if status == "started":
@@ -106,7 +108,7 @@ def iter_events(
 
 def raw_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
     """The stored push with secrets (``webhook_token``, signature) blanked."""
-    stored = {text(k): v for k, v in connection.hgetall(keys.event_key(event_id)).items()}
+    stored = unpack_push(connection.get(keys.event_key(event_id)))
     try:
         body = json.loads(stored.pop("body", b"") or b"null")
     except ValueError:

@@ -36,19 +36,27 @@ from typing import Any
 import redis
 
 from hookbird import keys
+from hookbird.stored import unpack_push
 
 WAITING_STATUSES = ("queued", "started", "scheduled", "deferred")
 
 BEGIN = """
 local event_key, state_key, set_key, lock_key, wip_key, mid_key = unpack(KEYS)
 local me, token, lock_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local stored = redis.call('HGETALL', event_key)
-if #stored == 0 then return {'expired', {}, {}} end
+local stored = redis.call('GET', event_key)
+if not stored then return {'expired', '', {}} end
 local state = redis.call('HGETALL', state_key)
 if set_key == '' then return {'go', stored, state} end
 local adm, etype, eid = ARGV[4], ARGV[5], ARGV[6]
-local received = redis.call('HGET', event_key, 'received_at') or '0'
-redis.call('ZADD', set_key, 'NX', received, me)
+-- the JSON line before the raw body of a stored push (see hookbird/stored.py)
+local function header(value)
+  local newline = value and string.find(value, '\\n', 1, true)
+  if not newline then return {} end
+  local ok, fields = pcall(cjson.decode, string.sub(value, 1, newline - 1))
+  if ok and type(fields) == 'table' then return fields end
+  return {}
+end
+redis.call('ZADD', set_key, 'NX', tonumber(header(stored).received_at) or 0, me)
 redis.call('EXPIRE', set_key, ARGV[7])
 -- pushes dequeued before this one that have not reached this script yet
 local candidates = redis.call('LRANGE', mid_key, 0, -1)
@@ -57,13 +65,12 @@ for _, entry in ipairs(redis.call('ZRANGE', wip_key, 0, -1)) do
 end
 for _, other in ipairs(candidates) do
   if other ~= me and other < me then
-    local f = redis.call('HMGET', 'hookbird:event:' .. other,
-      'administration_id', 'entity_type', 'entity_id', 'received_at')
+    local f = header(redis.call('GET', 'hookbird:event:' .. other))
     -- (one that just finished may still sit in the started registry a moment longer)
     local done = redis.call('HGET', 'hookbird:state:' .. other, 'status')
-    if f[1] == adm and f[2] == etype and f[3] == eid and done ~= 'succeeded'
-        and done ~= 'dead' then
-      redis.call('ZADD', set_key, 'NX', f[4] or '0', other)
+    if f.administration_id == adm and f.entity_type == etype and f.entity_id == eid
+        and done ~= 'succeeded' and done ~= 'dead' then
+      redis.call('ZADD', set_key, 'NX', tonumber(f.received_at) or 0, other)
     end
   end
 end
@@ -207,7 +214,11 @@ class Store:
             retention,
         ]
         verdict, stored, state = self._begin(keys=script_keys, args=args)
-        return Begun(text(verdict), pairs(stored), {k: text(v) for k, v in pairs(state).items()})
+        return Begun(
+            text(verdict),
+            unpack_push(stored or None),
+            {k: text(v) for k, v in pairs(state).items()},
+        )
 
     def finish(
         self,

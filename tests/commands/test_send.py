@@ -16,6 +16,7 @@ import redis
 from hookbird import catalog, pushes
 from hookbird.cli import main
 from hookbird.settings import Settings
+from hookbird.stored import unpack_push
 from receiver.app import create_app
 from tests.support import serve_in_thread
 
@@ -123,7 +124,7 @@ def receiver(
 def stored_events(client: redis.Redis) -> list[dict[str, Any]]:
     found = []
     for key in client.scan_iter("hookbird:event:*"):
-        raw = client.hget(key, "body")
+        raw = unpack_push(client.get(key)).get("body")
         if raw is not None:
             found.append(json.loads(raw))
     return found

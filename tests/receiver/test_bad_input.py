@@ -18,9 +18,11 @@ import pytest
 import redis
 
 from hookbird.settings import Settings
+from hookbird.stored import unpack_push
 from hookbird.subscriptions import SubscriptionStore
 from receiver.app import create_app
 from receiver.verify import sign
+from tests.receiver.pushes import SECRET_KEY
 from tests.support import send_raw, serve_in_thread
 
 URL = "/webhooks/moneybird"
@@ -205,7 +207,11 @@ CASES += [signature_case(name, shape) for name, shape in SIGNATURE_SHAPES.items(
 @pytest.fixture(scope="module")
 def receiver(redis_url: str) -> Iterator[str]:
     settings = Settings(
-        redis_url=redis_url, max_body_bytes=CAP, body_timeout=0.5, subscription_cache_ttl=0
+        redis_url=redis_url,
+        max_body_bytes=CAP,
+        body_timeout=0.5,
+        subscription_cache_ttl=0,
+        secret_key=SECRET_KEY,
     )
     with serve_in_thread(create_app(settings)) as base:
         yield base
@@ -213,7 +219,7 @@ def receiver(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def store(redis_client: redis.Redis) -> SubscriptionStore:
-    store = SubscriptionStore(redis_client)
+    store = SubscriptionStore(redis_client, SECRET_KEY)
     store.add(webhook_id="4180", administration_id=ADMIN, token=TOKEN, secrets=(SECRET,))
     store.add(
         webhook_id="4181", administration_id=ADMIN, token=TOKEN, secrets=(SECRET,), enabled=False
@@ -302,7 +308,7 @@ def test_unknown_fields_are_kept_not_refused(
     response = httpx2.post(receiver + URL, content=body, headers=signed(body))
     assert response.status_code == 200
     event = response.json()["event_id"]
-    assert redis_client.hget(f"hookbird:event:{event}", "body") == body
+    assert unpack_push(redis_client.get(f"hookbird:event:{event}"))["body"] == body
 
 
 def test_body_just_under_the_cap_is_accepted(

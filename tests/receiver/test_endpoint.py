@@ -13,9 +13,10 @@ from rq.job import Job
 from rq.queue import Queue
 
 from hookbird import keys
+from hookbird.stored import HEADER_FIELDS, unpack_push
 from hookbird.subscriptions import SubscriptionStore
 from tests.receiver.conftest import MakeReceiver
-from tests.receiver.pushes import SECRET, push_body, signature_header
+from tests.receiver.pushes import SECRET, SECRET_KEY, push_body, signature_header
 from tests.support import send_raw
 
 URL = "/webhooks/moneybird"
@@ -45,13 +46,15 @@ def test_accepted_push_is_stored_and_enqueued(
     assert response.json()["status"] == "accepted"
     event_id = response.json()["event_id"]
 
-    stored = redis_client.hgetall(keys.event_key(event_id))
-    assert stored[b"body"] == body
-    assert stored[b"idempotency_key"] == b"idem-1"
-    assert stored[b"user_agent"] == b"Moneybird webhook"
-    assert stored[b"remote_addr"] == b"127.0.0.1"
-    assert stored[b"action"] == b"sales_invoice_state_changed_to_paid"
-    assert stored[b"administration_id"] == b"123456789"
+    stored = unpack_push(redis_client.get(keys.event_key(event_id)))
+    assert stored["body"] == body
+    assert stored["idempotency_key"] == "idem-1"
+    assert stored["user_agent"] == "Moneybird webhook"
+    assert stored["remote_addr"] == "127.0.0.1"
+    assert stored["action"] == "sales_invoice_state_changed_to_paid"
+    assert stored["administration_id"] == "123456789"
+    assert stored["dedup_key"] == keys.dedup_key("idem-1", body)
+    assert set(stored) == {*HEADER_FIELDS, "body"}
     assert 0 < redis_client.ttl(keys.event_key(event_id)) <= 7 * 24 * 3600
     dedup = keys.dedup_key("idem-1", body)
     assert redis_client.get(dedup) == event_id.encode()
@@ -101,9 +104,9 @@ def test_integer_ids_are_accepted_and_stored_as_strings(
     )
     response = post(http, receiver, body)
     assert response.status_code == 200
-    stored = redis_client.hgetall(keys.event_key(response.json()["event_id"]))
-    assert stored[b"entity_id"] == b"496081234567890123"
-    assert stored[b"webhook_id"] == b"4180000000000000001"
+    stored = unpack_push(redis_client.get(keys.event_key(response.json()["event_id"])))
+    assert stored["entity_id"] == "496081234567890123"
+    assert stored["webhook_id"] == "4180000000000000001"
 
 
 def test_test_webhook_is_answered_and_nothing_is_queued(
@@ -241,7 +244,7 @@ def test_multi_webhook_mode_checks_the_subscription(
     make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
 ) -> None:
     """Subscriptions in Redis: unknown webhook, other administration, disabled → 401."""
-    store = SubscriptionStore(redis_client)
+    store = SubscriptionStore(redis_client, SECRET_KEY)
     store.add(
         webhook_id="77",
         administration_id="123456789",

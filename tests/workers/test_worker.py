@@ -9,6 +9,7 @@ import redis
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from hookbird.stored import pack_push, unpack_push
 from tests.workers.conftest import Pusher, Workers, calls, run_cli, wait_for
 from workers.store import state_key
 
@@ -149,7 +150,9 @@ def test_a_damaged_stored_push_is_dead_lettered_and_frees_its_entity(
     """A stored push that no longer parses goes to the dead letter with the reason, and the
     next push for the same entity is handled."""
     damaged = push(entity_id="789")
-    redis_client.hset(f"hookbird:event:{damaged}", "body", b"{not json")
+    stored = unpack_push(redis_client.get(f"hookbird:event:{damaged}"))
+    del stored["body"]
+    redis_client.set(f"hookbird:event:{damaged}", pack_push(stored, b"{not json"), keepttl=True)
     after = push(entity_id="789")
     workers.start()
     wait_for(lambda: status_is(redis_client, after, "succeeded"), message="the next push")

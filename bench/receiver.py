@@ -53,6 +53,8 @@ class Result:
     statuses: dict[str, int]
     errors: int
     warmup_200s: int = 0
+    #: CPU seconds used during the measured run by the server, Redis and wrk
+    cpu: dict[str, float] | None = None
 
     @property
     def rps(self) -> float:
@@ -74,6 +76,17 @@ def wait_ready(url: str, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def run_wrk(url: str, *, seconds: int, connections: int, threads: int, cpus: str | None) -> Result:
     command = [
         *pin(cpus),
@@ -86,9 +99,13 @@ def run_wrk(url: str, *, seconds: int, connections: int, threads: int, cpus: str
         url,
     ]
     env = {**os.environ, "BENCH_TOKEN": TOKEN, "BENCH_RUN": os.urandom(6).hex()}
-    output = subprocess.run(
-        command, capture_output=True, text=True, env=env, check=True, timeout=seconds + 60
-    ).stdout
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as wrk:
+        assert wrk.stdout is not None
+        output = wrk.stdout.read()
+        _, status, usage = os.wait4(wrk.pid, 0)
+        wrk.returncode = os.waitstatus_to_exitcode(status)
+    if wrk.returncode != 0:
+        raise RuntimeError(f"wrk exited with {wrk.returncode}")
     line = next(x for x in output.splitlines() if x.startswith("BENCH_JSON "))
     data = json.loads(line.removeprefix("BENCH_JSON "))
     return Result(
@@ -99,6 +116,7 @@ def run_wrk(url: str, *, seconds: int, connections: int, threads: int, cpus: str
         p99_ms=data["p99_us"] / 1000,
         statuses=data["statuses"],
         errors=data["errors"],
+        cpu={"wrk": usage.ru_utime + usage.ru_stime},
     )
 
 
@@ -109,6 +127,7 @@ def bench_server(
     port: int,
     args: argparse.Namespace,
     log: Path,
+    client: redis.Redis,
 ) -> Result:
     url = f"http://127.0.0.1:{port}/webhooks/moneybird"
     with log.open("w") as log_file:
@@ -124,6 +143,7 @@ def bench_server(
                 threads=args.threads,
                 cpus=args.client_cpus,
             )
+            server_before, redis_before = process_cpu(server.pid), redis_cpu(client)
             result = run_wrk(
                 url,
                 seconds=args.duration,
@@ -131,6 +151,9 @@ def bench_server(
                 threads=args.threads,
                 cpus=args.client_cpus,
             )
+            assert result.cpu is not None
+            result.cpu["server"] = process_cpu(server.pid) - server_before
+            result.cpu["Redis"] = redis_cpu(client) - redis_before
             result.warmup_200s = warmup.statuses.get("200", 0)
         finally:
             server.terminate()
@@ -188,6 +211,7 @@ def main() -> int:
                 bare_port,
                 args,
                 data / "bare.log",
+                client,
             )
 
             port = free_port()
@@ -204,6 +228,7 @@ def main() -> int:
                 port,
                 args,
                 data / "hookbird.log",
+                client,
             )
 
             oks = hookbird.statuses.get("200", 0) + hookbird.warmup_200s
@@ -238,6 +263,18 @@ def main() -> int:
         print(
             f"| {result.name:<18} | {result.rps:>9.0f} | {result.p50_ms:>7.2f} | "
             f"{result.p99_ms:>7.2f} | {non_200:>7} | {result.errors:>6} |"
+        )
+    print(f"\nCPU per request, µs (of {cpus} CPUs for {args.duration} s):\n")
+    columns = ("server", "Redis", "wrk", "total")
+    print(f"| {'server':<18} | " + " | ".join(f"{c:>7}" for c in columns) + f" | {'idle':>5} |")
+    print(f"|{'-' * 20}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 7}|")
+    for result in (bare, hookbird):
+        assert result.cpu is not None
+        per = {k: v / result.requests * 1e6 for k, v in result.cpu.items()}
+        idle = 1 - sum(result.cpu.values()) / (cpus * result.seconds)
+        print(
+            f"| {result.name:<18} | {per['server']:>7.1f} | {per['Redis']:>7.1f} | "
+            f"{per['wrk']:>7.1f} | {sum(per.values()):>7.1f} | {idle:>5.0%} |"
         )
     ratio = hookbird.rps / bare.rps
     print(f"\nhookbird / bare throughput: {ratio:.2f}   (target >= 0.50)")

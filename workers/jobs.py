@@ -102,6 +102,8 @@ def process_event() -> Any:
     begun = store.begin(job.id, token, (job.timeout or 600) + 60, entity, retention)
     if begun.verdict == "expired":
         log.warning("push expired before it was handled", event_id=job.id)
+        # an outcome record left by an earlier run (its crash count) goes with the push
+        rt.redis.expire(state_key(job.id), retention)
         return {"event_id": job.id, "status": "expired"}
     try:
         event = event_from_stored(job.id, begun.stored)

@@ -42,6 +42,8 @@ WORKERS = keys.PREFIX + "workers"
 REAPER_LOCK = keys.PREFIX + "lock:reaper"
 #: Seconds a push may sit taken off the queue but not started before it is queued again.
 STRANDED_AFTER = 5.0
+#: Shortest life of an outcome record the crash counter touched (seconds).
+RECORD_FLOOR = 24 * 3600
 
 RELEASE_LOCK = """
 local holder = redis.call('GET', KEYS[1])
@@ -183,6 +185,9 @@ def _rescue(
         log.error("push sent to the dead letter", event_id=job_id, error=reason)
         return
     job.started_at = None
+    # The crash counter may have just created the outcome record: it lives as long as
+    # the stored push, and at least a day, whatever the rerun finds.
+    left: Any = connection.ttl(keys.event_key(job_id))
     with connection.pipeline() as pipe:
         pipe.multi()  # RQ's enqueue_job expects the transaction begun
         pipe.zrem(wip, entry)
@@ -194,6 +199,7 @@ def _rescue(
                 "updated_at": repr(time.time()),
             },
         )
+        pipe.expire(state_key(job_id), max(int(left), RECORD_FLOOR))
         queue.enqueue_job(job, pipeline=pipe, at_front=True)
         pipe.execute()
     log.warning("push run again: its worker died", event_id=job_id, worker=worker, crashes=crashes)

@@ -47,6 +47,27 @@ def test_sigkill_mid_handler_runs_the_push_again(
     assert redis_client.hget(state_key(event_id), "crashes") == b"1"
 
 
+def test_a_rerun_that_finds_its_push_expired_leaves_no_record_without_ttl(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """The crash counter creates the outcome record; when the stored push expired before the
+    rerun, that record still expires (every hookbird key has a TTL or a cap)."""
+    redis_client.set("test:sleep:crm", 30)
+    doomed = workers.start()
+    event_id = push()
+    wait_for(lambda: started(redis_client), message="the handler to start")
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait(5)
+    redis_client.delete(f"hookbird:event:{event_id}")  # retention ran out meanwhile
+    workers.start()
+    job = Job.fetch(event_id, connection=redis_client)
+    wait_for(lambda: job.get_status(refresh=True) == "finished", timeout=20, message="the rerun")
+    assert job.return_value() == {"event_id": event_id, "status": "expired"}
+    assert redis_client.hget(state_key(event_id), "crashes") == b"1"
+    assert redis_client.ttl(state_key(event_id)) > 0
+    assert calls(redis_client) == []
+
+
 def test_a_push_that_keeps_killing_workers_is_dead_lettered(
     push: Pusher, workers: Workers, redis_client: redis.Redis
 ) -> None:

@@ -3,9 +3,10 @@
 A SaaS connected to many customer administrations holds one OAuth token pair per
 administration (or a personal API token). They are stored as Fernet tokens
 (``cryptography``: AES-128-CBC + HMAC-SHA256, timestamped) under
-``hookbird:credential:<administration_id>``, encrypted with ``HOOKBIRD_SECRET_KEY``.
-Without that key nothing is stored and nothing stored can be read; the error says
-how to make a key. Several comma-separated keys rotate (the first encrypts).
+``hookbird:credential:<administration_id>``, encrypted with ``HOOKBIRD_SECRET_KEY``
+(:mod:`hookbird.crypto`). Without that key nothing is stored and nothing stored can be
+read; the error says how to make a key. Several comma-separated keys rotate (the
+first encrypts).
 """
 
 from __future__ import annotations
@@ -15,18 +16,14 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import redis
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken, MultiFernet
 
+from hookbird import crypto
+from hookbird.crypto import MAKE_A_KEY as MAKE_A_KEY
 from hookbird.logs import add_known_secrets
 
 PREFIX = "hookbird:credential:"
 INDEX = "hookbird:credentials"
-
-MAKE_A_KEY = (
-    "Make one with\n"
-    "  python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'\n"
-    "and set it as HOOKBIRD_SECRET_KEY for every hookbird process (keep it out of the repo)."
-)
 
 
 class CredentialError(Exception):
@@ -62,19 +59,11 @@ class Credential:
 
 
 def fernet(secret_key: str | None) -> MultiFernet:
-    """The cipher for ``HOOKBIRD_SECRET_KEY`` (comma-separated keys: first one encrypts)."""
-    keys = [k.strip() for k in (secret_key or "").split(",") if k.strip()]
-    if not keys:
-        raise CredentialError(
-            "HOOKBIRD_SECRET_KEY is not set, so credentials cannot be stored or read. " + MAKE_A_KEY
-        )
+    """The cipher for ``HOOKBIRD_SECRET_KEY``; a missing or invalid key raises CredentialError."""
     try:
-        return MultiFernet([Fernet(k) for k in keys])
-    except ValueError:
-        raise CredentialError(
-            "HOOKBIRD_SECRET_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes). "
-            + MAKE_A_KEY
-        ) from None
+        return crypto.fernet(secret_key, "credentials")
+    except crypto.SecretKeyError as exc:
+        raise CredentialError(str(exc)) from None
 
 
 class CredentialStore:

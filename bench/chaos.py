@@ -16,6 +16,7 @@ under it). Exit status 1 when a push was lost or a credential was found in a log
 
     .venv/bin/python bench/chaos.py                       # 5,000 pushes at 250/s
     .venv/bin/python bench/chaos.py --pushes 20000 --rate 400 --redis-kills 5
+    .venv/bin/python bench/chaos.py --appendfsync always   # the setting that closes the window
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Config:
     drain_timeout: float = 180.0
     logs: Path | None = None
     seed: int | None = None
+    #: None: deploy/redis.conf's own (everysec)
+    appendfsync: str | None = None
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Report:
     drained: bool = False
     leaks: dict[str, bool] = field(default_factory=dict)
     logs: Path | None = None
+    appendfsync: str = ""
 
     @property
     def ok(self) -> bool:
@@ -259,8 +263,10 @@ def run(config: Config) -> Report:
     if config.seed is not None:
         random.seed(config.seed)
     logs = config.logs or Path(tempfile.mkdtemp(prefix="hookbird-chaos-"))
-    cluster = Cluster(logs, workers=config.workers, liveness=config.liveness)
-    report = Report(logs=logs)
+    cluster = Cluster(
+        logs, workers=config.workers, liveness=config.liveness, appendfsync=config.appendfsync
+    )
+    report = Report(logs=logs, appendfsync=config.appendfsync or "everysec (deploy/redis.conf)")
     pushes = make_pushes(
         config.pushes, config.duplicates, cluster.secrets.webhook_token, random.randbytes(4).hex()
     )
@@ -320,6 +326,7 @@ def table(report: Report) -> str:
             f"{report.drain_seconds:.1f} s" + ("" if report.drained else " (not drained)"),
         ),
     ]
+    rows.insert(0, ("Redis appendfsync", report.appendfsync))
     rows += [
         (f"{name} in logs", "FOUND" if found else "not found")
         for name, found in report.leaks.items()
@@ -357,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         "--logs", type=Path, help="directory for the processes' logs (a new temp dir)"
     )
     parser.add_argument("--seed", type=int, help="random seed, to replay a run's plan")
+    parser.add_argument(
+        "--appendfsync",
+        choices=("everysec", "always"),
+        help="override deploy/redis.conf's appendfsync (everysec)",
+    )
     args = parser.parse_args(argv)
     config = Config(
         pushes=args.pushes,
@@ -368,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         logs=args.logs,
         seed=args.seed,
+        appendfsync=args.appendfsync,
     )
     report = run(config)
     print(table(report))

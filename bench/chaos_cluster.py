@@ -33,7 +33,13 @@ HOOKBIRD = (sys.executable, "-c", "import sys; from hookbird.cli import main; sy
 
 
 class ShippedConfigRedis(RedisServer):
-    """A RedisServer whose config file is ``deploy/redis.conf``: AOF ``everysec`` and all."""
+    """A RedisServer whose config file is ``deploy/redis.conf``: AOF ``everysec`` and all.
+
+    ``fsync_policy`` (``always``) overrides the file's ``appendfsync``, to measure the
+    setting that closes the window ``everysec`` leaves.
+    """
+
+    fsync_policy: str | None = None
 
     def command(self) -> list[str]:
         args = super().command()
@@ -43,6 +49,8 @@ class ShippedConfigRedis(RedisServer):
         for option in ("--appendonly", "--appendfsync", "--save", "--maxmemory-policy"):
             at = rest.index(option)
             del rest[at : at + 2]
+        if self.fsync_policy:
+            rest += ["--appendfsync", self.fsync_policy]
         return [*args[: binary + 1], str(REDIS_CONF), *rest]
 
 
@@ -113,10 +121,12 @@ class Cluster:
         liveness: float = 3.0,
         handler_sleep: float = 0.002,
         log_level: str = "debug",
+        appendfsync: str | None = None,
     ) -> None:
         self.logs = logs
         self.secrets = Secrets()
         self.redis = ShippedConfigRedis(logs / "redis-data", log_file=logs / "redis.log")
+        self.redis.fsync_policy = appendfsync
         self.counts = RedisServer(
             logs / "counts-data", appendonly=False, log_file=logs / "counts-redis.log"
         )

@@ -11,6 +11,7 @@ Targets: ratio >= 0.50, p99 <= 20 ms, every 200 backed by a job.
 
     .venv/bin/python bench/receiver.py                 # 10 s per server, 32 connections
     .venv/bin/python bench/receiver.py --duration 30 --connections 64
+    .venv/bin/python bench/receiver.py --appendfsync always   # the cost of fsync per write
 
 Needs ``wrk`` (Debian: apt-get install wrk). By default the operating system places
 the processes; ``--pin`` puts the server on CPU 0 and wrk and Redis on the others
@@ -173,6 +174,12 @@ def main() -> int:
     parser.add_argument(
         "--pin", action="store_true", help="server on CPU 0, wrk and Redis on the other CPUs"
     )
+    parser.add_argument(
+        "--appendfsync",
+        choices=("everysec", "always"),
+        default="everysec",
+        help="Redis's AOF fsync policy (everysec, as deploy/redis.conf)",
+    )
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     pinned = args.pin and cpus > 1
@@ -187,7 +194,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hookbird-bench-") as tmp:
         data = Path(tmp)
         redis_server = RedisServer(
-            data / "redis", appendfsync="everysec", launcher=pin(args.client_cpus)
+            data / "redis", appendfsync=args.appendfsync, launcher=pin(args.client_cpus)
         )
         redis_server.start()
         client = redis.Redis.from_url(redis_server.url)

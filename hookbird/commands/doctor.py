@@ -81,7 +81,7 @@ def check_moneybird(client: redis.Redis, settings: Settings) -> Iterator[Check]:
         )
         return
     api = Client(settings, redis=client, on_budget="raise", retries=0)
-    subscriptions = SubscriptionStore(client).list()
+    subscriptions = SubscriptionStore(client).list(decrypt=False)
     try:
         administrations = sorted({s.administration_id for s in subscriptions} | set(connected))
         if settings.moneybird_api_token:

@@ -6,6 +6,7 @@ shows Moneybird's view merged with the store (with ``last_http_status``);
 ``delete``, ``activate`` and ``deactivate`` call the API, then update the store.
 Without Moneybird credentials (or with ``--local``) they touch the store only.
 ``add`` writes a store entry by hand, for webhooks registered elsewhere.
+Signing secrets are stored encrypted with ``HOOKBIRD_SECRET_KEY``.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from urllib.parse import urlsplit
 
 import redis
 
-from hookbird import catalog
+from hookbird import catalog, crypto
 from hookbird.cli import EXIT_OK, Command, CommandError, add_command, redis_client
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import CredentialError, CredentialStore
 from hookbird.moneybird.oauth import StoredTokens
 from hookbird.settings import Settings
-from hookbird.subscriptions import SubscriptionStore
+from hookbird.subscriptions import SIGNING_SECRETS, SubscriptionStore
 
 
 def api_client(settings: Settings, client: redis.Redis) -> Client | None:
@@ -74,6 +75,10 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
             "no Moneybird credentials: set MONEYBIRD_API_TOKEN (a token with the "
             "`settings` scope) or connect with `hookbird oauth exchange`"
         )
+    try:  # Moneybird shows the signing secret only once: be able to store it first
+        crypto.fernet(settings.secret_key, SIGNING_SECRETS)
+    except crypto.SecretKeyError as exc:
+        raise CommandError(str(exc)) from None
     events = [e.strip() for e in (args.events or "").split(",") if e.strip()]
     check_events(events)
     host = urlsplit(args.url).hostname or ""
@@ -89,7 +94,7 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
         raise explain(exc) from None
     webhook_id, secret = str(hook["id"]), str(hook.get("secret") or "")
     try:
-        SubscriptionStore(rc).add(
+        SubscriptionStore(rc, settings.secret_key).add(
             webhook_id=webhook_id,
             administration_id=args.administration,
             token=str(hook["token"]),
@@ -97,7 +102,7 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
             url=args.url,
             events=tuple(events),
         )
-    except redis.exceptions.RedisError as exc:
+    except (redis.exceptions.RedisError, crypto.SecretKeyError) as exc:
         client.administration(args.administration).webhooks.delete(webhook_id)
         raise CommandError(
             f"could not store the webhook ({exc}); removed it from Moneybird "
@@ -118,7 +123,7 @@ def _administrations(
 ) -> list[str]:
     if getattr(args, "administration", None):
         return [args.administration]
-    found = {s.administration_id for s in store.list()}
+    found = {s.administration_id for s in store.list(decrypt=False)}
     if isinstance(client.tokens, StoredTokens):  # administrations connected with OAuth
         found |= set(client.tokens.store.administrations())
     if not found and client.tokens is not None and client.settings.moneybird_api_token:
@@ -129,7 +134,7 @@ def _administrations(
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     rc = redis_client(settings)
     store = SubscriptionStore(rc)
-    local = {s.webhook_id: s for s in store.list()}
+    local = {s.webhook_id: s for s in store.list(decrypt=False)}
     client = None if args.local else api_client(settings, rc)
     remote: dict[str, dict[str, Any]] = {}
     if client is not None:
@@ -159,7 +164,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             state = "-" if client is None else "missing"
         here = ("enabled" if sub.enabled else "disabled") if sub else "missing"
         last = str(hook.get("last_http_status") or "-") if hook else "-"
-        signed = "yes" if sub and sub.secrets else "no"
+        signed = "yes" if sub and sub.signed else "no"
         url = (hook or {}).get("url") or (sub.url if sub else "")
         print(
             f"{webhook_id:<20} {administration:<20} {state:<10} {here:<9} {last:<9} "
@@ -179,7 +184,7 @@ def _remote(
         if not args.local:
             print("(no Moneybird credentials: changing the local store only)", file=sys.stderr)
         return store, False
-    sub = store.get(args.webhook_id)
+    sub = store.get(args.webhook_id, decrypt=False)
     administration = args.administration or (sub.administration_id if sub else None)
     if not administration:
         raise CommandError(
@@ -233,14 +238,17 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     webhook_secrets = tuple(s for s in (args.secret or []) if s)
-    SubscriptionStore(redis_client(settings)).add(
-        webhook_id=args.webhook_id,
-        administration_id=args.administration,
-        token=args.token,
-        secrets=webhook_secrets,
-        url=args.url or "",
-        enabled=not args.disabled,
-    )
+    try:
+        SubscriptionStore(redis_client(settings), settings.secret_key).add(
+            webhook_id=args.webhook_id,
+            administration_id=args.administration,
+            token=args.token,
+            secrets=webhook_secrets,
+            url=args.url or "",
+            enabled=not args.disabled,
+        )
+    except crypto.SecretKeyError as exc:
+        raise CommandError(str(exc)) from None
     signed = "signature required" if webhook_secrets else "no signing secret: token only"
     print(f"added webhook {args.webhook_id} for administration {args.administration} ({signed})")
     return EXIT_OK

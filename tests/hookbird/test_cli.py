@@ -10,6 +10,9 @@ import redis
 
 from hookbird.subscriptions import SubscriptionStore, token_digest
 
+#: HOOKBIRD_SECRET_KEY for these tests (a valid Fernet key, used only here).
+KEY = "aG9va2JpcmQgdGVzdHM6IGFub3RoZXIgdGVzdCBrZXk="
+
 
 def hookbird(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -35,8 +38,14 @@ def test_every_command_has_help_with_an_example() -> None:
 
 
 def test_webhooks_add_list_deactivate_delete(redis_url: str, redis_client: redis.Redis) -> None:
-    """webhooks add stores a token digest (never the token); list/deactivate/delete work."""
-    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "HOOKBIRD_LOG_FORMAT": "json"}
+    """webhooks add stores a token digest (never the token) and the secret encrypted;
+    list/deactivate/delete work."""
+    env = {
+        "REDIS_URL": redis_url,
+        "PATH": "/usr/bin:/bin",
+        "HOOKBIRD_LOG_FORMAT": "json",
+        "HOOKBIRD_SECRET_KEY": KEY,
+    }
     added = hookbird(
         "webhooks",
         "add",
@@ -52,21 +61,44 @@ def test_webhooks_add_list_deactivate_delete(redis_url: str, redis_client: redis
     )
     assert added.returncode == 0, added.stderr
     assert "signature required" in added.stdout
-    stored = SubscriptionStore(redis_client).get("4180")
+    stored = SubscriptionStore(redis_client, KEY).get("4180")
     assert stored is not None
     assert stored.token_sha256 == token_digest("cli-token-value-123")
-    assert b"cli-token-value-123" not in b"".join(redis_client.hvals("hookbird:webhook:4180"))
+    assert stored.secrets == ("cli-secret-value-1",)
+    raw = b"".join(redis_client.hvals("hookbird:webhook:4180"))
+    assert b"cli-token-value-123" not in raw
+    assert b"cli-secret-value-1" not in raw
 
     listed = hookbird("webhooks", "list", env=env)
     assert "4180" in listed.stdout
     assert "1234" in listed.stdout
 
     assert hookbird("webhooks", "deactivate", "4180", env=env).returncode == 0
-    assert SubscriptionStore(redis_client).get("4180").enabled is False  # type: ignore[union-attr]
+    assert SubscriptionStore(redis_client, KEY).get("4180").enabled is False  # type: ignore[union-attr]
     assert hookbird("webhooks", "delete", "4180", env=env).returncode == 0
     missing = hookbird("webhooks", "delete", "4180", env=env)
     assert missing.returncode == 1
     assert "not in the subscription store" in missing.stderr
+
+
+def test_webhooks_add_with_a_secret_needs_the_secret_key(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Without HOOKBIRD_SECRET_KEY, add --secret exits 1 saying how to make a key and stores
+    nothing; add without a secret needs no key."""
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "HOOKBIRD_LOG_FORMAT": "json"}
+    base = ["webhooks", "add", "--administration", "1234", "--token", "cli-token-value-456"]
+    refused = hookbird(*base, "--webhook-id", "4181", "--secret", "cli-secret-value-2", env=env)
+    assert refused.returncode == 1
+    assert "HOOKBIRD_SECRET_KEY is not set" in refused.stderr
+    assert "Fernet.generate_key" in refused.stderr
+    assert "every hookbird process" in refused.stderr
+    assert "cli-secret-value-2" not in refused.stdout + refused.stderr
+    assert redis_client.keys("hookbird:webhook*") == []
+
+    unsigned = hookbird(*base, "--webhook-id", "4182", env=env)
+    assert unsigned.returncode == 0, unsigned.stderr
+    assert "no signing secret" in unsigned.stdout
 
 
 @pytest.mark.parametrize("args", [["webhooks", "list"], ["serve"]])

@@ -19,6 +19,9 @@ from receiver.app import create_app
 from tests.fake_moneybird import TOKEN, FakeMoneybird
 from tests.support import serve_in_thread
 
+#: HOOKBIRD_SECRET_KEY for these tests: register stores the signing secret encrypted.
+KEY = Fernet.generate_key().decode()
+
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, fake: FakeMoneybird) -> dict[str, str]:
@@ -28,6 +31,7 @@ def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, fake: FakeMoneybird) ->
         "MONEYBIRD_API_URL": fake.api_url,
         "HOOKBIRD_LOG_FORMAT": "json",
         "HOOKBIRD_LOG_LEVEL": "warning",
+        "HOOKBIRD_SECRET_KEY": KEY,
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -51,7 +55,7 @@ def test_register_stores_token_and_secret_so_the_receiver_accepts_pushes(
 ) -> None:
     """register creates the webhook (unwrapped, enabled_events), stores id/token/secret,
     and the receiver accepts the next signed push from Moneybird at once."""
-    receiver = create_app(Settings(redis_url=redis_url))
+    receiver = create_app(Settings(redis_url=redis_url, secret_key=KEY))
     with serve_in_thread(receiver) as base:
         url = f"{base}/webhooks/moneybird"
         code, out, err = run(
@@ -73,10 +77,12 @@ def test_register_stores_token_and_secret_so_the_receiver_accepts_pushes(
             "enabled_events": ["sales_invoice_state_changed_to_paid", "contact"],
         }
         hook = fake.records[(admin_id, "webhooks")][webhook_id]
-        stored = SubscriptionStore(redis_client).get(webhook_id)
+        stored = SubscriptionStore(redis_client, KEY).get(webhook_id)
         assert stored is not None
         assert stored.token_sha256 == token_digest(hook["token"])
         assert stored.secrets == (hook["secret"],)
+        raw = b"".join(redis_client.hvals(f"hookbird:webhook:{webhook_id}"))
+        assert hook["secret"].encode() not in raw
         assert fake.pushes == [(url, 200)]  # the test_webhook push on registration
         status = fake.push(
             webhook_id,
@@ -85,6 +91,33 @@ def test_register_stores_token_and_secret_so_the_receiver_accepts_pushes(
             {"id": "496081400000000001", "state": "paid"},
         )
         assert status == 200
+
+
+def test_register_without_a_secret_key_refuses_before_creating_the_webhook(
+    env: dict[str, str],
+    fake: FakeMoneybird,
+    admin_id: str,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Moneybird shows a webhook's secret only once: without a key to store it encrypted,
+    register exits 1 saying how to make one, and creates nothing in Moneybird."""
+    monkeypatch.delenv("HOOKBIRD_SECRET_KEY")
+    code, _, err = run(
+        capsys,
+        "webhooks",
+        "register",
+        "--administration",
+        admin_id,
+        "--url",
+        "http://127.0.0.1:9/x",
+    )
+    assert code == 1
+    assert "HOOKBIRD_SECRET_KEY is not set" in err
+    assert "Fernet.generate_key" in err
+    assert [p for _m, p, *_ in fake.requests if "/webhooks" in p] == []  # not even created
+    assert redis_client.keys("hookbird:webhook*") == []
 
 
 def test_unknown_event_gets_a_warning_with_the_closest_names(
@@ -154,7 +187,7 @@ def test_deactivate_activate_delete_reach_moneybird_and_the_store(
     )
     webhook_id = out.strip().splitlines()[-1]
     hooks = fake.records[(admin_id, "webhooks")]
-    store = SubscriptionStore(redis_client)
+    store = SubscriptionStore(redis_client, KEY)
     assert run(capsys, "webhooks", "deactivate", webhook_id)[0] == 0
     assert hooks[webhook_id]["deactivated_at"] is not None
     assert store.get(webhook_id).enabled is False  # type: ignore[union-attr]
@@ -200,6 +233,7 @@ def test_oauth_url_and_exchange_store_encrypted_credentials(
 ) -> None:
     """oauth url names the scopes; exchange stores the token for each administration it sees;
     without HOOKBIRD_SECRET_KEY it refuses before spending the code."""
+    monkeypatch.delenv("HOOKBIRD_SECRET_KEY")
     monkeypatch.setenv("MONEYBIRD_OAUTH_CLIENT_ID", fake.client_id)
     monkeypatch.setenv("MONEYBIRD_OAUTH_CLIENT_SECRET", fake.client_secret)
     monkeypatch.setenv("MONEYBIRD_OAUTH_URL", fake.api_url.replace("/api/v2", "/oauth"))

@@ -12,7 +12,7 @@ import redis
 
 from hookbird.settings import Settings
 from receiver.app import create_app
-from tests.receiver.pushes import TOKEN
+from tests.receiver.pushes import SECRET_KEY, TOKEN
 from tests.support import serve_in_thread
 
 MakeReceiver = Callable[..., AbstractContextManager[str]]
@@ -24,7 +24,11 @@ def make_receiver(redis_url: str, redis_client: redis.Redis) -> MakeReceiver:
 
     @contextmanager
     def start(**overrides: Any) -> Iterator[str]:
-        values: dict[str, Any] = {"redis_url": redis_url, "webhook_token": TOKEN}
+        values: dict[str, Any] = {
+            "redis_url": redis_url,
+            "webhook_token": TOKEN,
+            "secret_key": SECRET_KEY,
+        }
         values.update(overrides)
         with serve_in_thread(create_app(Settings(**values))) as base:
             yield base

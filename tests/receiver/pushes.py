@@ -10,6 +10,8 @@ from receiver.verify import sign
 
 TOKEN = "test-webhook-token-0123456789"
 SECRET = "test-signing-secret-abcdefghij"
+#: HOOKBIRD_SECRET_KEY for stored signing secrets (a valid Fernet key, used only here).
+SECRET_KEY = "aG9va2JpcmQgdGVzdHM6IG5vdCBhIHJlYWwga2V5ISE="
 
 
 def push_body(**fields: Any) -> bytes:

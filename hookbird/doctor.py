@@ -139,6 +139,40 @@ def judge_webhooks(
         )
 
 
+def judge_signing_secrets(
+    signed: int, plaintext: list[str], unreadable: str | None, has_key: bool
+) -> Iterator[Check]:
+    """The subscription store's signing secrets: readable with the key, none in plaintext.
+
+    ``signed`` counts entries with secrets, ``plaintext`` names those an older version
+    stored unencrypted, ``unreadable`` is why the key could not decrypt one (or None).
+    """
+    if unreadable is not None:
+        yield Check(
+            ERROR,
+            "stored signing secrets cannot be decrypted: the receiver answers those "
+            "webhooks' pushes with 503 until this is fixed",
+            unreadable,
+        )
+    if plaintext:
+        shown = ", ".join(plaintext[:5]) + (", …" if len(plaintext) > 5 else "")
+        first = (
+            ""
+            if has_key
+            else "make a key (python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'), set it as HOOKBIRD_SECRET_KEY for "
+            "every hookbird process, then "
+        )
+        yield Check(
+            WARN,
+            f"{len(plaintext)} webhook(s) keep their signing secrets in plaintext in Redis: "
+            f"{shown}",
+            f"{first}run `hookbird webhooks encrypt` (or re-add them)",
+        )
+    elif signed and unreadable is None:
+        yield Check(OK, f"signing secrets of {signed} webhook(s) encrypted at rest and readable")
+
+
 #: Moneybird scope → a cheap read that needs it (``settings`` is probed through webhooks).
 SCOPE_PROBES = {
     "sales_invoices": "sales_invoices",

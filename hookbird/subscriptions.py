@@ -12,7 +12,8 @@ kept as digests: they are encrypted with ``HOOKBIRD_SECRET_KEY`` (:mod:`hookbird
 into the field ``secrets_enc``, a Fernet token of the JSON list. Storing secrets
 without the key is refused; an entry without secrets needs no key. Entries written
 before hookbird encrypted them keep a plaintext ``secrets`` field: they are still
-read.
+read, ``hookbird doctor`` warns about them and ``hookbird webhooks encrypt`` seals
+them (and re-encrypts the others with the first key after a rotation).
 
 Single-webhook setups need no entry: ``HOOKBIRD_WEBHOOK_TOKEN`` covers every push
 whose ``webhook_id`` is not in the store.
@@ -21,6 +22,7 @@ whose ``webhook_id`` is not in the store.
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import json
 import time
@@ -187,6 +189,40 @@ class SubscriptionStore:
             raw.decode() if isinstance(raw, bytes) else str(raw)
             for raw in self.redis.smembers(keys.WEBHOOKS_INDEX)
         )
+
+    def plaintext(self) -> builtins.list[str]:
+        """Webhooks whose signing secrets are still stored in plaintext (by older versions)."""
+        ids = self.webhook_ids()
+        pipe = self.redis.pipeline(transaction=False)
+        for webhook_id in ids:
+            pipe.hget(keys.webhook_key(webhook_id), "secrets")
+        return [i for i, raw in zip(ids, pipe.execute(), strict=True) if raw and json.loads(raw)]
+
+    def encrypt(self) -> int:
+        """Encrypt every entry's signing secrets with the first key; how many were rewritten.
+
+        Seals the plaintext secrets of older entries, and re-encrypts the others so a
+        key dropped after a rotation is no longer needed. Each entry is rewritten in a
+        transaction that retries if the entry changes meanwhile.
+        """
+        rewritten = 0
+        for webhook_id in self.webhook_ids():
+            key = keys.webhook_key(webhook_id)
+            reseal = functools.partial(self._reseal, key)
+            if self.redis.transaction(reseal, key, value_from_callable=True):
+                rewritten += 1
+        return rewritten
+
+    def _reseal(self, key: str, pipe: redis.client.Pipeline) -> Any:
+        """Inside ``transaction``: rewrite one watched entry's secrets; True if it did."""
+        data = pipe.hgetall(key)
+        subscription = Subscription.from_hash(data, self.cipher) if data else None
+        if subscription is None or not subscription.secrets:
+            return False
+        pipe.multi()
+        pipe.hset(key, "secrets_enc", seal(subscription.secrets, self.cipher))
+        pipe.hdel(key, "secrets")
+        return True
 
     def set_enabled(self, webhook_id: str, enabled: bool) -> bool:
         key = keys.webhook_key(webhook_id)

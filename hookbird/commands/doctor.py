@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from hookbird.cli import add_command, safe_url
+from hookbird.crypto import SecretKeyError
 from hookbird.doctor import (
     ERROR,
     OK,
@@ -27,6 +28,7 @@ from hookbird.doctor import (
     judge_queue,
     judge_redis,
     judge_scopes,
+    judge_signing_secrets,
     judge_webhooks,
 )
 from hookbird.settings import Settings
@@ -43,6 +45,18 @@ def check_redis(client: redis.Redis, settings: Settings) -> Iterator[Check]:
     queue = Queue(settings.queue, connection=client)
     yield from judge_queue(
         queue.count, queue.failed_job_registry.count, Worker.count(connection=client), queue.name
+    )
+
+
+def check_signing_secrets(client: redis.Redis, settings: Settings) -> Iterator[Check]:
+    store = SubscriptionStore(client, settings.secret_key)
+    signed, unreadable = 0, None
+    try:
+        signed = sum(s.signed for s in store.list())  # decrypts each, as the receiver will
+    except SecretKeyError as exc:
+        unreadable = str(exc)
+    yield from judge_signing_secrets(
+        signed, store.plaintext(), unreadable, has_key=bool(settings.secret_key)
     )
 
 
@@ -170,6 +184,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     try:
         yield Check(OK, f"Redis reachable at {safe_url(settings.redis_url)}")
         yield from check_redis(client, settings)
+        yield from check_signing_secrets(client, settings)
         yield from check_handlers(settings)
         yield from check_moneybird(client, settings)
     finally:
@@ -205,8 +220,8 @@ def register(commands: Any) -> None:
     doctor = add_command(
         commands,
         "doctor",
-        "Check Redis, the queue, the handlers, Moneybird credentials, webhooks and the "
-        "clock; exit 0 (ok), 1 (warnings) or 2 (errors).",
+        "Check Redis, the queue, stored signing secrets, the handlers, Moneybird "
+        "credentials, webhooks and the clock; exit 0 (ok), 1 (warnings) or 2 (errors).",
         "REDIS_URL=redis://localhost:6379/0 hookbird doctor",
         cmd_doctor,
     )

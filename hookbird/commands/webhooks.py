@@ -6,7 +6,8 @@ shows Moneybird's view merged with the store (with ``last_http_status``);
 ``delete``, ``activate`` and ``deactivate`` call the API, then update the store.
 Without Moneybird credentials (or with ``--local``) they touch the store only.
 ``add`` writes a store entry by hand, for webhooks registered elsewhere.
-Signing secrets are stored encrypted with ``HOOKBIRD_SECRET_KEY``.
+Signing secrets are stored encrypted with ``HOOKBIRD_SECRET_KEY``; ``encrypt`` seals
+those an older version stored in plaintext, and re-encrypts the rest after a rotation.
 """
 
 from __future__ import annotations
@@ -254,6 +255,16 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_encrypt(args: argparse.Namespace, settings: Settings) -> int:
+    store = SubscriptionStore(redis_client(settings), settings.secret_key)
+    try:
+        count = store.encrypt()
+    except crypto.SecretKeyError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"signing secrets of {count} webhook(s) encrypted with the first HOOKBIRD_SECRET_KEY")
+    return EXIT_OK
+
+
 def register(commands: Any) -> None:
     webhooks = add_command(
         commands,
@@ -295,6 +306,15 @@ def register(commands: Any) -> None:
     )
     add.add_argument("--url", help="the URL Moneybird posts to (for your reference)")
     add.add_argument("--disabled", action="store_true", help="add it disabled")
+
+    add_command(
+        actions,
+        "encrypt",
+        "Encrypt the stored signing secrets with the first key in HOOKBIRD_SECRET_KEY: "
+        "plaintext ones from older versions, and the rest after a key rotation.",
+        "HOOKBIRD_SECRET_KEY=new-key,old-key hookbird webhooks encrypt",
+        cmd_encrypt,
+    )
 
     listing = add_command(
         actions,

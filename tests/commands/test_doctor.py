@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from email.utils import formatdate
@@ -9,14 +10,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from cryptography.fernet import Fernet
 
 from hookbird import doctor
 from hookbird.cli import main
-from hookbird.commands.doctor import check_moneybird, run_checks
+from hookbird.commands.doctor import check_moneybird, check_signing_secrets, run_checks
 from hookbird.doctor import ERROR, OK, WARN, Check
 from hookbird.redis_server import RedisServer, free_port
 from hookbird.settings import Settings
-from hookbird.subscriptions import SubscriptionStore
+from hookbird.subscriptions import SubscriptionStore, token_digest
 from tests.fake_moneybird import ADMINISTRATION, TOKEN, FakeMoneybird
 
 HANDLERS = ("tests.workers.sample_handlers",)
@@ -53,6 +55,26 @@ def test_scope_judgement() -> None:
     """Scopes found, refused (403) and not checkable are all named."""
     check = doctor.judge_scopes({"sales_invoices": True, "bank": False, "estimates": None})
     assert check.what == "token scopes: sales_invoices (not: bank) (not checked: estimates)"
+
+
+def test_signing_secrets_judgement() -> None:
+    """Unreadable secrets are an error, plaintext ones a warning naming the fix; all
+    encrypted and readable is ok, and nothing stored says nothing."""
+    assert list(doctor.judge_signing_secrets(0, [], None, has_key=False)) == []
+    (fine,) = doctor.judge_signing_secrets(3, [], None, has_key=True)
+    assert fine.status == OK
+    (old,) = doctor.judge_signing_secrets(3, ["41", "42"], None, has_key=True)
+    assert old.status == WARN
+    assert "41, 42" in old.what
+    assert old.advice.startswith("run `hookbird webhooks encrypt`")
+    (no_key,) = doctor.judge_signing_secrets(1, [str(n) for n in range(7)], None, has_key=False)
+    assert "0, 1, 2, 3, 4, …" in no_key.what
+    assert "Fernet.generate_key" in no_key.advice
+    assert "HOOKBIRD_SECRET_KEY" in no_key.advice
+    (broken,) = doctor.judge_signing_secrets(0, [], "set the right key", has_key=True)
+    assert broken.status == ERROR
+    assert "503" in broken.what
+    assert broken.advice == "set the right key"
 
 
 def test_exit_code_is_the_worst_status() -> None:
@@ -132,6 +154,54 @@ def test_unreachable_redis_is_an_error(
     out = capsys.readouterr().out
     assert "✗ Redis at redis://***@127.0.0.1" in out
     assert "secret-pw" not in out
+
+
+def test_plaintext_signing_secrets_are_a_warning(
+    redis_url: str,
+    redis_client: redis.Redis,
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An entry an older version wrote with plaintext secrets: ⚠ naming the webhook and
+    `hookbird webhooks encrypt`, without printing the secret."""
+    redis_client.hset(
+        "hookbird:webhook:4180",
+        mapping={
+            "webhook_id": "4180",
+            "administration_id": "1234",
+            "token_sha256": token_digest("doctor-token-value"),
+            "secrets": json.dumps(["doctor-plaintext-secret-1"]),
+        },
+    )
+    redis_client.sadd("hookbird:webhooks", "4180")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("HOOKBIRD_SECRET_KEY", Fernet.generate_key().decode())
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "⚠ 1 webhook(s) keep their signing secrets in plaintext in Redis: 4180" in out
+    assert "hookbird webhooks encrypt" in out
+    assert "doctor-plaintext-secret-1" not in out
+
+
+def test_signing_secrets_the_key_cannot_read_are_an_error(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Secrets stored under another key, or no key at all: ✗ saying which key to set;
+    readable with the key: ✓."""
+    key = Fernet.generate_key().decode()
+    SubscriptionStore(redis_client, key).add(
+        webhook_id="4180", administration_id="1234", token="t", secrets=("doctor-secret-2",)
+    )
+    for wrong in (Fernet.generate_key().decode(), None):
+        (check,) = check_signing_secrets(
+            redis_client, Settings(redis_url=redis_url, secret_key=wrong)
+        )
+        assert check.status == ERROR
+        assert "webhook 4180" in check.advice
+        assert "the key they were stored with" in check.advice
+    (check,) = check_signing_secrets(redis_client, Settings(redis_url=redis_url, secret_key=key))
+    assert check.status == OK
 
 
 # -- against the fake Moneybird -----------------------------------------------------------

@@ -101,6 +101,40 @@ def test_webhooks_add_with_a_secret_needs_the_secret_key(
     assert "no signing secret" in unsigned.stdout
 
 
+def test_webhooks_encrypt_seals_plaintext_entries_and_rotates(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """webhooks encrypt seals a plaintext entry an older version wrote, and re-encrypts the
+    others with the first key, so the old key can then be dropped."""
+    from cryptography.fernet import Fernet
+
+    redis_client.hset(
+        "hookbird:webhook:4180",
+        mapping={
+            "webhook_id": "4180",
+            "administration_id": "1234",
+            "token_sha256": token_digest("cli-token-value-123"),
+            "secrets": '["legacy-secret-value-1"]',
+        },
+    )
+    redis_client.sadd("hookbird:webhooks", "4180")
+    SubscriptionStore(redis_client, KEY).add(
+        webhook_id="4181", administration_id="1234", token="t", secrets=("sealed-secret-value-2",)
+    )
+    new_key = Fernet.generate_key().decode()
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "HOOKBIRD_LOG_FORMAT": "json"}
+    done = hookbird("webhooks", "encrypt", env={**env, "HOOKBIRD_SECRET_KEY": f"{new_key},{KEY}"})
+    assert done.returncode == 0, done.stderr
+    assert "2 webhook(s)" in done.stdout
+
+    raw = b"".join(redis_client.hvals("hookbird:webhook:4180"))
+    assert b"legacy-secret-value-1" not in raw
+    assert not redis_client.hexists("hookbird:webhook:4180", "secrets")
+    only_new = SubscriptionStore(redis_client, new_key)
+    assert only_new.get("4180").secrets == ("legacy-secret-value-1",)  # type: ignore[union-attr]
+    assert only_new.get("4181").secrets == ("sealed-secret-value-2",)  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("args", [["webhooks", "list"], ["serve"]])
 def test_missing_redis_url_says_what_to_do(args: list[str]) -> None:
     """Without REDIS_URL, commands that need Redis exit 1 and explain how to fix it."""

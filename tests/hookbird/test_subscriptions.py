@@ -106,10 +106,29 @@ def test_reading_without_decrypting_needs_no_key(redis_client: redis.Redis) -> N
 def test_a_plaintext_entry_from_an_older_version_is_still_read(
     redis_client: redis.Redis,
 ) -> None:
-    """Older entries keep working, with or without a key."""
+    """Older entries keep working, with or without a key, and are reported as plaintext."""
     legacy_entry(redis_client, "43", [SECRET])
     legacy_entry(redis_client, "44", [])
     for key in (None, KEY):
         got = SubscriptionStore(redis_client, key).get("43")
         assert got is not None
         assert got.secrets == (SECRET,)
+    assert SubscriptionStore(redis_client, None).plaintext() == ["43"]
+
+
+def test_encrypt_seals_plaintext_entries_and_moves_old_ones_to_the_first_key(
+    redis_client: redis.Redis,
+) -> None:
+    """After `encrypt` with new,old keys no plaintext is left and the new key alone reads all."""
+    legacy_entry(redis_client, "43", [SECRET])
+    SubscriptionStore(redis_client, KEY).add(
+        webhook_id="41", administration_id="1234", token="t", secrets=(ROTATED,)
+    )
+    SubscriptionStore(redis_client, KEY).add(webhook_id="42", administration_id="1234", token="t")
+
+    assert SubscriptionStore(redis_client, f"{OTHER_KEY},{KEY}").encrypt() == 2
+
+    only_new = SubscriptionStore(redis_client, OTHER_KEY)
+    assert only_new.plaintext() == []
+    assert [s.secrets for s in only_new.list()] == [(ROTATED,), (), (SECRET,)]
+    assert SECRET.encode() not in b"".join(redis_client.hvals("hookbird:webhook:43"))

@@ -175,7 +175,12 @@ FIELDS: tuple[Setting, ...] = (
         "Base URL of the Moneybird API (point it elsewhere for tests or staging).",
     ),
     Setting(
-        "HOOKBIRD_SECRET_KEY", "secret_key", None, "Fernet key that encrypts stored credentials."
+        "HOOKBIRD_SECRET_KEY",
+        "secret_key",
+        None,
+        "Fernet key that encrypts what hookbird keeps secret in Redis: OAuth tokens and "
+        "webhook signing secrets. Needed by every process that stores or reads them, the "
+        "receiver included. Comma-separated keys rotate: the first encrypts, any decrypts.",
     ),
     Setting(
         "HOOKBIRD_RATE_LIMIT",

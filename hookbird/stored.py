@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as quote
 from typing import Any
 
 #: The header's fields, in the order the receiver writes them.
@@ -35,12 +36,19 @@ HEADER_FIELDS: tuple[str, ...] = (
     "dedup_key",
 )
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_NAMES = {name: quote(name) + ":" for name in HEADER_FIELDS}
 
 
 def pack_push(header: Mapping[str, str], body: bytes) -> bytes:
-    """The stored value for a push: the header as one JSON line, then the raw body."""
-    return _encode(header).encode("ascii") + b"\n" + body
+    """The stored value for a push: the header as one JSON line, then the raw body.
+
+    The JSON is put together from quoted strings (the C quoting json.dumps uses):
+    half the cost of json.dumps on the receiver's hot path, the same bytes.
+    """
+    pairs = [
+        (_NAMES.get(name) or quote(name) + ":") + quote(value) for name, value in header.items()
+    ]
+    return ("{" + ",".join(pairs) + "}").encode("ascii") + b"\n" + body
 
 
 def unpack_push(value: bytes | str | None) -> dict[str, Any]:

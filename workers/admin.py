@@ -47,15 +47,26 @@ class EventRow:
         return [n for n, r in self.handlers.items() if r.get("status") in ("failed", "dead")]
 
 
+def stored_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
+    """The stored push's fields and ``body``; ``{}`` when it expired.
+
+    Receivers before 2026-11-22 stored a push as a hash of fields; those are read too.
+    """
+    try:
+        return unpack_push(connection.get(keys.event_key(event_id)))
+    except redis.ResponseError:  # WRONGTYPE: the hash of an older receiver
+        return {text(k): v for k, v in connection.hgetall(keys.event_key(event_id)).items()}
+
+
 def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
+    stored = stored_push(connection, event_id)
+    if not stored:
+        return None
     with connection.pipeline() as pipe:
-        pipe.get(keys.event_key(event_id))
         pipe.hgetall(state_key(event_id))
         pipe.hget(keys.rq_job_key(event_id), "status")
-        value, state, job_status = pipe.execute()
-    if value is None:
-        return None
-    stored = unpack_push(value)
+        state, job_status = pipe.execute()
+    stored = {k: text(v) if k != "body" else v for k, v in stored.items()}
     action, adm, etype, eid, received = (stored.get(name, "") for name in EVENT_COLUMNS)
     st = {text(k): text(v) for k, v in state.items()}
     status = st.get("status") or (text(job_status) if job_status else "expired")
@@ -108,7 +119,7 @@ def iter_events(
 
 def raw_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
     """The stored push with secrets (``webhook_token``, signature) blanked."""
-    stored = unpack_push(connection.get(keys.event_key(event_id)))
+    stored = stored_push(connection, event_id)
     try:
         body = json.loads(stored.pop("body", b"") or b"null")
     except ValueError:

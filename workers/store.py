@@ -43,20 +43,32 @@ WAITING_STATUSES = ("queued", "started", "scheduled", "deferred")
 BEGIN = """
 local event_key, state_key, set_key, lock_key, wip_key, mid_key = unpack(KEYS)
 local me, token, lock_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local stored = redis.call('GET', event_key)
-if not stored then return {'expired', '', {}} end
+-- A stored push is one string (hookbird/stored.py); receivers before 2026-11-22 wrote a
+-- hash of fields, read here too so pushes queued across an upgrade are handled.
+local kind = redis.call('TYPE', event_key)['ok']
+if kind == 'none' then return {'expired', '', {}} end
+local stored
+if kind == 'hash' then stored = redis.call('HGETALL', event_key)
+else stored = redis.call('GET', event_key) end
 local state = redis.call('HGETALL', state_key)
 if set_key == '' then return {'go', stored, state} end
 local adm, etype, eid = ARGV[4], ARGV[5], ARGV[6]
--- the JSON line before the raw body of a stored push (see hookbird/stored.py)
-local function header(value)
+-- the fields the receiver stored with a push: the JSON line before its raw body
+local function header(key)
+  if redis.call('TYPE', key)['ok'] == 'hash' then
+    local f = redis.call('HMGET', key, 'administration_id', 'entity_type', 'entity_id',
+      'received_at')
+    return {administration_id = f[1], entity_type = f[2], entity_id = f[3],
+      received_at = f[4]}
+  end
+  local value = redis.call('GET', key)
   local newline = value and string.find(value, '\\n', 1, true)
   if not newline then return {} end
   local ok, fields = pcall(cjson.decode, string.sub(value, 1, newline - 1))
   if ok and type(fields) == 'table' then return fields end
   return {}
 end
-redis.call('ZADD', set_key, 'NX', tonumber(header(stored).received_at) or 0, me)
+redis.call('ZADD', set_key, 'NX', tonumber(header(event_key).received_at) or 0, me)
 redis.call('EXPIRE', set_key, ARGV[7])
 -- pushes dequeued before this one that have not reached this script yet
 local candidates = redis.call('LRANGE', mid_key, 0, -1)
@@ -65,7 +77,7 @@ for _, entry in ipairs(redis.call('ZRANGE', wip_key, 0, -1)) do
 end
 for _, other in ipairs(candidates) do
   if other ~= me and other < me then
-    local f = header(redis.call('GET', 'hookbird:event:' .. other))
+    local f = header('hookbird:event:' .. other)
     -- (one that just finished may still sit in the started registry a moment longer)
     local done = redis.call('HGET', 'hookbird:state:' .. other, 'status')
     if f.administration_id == adm and f.entity_type == etype and f.entity_id == eid
@@ -216,7 +228,7 @@ class Store:
         verdict, stored, state = self._begin(keys=script_keys, args=args)
         return Begun(
             text(verdict),
-            unpack_push(stored or None),
+            pairs(stored) if isinstance(stored, list) else unpack_push(stored or None),
             {k: text(v) for k, v in pairs(state).items()},
         )
 

@@ -11,6 +11,7 @@ from rq.registry import FailedJobRegistry
 
 from hookbird.stored import pack_push, unpack_push
 from tests.workers.conftest import Pusher, Workers, calls, run_cli, wait_for
+from workers import admin
 from workers.store import state_key
 
 pytestmark = pytest.mark.slow
@@ -159,3 +160,24 @@ def test_a_damaged_stored_push_is_dead_lettered_and_frees_its_entity(
     assert status_is(redis_client, damaged, "dead")
     assert "not JSON" in state(redis_client, damaged)["error"]
     assert damaged in FailedJobRegistry("hookbird", connection=redis_client).get_job_ids()
+
+
+def test_pushes_stored_as_hashes_by_an_older_receiver_are_still_handled(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """Receivers before 2026-11-22 kept a push as a hash of fields. Pushes queued across an
+    upgrade are handled in order and shown by the event log all the same."""
+    first, second = push(entity_id="321"), push(entity_id="321")
+    for event_id in (first, second):
+        key = f"hookbird:event:{event_id}"
+        fields = unpack_push(redis_client.get(key))
+        redis_client.delete(key)
+        redis_client.hset(key, mapping=fields)
+    assert redis_client.type(f"hookbird:event:{first}") == b"hash"
+    workers.start()
+    wait_for(lambda: status_is(redis_client, second, "succeeded"), message="both pushes")
+    assert status_is(redis_client, first, "succeeded")
+    row = admin.get_event(redis_client, first)
+    assert row is not None
+    assert (row.action, row.entity_id) == ("contact_created", "321")
+    assert admin.raw_push(redis_client, first)["body"]["entity_id"] == "321"

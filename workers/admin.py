@@ -47,27 +47,39 @@ class EventRow:
         return [n for n, r in self.handlers.items() if r.get("status") in ("failed", "dead")]
 
 
-def stored_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
-    """The stored push's fields and ``body``; ``{}`` when it expired.
+def _fields(connection: redis.Redis, event_id: str, value: Any) -> dict[str, Any]:
+    """The stored push from GET's reply: its fields and ``body``; ``{}`` when it expired.
 
-    Receivers before 2026-11-22 stored a push as a hash of fields; those are read too.
+    Receivers before 2026-11-22 stored a push as a hash of fields: GET answers those
+    with WRONGTYPE, and the hash is read instead.
     """
-    try:
-        return unpack_push(connection.get(keys.event_key(event_id)))
-    except redis.ResponseError:  # WRONGTYPE: the hash of an older receiver
+    if isinstance(value, redis.ResponseError):
         return {text(k): v for k, v in connection.hgetall(keys.event_key(event_id)).items()}
+    return unpack_push(value)
+
+
+def stored_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
+    """The stored push's fields and ``body``; ``{}`` when it expired."""
+    try:
+        value: Any = connection.get(keys.event_key(event_id))
+    except redis.ResponseError as exc:
+        value = exc
+    return _fields(connection, event_id, value)
 
 
 def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
-    stored = stored_push(connection, event_id)
-    if not stored:
-        return None
     with connection.pipeline() as pipe:
+        pipe.get(keys.event_key(event_id))
         pipe.hgetall(state_key(event_id))
         pipe.hget(keys.rq_job_key(event_id), "status")
-        state, job_status = pipe.execute()
-    stored = {k: text(v) if k != "body" else v for k, v in stored.items()}
-    action, adm, etype, eid, received = (stored.get(name, "") for name in EVENT_COLUMNS)
+        value, state, job_status = pipe.execute(raise_on_error=False)
+    for reply in (state, job_status):
+        if isinstance(reply, Exception):
+            raise reply
+    stored = _fields(connection, event_id, value)
+    if not stored:
+        return None
+    action, adm, etype, eid, received = (text(stored.get(name, "")) for name in EVENT_COLUMNS)
     st = {text(k): text(v) for k, v in state.items()}
     status = st.get("status") or (text(job_status) if job_status else "expired")
     if status == "started":

@@ -58,7 +58,6 @@ class Result:
     p99_ms: float
     statuses: dict[str, int]
     errors: int
-    warmup_200s: int = 0
     #: CPU seconds used during the measured run by the server, Redis and wrk
     cpu: dict[str, float] | None = None
 

@@ -35,3 +35,37 @@ def test_the_script_writes_the_installed_rqs_job_fields(redis_client: redis.Redi
     assert job[b"description"] == b"contact_created"
     assert job[b"meta"] == b"meta"
     assert redis_client.get(keys.event_key("ev1")) == b"stored"
+
+
+def test_a_batch_queues_its_new_pushes_in_order_and_skips_repeats(
+    redis_client: redis.Redis,
+) -> None:
+    """The queue and the event index are written once per batch, in the batch's order."""
+    script = enqueue_script("hookbird")
+
+    def push(event_id: str, dedup: str, received_at: str) -> list[str | bytes]:
+        stamp = "2026-11-22T05:00:00.000000Z"
+        return [event_id, dedup, received_at, stamp, "contact_created", b"meta", b"stored"]
+
+    args: list[str | bytes] = ["60", "60", "1795323125.0"]
+    args += push("ev1", "hookbird:dedup:a", "1795323121.0")
+    args += push("ev2", "hookbird:dedup:b", "1795323122.0")
+    args += push("ev3", "hookbird:dedup:a", "1795323123.0")  # repeats ev1
+    args += push("ev4", "hookbird:dedup:c", "1795323124.0")
+    queue = keys.rq_queue_key("hookbird")
+    result = redis_client.eval(script, 3, keys.RQ_QUEUES, queue, keys.EVENTS_INDEX, *args)
+
+    assert result == [1, b"ev1", 1, b"ev2", 0, b"ev1", 1, b"ev4"]
+    assert redis_client.lrange(queue, 0, -1) == [b"ev1", b"ev2", b"ev4"]
+    assert redis_client.zrange(keys.EVENTS_INDEX, 0, -1, withscores=True) == [
+        (b"ev1", 1795323121.0),
+        (b"ev2", 1795323122.0),
+        (b"ev4", 1795323124.0),
+    ]
+    assert redis_client.smembers(keys.RQ_QUEUES) == {queue.encode()}
+    assert not redis_client.exists(keys.rq_job_key("ev3"), keys.event_key("ev3"))
+
+    # a batch of repeats only writes nothing at all
+    again = redis_client.eval(script, 3, keys.RQ_QUEUES, queue, keys.EVENTS_INDEX, *args[:10])
+    assert again == [0, b"ev1"]
+    assert redis_client.llen(queue) == 3

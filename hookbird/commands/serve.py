@@ -18,6 +18,8 @@ from hookbird.settings import Settings
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from receiver.protocol import CoalescingHttpToolsProtocol
+
     if not settings.redis_url:
         raise CommandError(
             "REDIS_URL is not set: `hookbird serve` needs the Redis your workers use.\n"
@@ -34,6 +36,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         proxy_headers=True,
         server_header=False,
+        http=CoalescingHttpToolsProtocol,
     )
     return EXIT_OK
 
@@ -56,6 +59,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from hookbird import children
     from hookbird.redis_server import RedisServer, RedisServerError
     from receiver.app import create_app
+    from receiver.protocol import CoalescingHttpToolsProtocol
 
     lock = children.lock_data_dir(settings.data_dir)
     if lock is None:
@@ -127,6 +131,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
                 log_config=None,
                 access_log=False,
                 server_header=False,
+                http=CoalescingHttpToolsProtocol,
             )
         finally:
             children.stop(dashboard)

@@ -12,6 +12,7 @@ import redis
 
 from hookbird.settings import Settings
 from receiver.app import create_app
+from receiver.protocol import CoalescingHttpToolsProtocol
 from tests.receiver.pushes import SECRET_KEY, TOKEN
 from tests.support import serve_in_thread
 
@@ -30,7 +31,8 @@ def make_receiver(redis_url: str, redis_client: redis.Redis) -> MakeReceiver:
             "secret_key": SECRET_KEY,
         }
         values.update(overrides)
-        with serve_in_thread(create_app(Settings(**values))) as base:
+        app = create_app(Settings(**values))
+        with serve_in_thread(app, http=CoalescingHttpToolsProtocol) as base:
             yield base
 
     return start

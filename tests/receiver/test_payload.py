@@ -77,6 +77,10 @@ def test_test_webhook_takes_its_token_from_token() -> None:
         (b'{"action": "x", "administration_id": "1", "entity_type": {}}', "entity_type"),
         (b'{"action": "x", "administration_id": NaN}', "invalid JSON constant"),
         (b"[" * 10_000 + b"]" * 10_000, "nested too deeply"),
+        (b'{"action": "x", "administration_id": "1", "note": "\\ud800"}', "not valid JSON"),
+        (b'{"action": "x", "administration_id": "1", "total": 1e400}', "not valid JSON"),
+        (b'{"action": "x", "administration_id": 1e30}', "out of range"),
+        (b'{"action": "x", "administration_id": "1", "n": Infinity}', "constant Infinity"),
     ],
 )
 def test_malformed_bodies_are_refused_with_a_reason(raw: bytes, reason: str) -> None:

@@ -2,9 +2,8 @@
 --
 -- KEYS[1] rq:queues   KEYS[2] rq:queue:<name>   KEYS[3] hookbird:events
 -- ARGV[1] dedup TTL s   ARGV[2] event retention s   ARGV[3] now (epoch s)
--- then per push 7 values: event id, dedup key, received-at (epoch s, the index
--- score), job timestamp, job description, job meta, the stored push (see
--- hookbird/stored.py).
+-- then per push 6 values: event id, dedup key, received-at (epoch s, the index
+-- score), job timestamp, job description, the stored push (see hookbird/stored.py).
 --
 -- receiver/enqueue.py fills in the placeholders in double braces before loading it:
 -- the key prefixes and the RQ job fields every push shares, as the installed RQ
@@ -24,15 +23,15 @@ local event_prefix, job_prefix = {{event_prefix}}, {{job_prefix}}
 
 local job = {{job_template}}
 local n = #job
-job[n + 1], job[n + 3], job[n + 5], job[n + 7] = 'created_at', 'enqueued_at', 'description', 'meta'
+job[n + 1], job[n + 3], job[n + 5] = 'created_at', 'enqueued_at', 'description'
 
 local result = {}
 local scores_ids, ids = {}, {}
-for a = 4, #ARGV, 7 do
+for a = 4, #ARGV, 6 do
   local event_id, dedup = ARGV[a], ARGV[a + 1]
   if redis.call('SET', dedup, event_id, 'NX', 'EX', dedup_ttl) then
-    redis.call('SET', event_prefix .. event_id, ARGV[a + 6], 'EX', retention)
-    job[n + 2], job[n + 4], job[n + 6], job[n + 8] = ARGV[a + 3], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+    redis.call('SET', event_prefix .. event_id, ARGV[a + 5], 'EX', retention)
+    job[n + 2], job[n + 4], job[n + 6] = ARGV[a + 3], ARGV[a + 3], ARGV[a + 4]
     redis.call('HSET', job_prefix .. event_id, unpack(job))
     scores_ids[#scores_ids + 1] = ARGV[a + 2]
     scores_ids[#scores_ids + 1] = event_id

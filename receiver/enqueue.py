@@ -2,8 +2,10 @@
 
 Each push becomes, atomically (one Lua script, ``enqueue.lua``): a dedup key set
 with ``SET NX``; the raw push in ``hookbird:event:<id>`` (one string, see
-``hookbird.stored``); an RQ job hash ``rq:job:<id>`` in RQ's own format; the id on
-the RQ queue. A duplicate changes nothing and reports the id of the push it repeats.
+``hookbird.stored``); an RQ job hash ``rq:job:<id>`` in RQ's own format, without
+meta and with a short description so that Redis keeps it as a compact listpack
+(the worker reads the push's entity from the stored push); the id on the RQ
+queue. A duplicate changes nothing and reports the id of the push it repeats.
 
 Group commit: requests that arrive during the same event-loop turn are sent as one
 script call, and while one call is in flight the next batch collects. A push costs
@@ -28,7 +30,6 @@ from typing import Any, NamedTuple
 
 from redis import Redis as SyncRedis
 from rq.job import Job
-from rq.serializers import resolve_serializer
 
 from hookbird import keys
 from receiver.resp import RedisLink, ReplyError, pack
@@ -60,7 +61,6 @@ class NewPush(NamedTuple):
     dedup_key: str
     received_at: float
     description: str
-    meta: dict[str, str]
     #: the value of ``hookbird:event:<id>`` (``hookbird.stored.pack_push``)
     stored: bytes
 
@@ -143,7 +143,6 @@ class Enqueuer:
         self.queue_key = keys.rq_queue_key(queue)
         self.dedup_ttl = dedup_ttl
         self.retention = retention
-        self._dumps = resolve_serializer(None).dumps
         self._script = enqueue_script(queue)
         script_keys = (keys.RQ_QUEUES, self.queue_key, keys.EVENTS_INDEX)
         #: EVALSHA, the script's sha (set when sent), its keys, then the first arguments
@@ -198,7 +197,6 @@ class Enqueuer:
 
     async def _store(self, pushes: Sequence[NewPush]) -> list[Outcome]:
         args = [*self._head, repr(time.time()).encode()]
-        dumps = self._dumps
         for push in pushes:
             args += (
                 push.event_id.encode(),
@@ -206,7 +204,6 @@ class Enqueuer:
                 repr(push.received_at).encode(),
                 rq_timestamp(push.received_at).encode(),
                 push.description.encode("utf-8", "surrogateescape"),
-                dumps(push.meta),
                 push.stored,
             )
         try:

@@ -25,13 +25,16 @@ import os
 import time
 from typing import Any
 
+import redis
 import structlog
 from rq import Queue, Retry, get_current_job
 from rq.job import Job
 
+from hookbird import keys
 from hookbird.events import Event, UnreadableEvent, event_from_stored
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
+from hookbird.stored import unpack_push
 from workers import runtime
 from workers.policy import (
     DEAD_LETTER,
@@ -42,7 +45,7 @@ from workers.policy import (
     decide,
 )
 from workers.running import Interrupted, is_stale, run_one
-from workers.store import Store, entity_suffix, state_key, version_key
+from workers.store import Store, entity_suffix, state_key, text, version_key
 
 log = get_logger("hookbird.worker")
 
@@ -76,17 +79,51 @@ def _store(rt: runtime.Runtime, queue_name: str) -> Store:
     return found
 
 
-def entity_from_meta(meta: dict[str, Any]) -> tuple[str, str, str] | None:
-    adm, etype, eid = (meta.get(k) for k in ("administration_id", "entity_type", "entity_id"))
+def entity_in(fields: Any) -> tuple[str, str, str] | None:
+    """(administration, entity type, entity id) from a push's fields, if it names all three."""
+    adm, etype, eid = (fields.get(k) for k in ("administration_id", "entity_type", "entity_id"))
     if adm and etype and eid:
         return (str(adm), str(etype), str(eid))
     return None
+
+
+_ENTITY_FIELDS = ("administration_id", "entity_type", "entity_id")
+
+
+def entity_of(connection: redis.Redis, job: Job) -> tuple[str, str, str] | None:
+    """The entity a job's push is about, which decides the order it runs in.
+
+    Jobs from receivers before 2026-11-22, and replays, carry it in their meta. The
+    receiver now writes no meta (it kept RQ's job hash from fitting Redis's compact
+    encoding), so it is read from the stored push's header: one more round trip.
+    """
+    found = entity_in(job.meta or {})
+    if found:
+        return found
+    key = keys.event_key(job.id)
+    try:
+        fields = unpack_push(connection.get(key))
+    except redis.ResponseError:  # WRONGTYPE: a push stored as a hash by an older receiver
+        values = connection.hmget(key, list(_ENTITY_FIELDS))
+        fields = {k: text(v) for k, v in zip(_ENTITY_FIELDS, values, strict=True) if v}
+    return entity_in(fields)
 
 
 def describe_job(event: Event, handlers: list[Handler]) -> str:
     """``contact_created Contact 456 adm 123 → crm:sync_contact``: what rq-dashboard shows."""
     names = ", ".join(h.name for h in handlers) if handlers else "(no handlers)"
     return f"{event.summary()} → {names}"
+
+
+def job_meta(event: Event) -> dict[str, str]:
+    """What rq-dashboard shows as a handled job's metadata."""
+    return {
+        "event_id": event.event_id,
+        "action": event.action,
+        "administration_id": event.administration_id,
+        "entity_type": event.entity_type or "",
+        "entity_id": event.entity_id or "",
+    }
 
 
 def process_event() -> Any:
@@ -96,7 +133,7 @@ def process_event() -> Any:
         raise RuntimeError("process_event runs inside an RQ job")
     rt = runtime.current()
     store = _store(rt, job.origin)
-    entity = entity_from_meta(job.meta or {})
+    entity = entity_of(rt.redis, job)
     token = f"{job.id}:{os.urandom(4).hex()}"
     retention = rt.settings.event_retention
     begun = store.begin(job.id, token, (job.timeout or 600) + 60, entity, retention)
@@ -238,6 +275,7 @@ def _conclude(
         done=done,
         ttl=ttl,
         description=job.description or "",
+        meta=job.serializer.dumps(job_meta(event)),
         now=now,
         fields=fields,
     )

@@ -33,7 +33,7 @@ from rq.registry import StartedJobRegistry
 
 from hookbird import keys
 from hookbird.logs import get_logger
-from workers.jobs import entity_from_meta
+from workers.jobs import entity_of
 from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key
 
 log = get_logger("hookbird.recovery")
@@ -162,7 +162,7 @@ def _rescue(
     except Exception:
         return
     crashes = int(connection.hincrby(state_key(job_id), "crashes", 1))
-    entity = entity_from_meta(job.meta or {})
+    entity = entity_of(connection, job)
     if entity:
         suffix = entity_suffix(*entity)
         connection.eval(RELEASE_LOCK, 1, entity_lock_key(suffix), job_id)

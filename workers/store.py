@@ -108,11 +108,14 @@ return {'go', stored, state}
 FINISH = """
 local state_key, set_key, lock_key, job_key, scheduled_key, event_key = unpack(KEYS)
 local me, token, done, ttl, description, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-for i = 7, #ARGV, 2 do redis.call('HSET', state_key, ARGV[i], ARGV[i + 1]) end
+local meta = ARGV[7]
+for i = 8, #ARGV, 2 do redis.call('HSET', state_key, ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', state_key, ttl)
 if done == 'dead' then redis.call('EXPIRE', event_key, ttl) end
 if description ~= '' and redis.call('EXISTS', job_key) == 1 then
   redis.call('HSET', job_key, 'description', description)
+  -- the receiver writes no meta (see receiver/enqueue.py); rq-dashboard shows this
+  if meta ~= '' then redis.call('HSET', job_key, 'meta', meta) end
 end
 if set_key == '' then return false end
 if done == 'park' then
@@ -241,6 +244,7 @@ class Store:
         done: str,
         ttl: int,
         description: str,
+        meta: bytes = b"",
         now: float,
         fields: Mapping[str, str],
     ) -> str | None:
@@ -259,7 +263,7 @@ class Store:
             self.scheduled_key,
             keys.event_key(event_id),
         ]
-        args: list[Any] = [event_id, token, done, ttl, description, repr(now)]
+        args: list[Any] = [event_id, token, done, ttl, description, repr(now), meta]
         for name, value in fields.items():
             args += [name, value]
         woken = self._finish(keys=script_keys, args=args)

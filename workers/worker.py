@@ -179,7 +179,7 @@ class HookbirdForkWorker(HookbirdMixin, Worker):
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
         conn = self.connection
         crashes = int(conn.hincrby(state_key(job.id), "crashes", 1))
-        entity = jobs.entity_from_meta(job.meta or {})
+        entity = jobs.entity_of(conn, job)
         if crashes < self.max_attempts:
             job.retries_left = 1
             job.retry_intervals = [0]

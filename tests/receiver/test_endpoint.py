@@ -15,6 +15,8 @@ from rq.queue import Queue
 from hookbird import keys
 from hookbird.stored import HEADER_FIELDS, unpack_push
 from hookbird.subscriptions import SubscriptionStore
+from receiver.endpoint import DESCRIPTION_BYTES, describe
+from receiver.payload import parse_push
 from tests.receiver.conftest import MakeReceiver
 from tests.receiver.pushes import SECRET, SECRET_KEY, push_body, signature_header
 from tests.support import send_raw
@@ -65,10 +67,10 @@ def test_accepted_push_is_stored_and_enqueued(
     assert job.func_name == "workers.jobs.process_event"
     assert job.origin == "hookbird"
     assert job.get_status() == "queued"
-    assert job.description == (
-        "sales_invoice_state_changed_to_paid SalesInvoice 496081234567890123 adm 123456789"
-    )
-    assert job.meta["entity_id"] == "496081234567890123"
+    assert job.description == "sales_invoice_state_changed_to_paid 496081234567890123"
+    assert job.meta == {}
+    # every value within hash-max-listpack-value: Redis keeps the job hash compact
+    assert redis_client.object("encoding", keys.rq_job_key(event_id)) == b"listpack"
     assert Queue("hookbird", connection=redis_client).count == 1
 
 
@@ -385,3 +387,15 @@ def test_summary_line_counts_pushes_by_outcome() -> None:
     assert lines[0]["accepted"] == 3
     assert lines[0]["unauthorized"] == 1
     assert "duplicate" not in lines[0]
+
+
+def test_a_job_description_stays_within_redis_compact_hash_values() -> None:
+    """Action and entity id, cut to 64 bytes without splitting a character."""
+    short = parse_push(push_body(action="contact_created", entity_id="42"))
+    assert describe(short) == "contact_created 42"
+    no_entity = parse_push(b'{"action":"administration_added","administration_id":"7"}')
+    assert describe(no_entity) == "administration_added"
+    long = parse_push(push_body(action="é" * 40, entity_id="18446744073709551615"))
+    text = describe(long)
+    assert len(text.encode()) <= DESCRIPTION_BYTES
+    assert text == "é" * 32

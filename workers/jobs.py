@@ -79,15 +79,15 @@ def _store(rt: runtime.Runtime, queue_name: str) -> Store:
     return found
 
 
+_ENTITY_FIELDS = ("administration_id", "entity_type", "entity_id")
+
+
 def entity_in(fields: Any) -> tuple[str, str, str] | None:
     """(administration, entity type, entity id) from a push's fields, if it names all three."""
-    adm, etype, eid = (fields.get(k) for k in ("administration_id", "entity_type", "entity_id"))
+    adm, etype, eid = (fields.get(k) for k in _ENTITY_FIELDS)
     if adm and etype and eid:
         return (str(adm), str(etype), str(eid))
     return None
-
-
-_ENTITY_FIELDS = ("administration_id", "entity_type", "entity_id")
 
 
 def entity_of(connection: redis.Redis, job: Job) -> tuple[str, str, str] | None:

@@ -12,7 +12,8 @@ throughput as a ratio of bare.
 
 After each of hookbird's runs (the warm-up too) every 200 it gave is checked
 against the queue, the RQ job hashes and the stored pushes in Redis, and then
-Redis is emptied, so each round starts from an empty Redis as a single run would:
+Redis is emptied (its freed memory given back, its AOF rewritten), so each round
+starts from an empty Redis as a single run would:
 a Redis that has just taken three rounds' pushes (about a gigabyte) spends a
 third more CPU on each new one, page-faulting fresh memory and growing its
 tables, and the rounds would no longer measure the same thing. ``--keep-data``
@@ -83,7 +84,42 @@ class Audit:
         )
 
 
+def settle(client: redis.Redis, timeout: float = 5.0) -> None:
+    """Wait until the receiver has stored what wrk left in flight when it quit.
+
+    A script call that lands between counting the queue and counting the jobs
+    would make them disagree.
+    """
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        now = client.llen(keys.rq_queue_key("hookbird"))
+        if now == last:
+            return
+        last = now
+        time.sleep(0.3)
+
+
+def reset(client: redis.Redis, timeout: float = 60.0) -> None:
+    """Empty Redis and leave it as a fresh one would be.
+
+    FLUSHALL alone leaves the allocator a gigabyte of freed pages to give back to the
+    system while the next round runs (seen as p99s of 100-350 ms), and an AOF whose
+    next rewrite is far off: both are cleared here before the next run.
+    """
+    client.flushall()
+    client.memory_purge()
+    client.bgrewriteaof()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = client.info("persistence")
+        if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+            return
+        time.sleep(0.1)
+
+
 def audit(client: redis.Redis, oks: int, slack: int) -> Audit:
+    settle(client)
     return Audit(
         oks=oks,
         queued=client.llen(keys.rq_queue_key("hookbird")),
@@ -302,7 +338,7 @@ def main() -> int:
             """Count hookbird's 200s against Redis, then empty it for the next run."""
             if not args.keep_data:
                 audits.append(audit(client, result.statuses.get("200", 0), args.connections))
-                client.flushall()
+                reset(client)
 
         try:
             with bare, hookbird:

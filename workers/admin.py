@@ -21,8 +21,7 @@ from rq.registry import FailedJobRegistry
 
 from hookbird import catalog, keys
 from hookbird.logs import is_sensitive_key
-from hookbird.stored import unpack_push
-from workers.store import state_key, text
+from workers.store import state_key, stored_fields, stored_push, text
 
 EVENT_COLUMNS = ("action", "administration_id", "entity_type", "entity_id", "received_at")
 
@@ -47,26 +46,6 @@ class EventRow:
         return [n for n, r in self.handlers.items() if r.get("status") in ("failed", "dead")]
 
 
-def _fields(connection: redis.Redis, event_id: str, value: Any) -> dict[str, Any]:
-    """The stored push from GET's reply: its fields and ``body``; ``{}`` when it expired.
-
-    Receivers before 2026-11-22 stored a push as a hash of fields: GET answers those
-    with WRONGTYPE, and the hash is read instead.
-    """
-    if isinstance(value, redis.ResponseError):
-        return {text(k): v for k, v in connection.hgetall(keys.event_key(event_id)).items()}
-    return unpack_push(value)
-
-
-def stored_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
-    """The stored push's fields and ``body``; ``{}`` when it expired."""
-    try:
-        value: Any = connection.get(keys.event_key(event_id))
-    except redis.ResponseError as exc:
-        value = exc
-    return _fields(connection, event_id, value)
-
-
 def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
     with connection.pipeline() as pipe:
         pipe.get(keys.event_key(event_id))
@@ -76,7 +55,7 @@ def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
     for reply in (state, job_status):
         if isinstance(reply, Exception):
             raise reply
-    stored = _fields(connection, event_id, value)
+    stored = stored_fields(connection, event_id, value)
     if not stored:
         return None
     action, adm, etype, eid, received = (text(stored.get(name, "")) for name in EVENT_COLUMNS)

@@ -30,11 +30,9 @@ import structlog
 from rq import Queue, Retry, get_current_job
 from rq.job import Job
 
-from hookbird import keys
 from hookbird.events import Event, UnreadableEvent, event_from_stored
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
-from hookbird.stored import unpack_push
 from workers import runtime
 from workers.policy import (
     DEAD_LETTER,
@@ -45,7 +43,7 @@ from workers.policy import (
     decide,
 )
 from workers.running import Interrupted, is_stale, run_one
-from workers.store import Store, entity_suffix, state_key, text, version_key
+from workers.store import Store, entity_suffix, state_key, stored_push, text, version_key
 
 log = get_logger("hookbird.worker")
 
@@ -86,7 +84,7 @@ def entity_in(fields: Any) -> tuple[str, str, str] | None:
     """(administration, entity type, entity id) from a push's fields, if it names all three."""
     adm, etype, eid = (fields.get(k) for k in _ENTITY_FIELDS)
     if adm and etype and eid:
-        return (str(adm), str(etype), str(eid))
+        return (text(adm), text(etype), text(eid))
     return None
 
 
@@ -97,16 +95,7 @@ def entity_of(connection: redis.Redis, job: Job) -> tuple[str, str, str] | None:
     receiver now writes no meta (it kept RQ's job hash from fitting Redis's compact
     encoding), so it is read from the stored push's header: one more round trip.
     """
-    found = entity_in(job.meta or {})
-    if found:
-        return found
-    key = keys.event_key(job.id)
-    try:
-        fields = unpack_push(connection.get(key))
-    except redis.ResponseError:  # WRONGTYPE: a push stored as a hash by an older receiver
-        values = connection.hmget(key, list(_ENTITY_FIELDS))
-        fields = {k: text(v) for k, v in zip(_ENTITY_FIELDS, values, strict=True) if v}
-    return entity_in(fields)
+    return entity_in(job.meta or {}) or entity_in(stored_push(connection, job.id))
 
 
 def describe_job(event: Event, handlers: list[Handler]) -> str:

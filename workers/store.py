@@ -179,6 +179,26 @@ def text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def stored_fields(connection: redis.Redis, event_id: str, value: Any) -> dict[str, Any]:
+    """The stored push from GET's reply: its fields and ``body``; ``{}`` when it expired.
+
+    Receivers before 2026-11-22 stored a push as a hash of fields: GET answers those
+    with WRONGTYPE, and the hash is read instead.
+    """
+    if isinstance(value, redis.ResponseError):
+        return {text(k): v for k, v in connection.hgetall(keys.event_key(event_id)).items()}
+    return unpack_push(value)
+
+
+def stored_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
+    """The stored push's fields and ``body``; ``{}`` when it expired."""
+    try:
+        value: Any = connection.get(keys.event_key(event_id))
+    except redis.ResponseError as exc:
+        value = exc
+    return stored_fields(connection, event_id, value)
+
+
 def pairs(flat: list[Any]) -> dict[str, Any]:
     """A flat ``[k1, v1, k2, v2…]`` script reply as a dict with text keys."""
     return {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx2
@@ -16,30 +14,21 @@ from hookbird import keys
 from hookbird.redis_server import free_port
 from tests.commands.processes import wait_for
 from tests.receiver.pushes import TOKEN, push_body
+from tests.workers.conftest import HOOKBIRD, worker_env
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_serve_stores_a_push_and_stops_on_sigterm(
     tmp_path: Path, redis_url: str, redis_client: redis.Redis
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKBIRD_", "MONEYBIRD_"))}
-    env.update(
-        REDIS_URL=redis_url,
-        HOOKBIRD_WEBHOOK_TOKEN=TOKEN,
-        HOOKBIRD_LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT),
-    )
-    command = [sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())"]
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*command, "serve", "--port", str(port)],
+            [*HOOKBIRD, "serve", "--port", str(port)],
             cwd=tmp_path,
-            env=env,
+            env=worker_env(redis_url, HOOKBIRD_WEBHOOK_TOKEN=TOKEN),
             stdout=out,
             stderr=subprocess.STDOUT,
         )

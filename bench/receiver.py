@@ -408,7 +408,7 @@ def main() -> int:
         )
     ratio = hookbird.median.rps / bare.median.rps
     worst_p99 = max(r.p99_ms for r in hookbird.rounds)
-    print(f"\nhookbird / bare throughput (medians): {ratio:.2f}   (target >= 0.50)")
+    print(f"\nhookbird / bare throughput (medians): {ratio:.3f}   (target >= 0.50)")
     print(f"hookbird p99, worst round: {worst_p99:.2f} ms   (target <= 20 ms)")
     total = sum(audits[1:], audits[0])
     backed = all(a.backed for a in audits)

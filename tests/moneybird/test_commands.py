@@ -45,6 +45,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def register(
+    capsys: pytest.CaptureFixture[str], admin_id: str, url: str, *options: str
+) -> tuple[int, str, str]:
+    """``hookbird webhooks register --administration admin_id --url url [options]``."""
+    return run(capsys, "webhooks", "register", "--administration", admin_id, "--url", url, *options)
+
+
 def test_register_stores_token_and_secret_so_the_receiver_accepts_pushes(
     env: dict[str, str],
     fake: FakeMoneybird,
@@ -58,16 +65,8 @@ def test_register_stores_token_and_secret_so_the_receiver_accepts_pushes(
     receiver = create_app(Settings(redis_url=redis_url, secret_key=KEY))
     with serve_in_thread(receiver) as base:
         url = f"{base}/webhooks/moneybird"
-        code, out, err = run(
-            capsys,
-            "webhooks",
-            "register",
-            "--administration",
-            admin_id,
-            "--url",
-            url,
-            "--events",
-            "sales_invoice_state_changed_to_paid,contact",
+        code, out, err = register(
+            capsys, admin_id, url, "--events", "sales_invoice_state_changed_to_paid,contact"
         )
         assert code == 0, err
         webhook_id = out.strip().splitlines()[-1].splitlines()[-1]
@@ -104,15 +103,7 @@ def test_register_without_a_secret_key_refuses_before_creating_the_webhook(
     """Moneybird shows a webhook's secret only once: without a key to store it encrypted,
     register exits 1 saying how to make one, and creates nothing in Moneybird."""
     monkeypatch.delenv("HOOKBIRD_SECRET_KEY")
-    code, _, err = run(
-        capsys,
-        "webhooks",
-        "register",
-        "--administration",
-        admin_id,
-        "--url",
-        "http://127.0.0.1:9/x",
-    )
+    code, _, err = register(capsys, admin_id, "http://127.0.0.1:9/x")
     assert code == 1
     assert "HOOKBIRD_SECRET_KEY is not set" in err
     assert "Fernet.generate_key" in err
@@ -124,16 +115,8 @@ def test_unknown_event_gets_a_warning_with_the_closest_names(
     env: dict[str, str], admin_id: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An event name not in Moneybird's list is warned about, naming real ones."""
-    code, _, err = run(
-        capsys,
-        "webhooks",
-        "register",
-        "--administration",
-        admin_id,
-        "--url",
-        "http://127.0.0.1:9/nowhere",
-        "--events",
-        "sales_invoice_saved",
+    code, _, err = register(
+        capsys, admin_id, "http://127.0.0.1:9/nowhere", "--events", "sales_invoice_saved"
     )
     assert code == 0
     assert "'sales_invoice_saved' is not a Moneybird event" in err
@@ -176,15 +159,7 @@ def test_deactivate_activate_delete_reach_moneybird_and_the_store(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """deactivate/activate/delete call the API, then update the subscription store."""
-    _code, out, _ = run(
-        capsys,
-        "webhooks",
-        "register",
-        "--administration",
-        admin_id,
-        "--url",
-        "http://127.0.0.1:9/x",
-    )
+    _code, out, _ = register(capsys, admin_id, "http://127.0.0.1:9/x")
     webhook_id = out.strip().splitlines()[-1]
     hooks = fake.records[(admin_id, "webhooks")]
     store = SubscriptionStore(redis_client, KEY)
@@ -208,15 +183,7 @@ def test_api_error_exits_non_zero_with_what_to_do(
 ) -> None:
     """A refused token exits 1 naming the setting to check, never printing the token."""
     monkeypatch.setenv("MONEYBIRD_API_TOKEN", "revoked-token-value-123")
-    code, _, err = run(
-        capsys,
-        "webhooks",
-        "register",
-        "--administration",
-        admin_id,
-        "--url",
-        "http://127.0.0.1:9/x",
-    )
+    code, _, err = register(capsys, admin_id, "http://127.0.0.1:9/x")
     assert code == 1
     assert "401" in err
     assert "MONEYBIRD_API_TOKEN" in err

@@ -16,7 +16,6 @@ library's parser is asked again, only to name the reason.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -33,18 +32,50 @@ class MalformedPush(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
 class Push:
-    """The fields of a push the receiver needs; ``data`` is the whole parsed object."""
+    """The fields of a push the receiver needs; ``data`` is the whole parsed object.
 
-    action: str
-    administration_id: str
-    webhook_id: str | None
-    webhook_token: str | None = field(repr=False)
-    entity_type: str | None
-    entity_id: str | None
-    state: str | None
-    data: dict[str, Any] = field(repr=False, compare=False)
+    A class with slots rather than a frozen dataclass: building a frozen dataclass
+    took a quarter of what parsing a push costs.
+    """
+
+    __slots__ = (
+        "action",
+        "administration_id",
+        "data",
+        "entity_id",
+        "entity_type",
+        "state",
+        "webhook_id",
+        "webhook_token",
+    )
+
+    def __init__(
+        self,
+        action: str,
+        administration_id: str,
+        webhook_id: str | None,
+        webhook_token: str | None,
+        entity_type: str | None,
+        entity_id: str | None,
+        state: str | None,
+        data: dict[str, Any],
+    ) -> None:
+        self.action = action
+        self.administration_id = administration_id
+        self.webhook_id = webhook_id
+        self.webhook_token = webhook_token
+        self.entity_type = entity_type
+        self.entity_id = entity_id
+        self.state = state
+        self.data = data
+
+    def __repr__(self) -> str:  # never the token
+        return (
+            f"Push(action={self.action!r}, administration_id={self.administration_id!r}, "
+            f"webhook_id={self.webhook_id!r}, entity_type={self.entity_type!r}, "
+            f"entity_id={self.entity_id!r}, state={self.state!r})"
+        )
 
     @property
     def is_test(self) -> bool:
@@ -75,6 +106,14 @@ def _why_not_json(body: bytes) -> str:
 
 def normalise_id(value: Any, name: str, *, required: bool) -> str | None:
     """A Moneybird ID as ``str``: a non-negative 64-bit integer, given as digits or a number."""
+    if (
+        value.__class__ is str
+        and 0 < len(value) < 20  # at most 19 digits: below 2**64 without converting
+        and value.isascii()
+        and value.isdigit()
+        and (value[0] != "0" or value == "0")
+    ):
+        return value  # the common case, already in canonical form
     if value is None:
         if required:
             raise MalformedPush(f"{name} is missing")
@@ -131,12 +170,12 @@ def parse_push(body: bytes) -> Push:
     if entity is not None and not isinstance(entity, dict):
         raise MalformedPush("entity must be an object")
     return Push(
-        action=action,
-        administration_id=administration_id,
-        webhook_id=webhook_id,
-        webhook_token=token,
-        entity_type=_optional_name(data, "entity_type"),
-        entity_id=normalise_id(data.get("entity_id"), "entity_id", required=False),
-        state=_optional_name(data, "state"),
-        data=data,
+        action,
+        administration_id,
+        webhook_id,
+        token,
+        _optional_name(data, "entity_type"),
+        normalise_id(data.get("entity_id"), "entity_id", required=False),
+        _optional_name(data, "state"),
+        data,
     )

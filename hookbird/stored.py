@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as quote
 from typing import Any
 
+import orjson
+
 #: The header's fields, in the order the receiver writes them.
 HEADER_FIELDS: tuple[str, ...] = (
     "idempotency_key",
@@ -42,13 +44,21 @@ _NAMES = {name: quote(name) + ":" for name in HEADER_FIELDS}
 def pack_push(header: Mapping[str, str], body: bytes) -> bytes:
     """The stored value for a push: the header as one JSON line, then the raw body.
 
-    The JSON is put together from quoted strings (the C quoting json.dumps uses):
-    half the cost of json.dumps on the receiver's hot path, the same bytes.
+    The same bytes as ``json.dumps(header, separators=(",", ":"))``. orjson writes
+    them in a fifth of the time when nothing needs escaping, which is every header
+    the receiver writes for a well-formed delivery; anything else (a quote, a
+    control or non-ASCII character, a lone surrogate) is quoted the slow way.
     """
-    pairs = [
-        (_NAMES.get(name) or quote(name) + ":") + quote(value) for name, value in header.items()
-    ]
-    return ("{" + ",".join(pairs) + "}").encode("ascii") + b"\n" + body
+    try:
+        head = orjson.dumps(header)
+    except orjson.JSONEncodeError:
+        head = b"\\"
+    if not head.isascii() or b"\\" in head or b"\x7f" in head:
+        pairs = [
+            (_NAMES.get(name) or quote(name) + ":") + quote(value) for name, value in header.items()
+        ]
+        head = ("{" + ",".join(pairs) + "}").encode("ascii")
+    return head + b"\n" + body
 
 
 def unpack_push(value: bytes | str | None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from hookbird.settings import Settings
 from hookbird.stored import pack_push
 from receiver.body import BodyError, BodyReader, declared_length
 from receiver.credentials import CredentialsResolver
-from receiver.enqueue import Enqueuer, NewPush, QueueUnavailable
+from receiver.enqueue import Enqueuer, NewPush, QueueUnavailable, timestamps
 from receiver.metrics import ReceiverMetrics
 from receiver.payload import MalformedPush, Push, parse_push
 from receiver.verify import VerificationFailure, authenticate
@@ -89,7 +89,8 @@ class PushEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        received_at = time.time()
+        received_ns = time.time_ns()
+        received_at = received_ns / 1e9
         settings, counts = self.settings, self.metrics.pushes
         headers = {
             name: value.decode("latin-1") for name, value in scope["headers"] if name in _WANTED
@@ -148,7 +149,7 @@ class PushEndpoint:
 
         try:
             outcome = await self.enqueuer.submit(
-                self.new_push(push, body, headers, scope, received_at)
+                self.new_push(push, body, headers, scope, received_ns)
             )
         except QueueUnavailable as exc:
             return await self.unavailable(send, exc)
@@ -173,18 +174,19 @@ class PushEndpoint:
 
     @staticmethod
     def new_push(
-        push: Push, body: bytes, headers: dict[bytes, str], scope: Scope, received_at: float
+        push: Push, body: bytes, headers: dict[bytes, str], scope: Scope, received_ns: int
     ) -> NewPush:
         idempotency_key = headers.get(b"idempotency-key")
-        event_id = keys.new_event_id(received_at)
+        event_id = keys.new_event_id(received_ns / 1e9)
         dedup_key = keys.dedup_key(idempotency_key, body)
+        received_at, job_timestamp = timestamps(received_ns)
         client: Any = scope.get("client")
         header = {  # the fields of hookbird.stored.HEADER_FIELDS
             "idempotency_key": idempotency_key or "",
             "signature": headers.get(b"moneybird-signature", ""),
             "user_agent": headers.get(b"user-agent", ""),
             "remote_addr": client[0] if client else "",
-            "received_at": repr(received_at),
+            "received_at": received_at,
             "action": push.action,
             "administration_id": push.administration_id,
             "webhook_id": push.webhook_id or "",
@@ -196,6 +198,7 @@ class PushEndpoint:
             event_id,
             dedup_key,
             received_at,
+            job_timestamp,
             describe(push),
             pack_push(header, body),
         )

@@ -59,7 +59,10 @@ class NewPush(NamedTuple):
 
     event_id: str
     dedup_key: str
-    received_at: float
+    #: epoch seconds to the microsecond: the events index's score (``timestamps``)
+    received_at: str
+    #: the same instant as RQ writes ``created_at`` and ``enqueued_at``
+    job_timestamp: str
     description: str
     #: the value of ``hookbird:event:<id>`` (``hookbird.stored.pack_push``)
     stored: bytes
@@ -75,13 +78,14 @@ def _second(whole: int) -> str:
     return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def rq_timestamp(epoch: float) -> str:
-    """Timestamps the way RQ writes them (``rq.utils.utcformat``); strftime once a second."""
-    whole = int(epoch)
-    micros = round((epoch - whole) * 1_000_000)
-    if micros == 1_000_000:
-        whole, micros = whole + 1, 0
-    return f"{_second(whole)}.{micros:06d}Z"
+def timestamps(epoch_ns: int) -> tuple[str, str]:
+    """An instant as hookbird writes it (epoch seconds to the microsecond, as in the
+    stored push and the events index) and as RQ writes job timestamps
+    (``rq.utils.utcformat``). From integer nanoseconds: half the cost of formatting
+    a float twice, and strftime runs once a second."""
+    seconds, micros = divmod(epoch_ns // 1000, 1_000_000)
+    fraction = f"{micros:06d}"
+    return f"{seconds}.{fraction}", f"{_second(seconds)}.{fraction}Z"
 
 
 def job_template(queue: str) -> dict[str, bytes | str | int]:
@@ -201,8 +205,8 @@ class Enqueuer:
             args += (
                 push.event_id.encode(),
                 push.dedup_key.encode(),
-                repr(push.received_at).encode(),
-                rq_timestamp(push.received_at).encode(),
+                push.received_at.encode(),
+                push.job_timestamp.encode(),
                 push.description.encode("utf-8", "surrogateescape"),
                 push.stored,
             )

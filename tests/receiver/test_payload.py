@@ -102,5 +102,21 @@ def test_normalise_id_bounds() -> None:
     assert normalise_id(2**64 - 1, "x", required=True) == str(2**64 - 1)
     assert normalise_id("0042", "x", required=True) == "42"
     assert normalise_id(None, "x", required=False) is None
+    # strings already in canonical form come back as they are, the rest through int()
+    assert normalise_id("0", "x", required=True) == "0"
+    assert normalise_id("00", "x", required=True) == "0"
+    assert normalise_id("9" * 19, "x", required=True) == "9" * 19
+    assert normalise_id(str(2**64 - 1), "x", required=True) == str(2**64 - 1)
+    with pytest.raises(MalformedPush, match="out of range"):
+        normalise_id(str(2**64), "x", required=True)
+    with pytest.raises(MalformedPush):
+        normalise_id("", "x", required=True)
     with pytest.raises(MalformedPush):
         normalise_id("١٢", "x", required=True)  # non-ASCII digits
+
+
+def test_a_push_never_shows_its_token() -> None:
+    """A Push that ends up in a log line or a traceback does not carry the token along."""
+    push = parse_push(body(webhook_id="1", webhook_token="s3cret-token", entity_id="2"))
+    assert "s3cret-token" not in repr(push)
+    assert "entity_id='2'" in repr(push)

@@ -1,7 +1,7 @@
 """Benchmark: the receiver's own work per push, without sockets, Redis or wrk.
 
 Runs ``POST /webhooks/moneybird``'s ASGI app in-process on uvloop for N unique
-~2 KB pushes (the same bodies as ``bench/push.lua``), ten at a time so they share
+~2 KB pushes (shaped like ``bench/push.lua``'s), ten at a time so they share
 script calls as they do under load. Redis is replaced by a link that answers every
 script call with "accepted" at once, so what is measured is hookbird's Python:
 parsing, authenticating, packing the stored push, building the script call and

@@ -49,11 +49,12 @@ def pack_push(header: Mapping[str, str], body: bytes) -> bytes:
     the receiver writes for a well-formed delivery; anything else (a quote, a
     control or non-ASCII character, a lone surrogate) is quoted the slow way.
     """
+    head: bytes | None
     try:
         head = orjson.dumps(header)
-    except orjson.JSONEncodeError:
-        head = b"\\"
-    if not head.isascii() or b"\\" in head or b"\x7f" in head:
+    except orjson.JSONEncodeError:  # a lone surrogate
+        head = None
+    if head is None or not head.isascii() or b"\\" in head or b"\x7f" in head:
         pairs = [
             (_NAMES.get(name) or quote(name) + ":") + quote(value) for name, value in header.items()
         ]

@@ -43,3 +43,12 @@ def test_a_decoded_reply_is_read_too() -> None:
         "action": "contact_created",
         "body": b"{}",
     }
+
+
+def test_headers_orjson_cannot_write_take_the_quoting_path() -> None:
+    """A lone surrogate (orjson refuses it) and DEL (orjson leaves it raw) are escaped as
+    json.dumps escapes them, so the stored bytes never depend on which path wrote them."""
+    for value in ("\ud800", "a\x7fb", 'say "hi"'):
+        header = {"user_agent": value}
+        expected = json.dumps(header, separators=(",", ":")).encode() + b"\n{}"
+        assert pack_push(header, b"{}") == expected

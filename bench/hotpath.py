@@ -1,7 +1,7 @@
 """Benchmark: the receiver's own work per push, without sockets, Redis or wrk.
 
 Runs ``POST /webhooks/moneybird``'s ASGI app in-process on uvloop for N unique
-~2 KB pushes (shaped like ``bench/push.lua``'s), ten at a time so they share
+~2 KB pushes (``bench/pushbody.py``, as wrk sends them), ten at a time so they share
 script calls as they do under load. Redis is replaced by a link that answers every
 script call with "accepted" at once, so what is measured is hookbird's Python:
 parsing, authenticating, packing the stored push, building the script call and
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import re
 import shutil
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import uvloop  # noqa: E402
 
+from bench import pushbody  # noqa: E402
 from hookbird.settings import Settings  # noqa: E402
 from receiver.credentials import CredentialsResolver  # noqa: E402
 from receiver.endpoint import PushEndpoint  # noqa: E402
@@ -46,42 +46,14 @@ from receiver.enqueue import Enqueuer  # noqa: E402
 from receiver.metrics import ReceiverMetrics  # noqa: E402
 
 TOKEN = "bench-webhook-token-0123456789"
-WEBHOOK_ID = "4180000000000000001"
 BATCH = 10
-PADDING = "Consultancy hours for the quarterly close; " * 34
-
-
-def _template() -> bytes:
-    push = {
-        "administration_id": "123456789",
-        "webhook_id": WEBHOOK_ID,
-        "webhook_token": TOKEN,
-        "entity_type": "SalesInvoice",
-        "entity_id": "@ID@",
-        "state": "paid",
-        "action": "sales_invoice_state_changed_to_paid",
-        "entity": {
-            "id": "@ID@",
-            "administration_id": "123456789",
-            "invoice_id": "2026-@N@",
-            "state": "paid",
-            "total_price_incl_tax": "121.0",
-            "currency": "EUR",
-            "version": "@N@",
-            "details": [{"description": PADDING, "price": "100.0"}],
-        },
-    }
-    return json.dumps(push, separators=(",", ":")).encode()
-
-
-TEMPLATE = _template()
+TEMPLATE = pushbody.template(TOKEN)
 
 
 def push_body(n: int) -> bytes:
-    """Push number ``n``, shaped like bench/push.lua's (cheap to make: the
+    """Push number ``n``, as bench/push.lua makes them for wrk (cheap to make: the
     instruction count covers making them too, the same for both apps)."""
-    entity_id = b"4960%015d" % n
-    return TEMPLATE.replace(b"@ID@", entity_id).replace(b"@N@", b"%d" % n)
+    return pushbody.fill(TEMPLATE, n)
 
 
 class AcceptingLink:

@@ -3,12 +3,15 @@
 One run starts a Redis with AOF ``everysec``, then (a) the bare endpoint in
 ``bench/bare_app.py`` and (b) hookbird's receiver (``hookbird serve``, single-webhook
 token mode, default settings and logging), each as one uvicorn process. wrk sends
-unique ~2 KB pushes with unique ``Idempotency-Key`` headers (``bench/push.lua``).
+unique ~2 KB pushes with unique ``Idempotency-Key`` headers (``bench/push.lua``):
+Moneybird's example contact as ``contact_changed``, a different contact each time
+(``bench/pushbody.py``).
 Both servers stay up and take turns for three rounds: on a shared 2-CPU machine
 one 10 s run swings by a quarter either way, and interleaved rounds give both the
 same weather. The table shows each server's median round (req/s, p50, p99, every
-round's req/s), CPU per request of the server, Redis and wrk, and hookbird's
-throughput as a ratio of bare.
+round's req/s), CPU per request of the server, Redis, Redis's AOF rewrites (the
+forked children rewriting the AOF as it grows, counted once each has finished) and
+wrk, and hookbird's throughput as a ratio of bare.
 
 After each of hookbird's runs (the warm-up too) every 200 it gave is checked
 against the queue, the RQ job hashes and the stored pushes in Redis, and then
@@ -52,6 +55,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import pushbody  # noqa: E402
 from hookbird import keys  # noqa: E402
 from hookbird.redis_server import RedisServer, free_port  # noqa: E402
 
@@ -144,7 +148,7 @@ class Result:
     p99_ms: float
     statuses: dict[str, int]
     errors: int
-    #: CPU seconds used during the measured run by the server, Redis and wrk
+    #: CPU seconds used during the measured run by the server, Redis, its AOF rewrites, wrk
     cpu: dict[str, float] | None = None
 
     @property
@@ -173,12 +177,24 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def redis_cpu(client: redis.Redis) -> float:
+def redis_cpu(client: redis.Redis) -> tuple[float, float]:
+    """CPU seconds of Redis itself and of its finished children (the AOF rewrites)."""
     info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return (
+        float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+        float(info["used_cpu_user_children"]) + float(info["used_cpu_sys_children"]),
+    )
 
 
-def run_wrk(url: str, *, seconds: int, connections: int, threads: int, cpus: str | None) -> Result:
+def run_wrk(
+    url: str,
+    *,
+    template: Path,
+    seconds: int,
+    connections: int,
+    threads: int,
+    cpus: str | None,
+) -> Result:
     command = [
         *pin(cpus),
         "wrk",
@@ -189,7 +205,7 @@ def run_wrk(url: str, *, seconds: int, connections: int, threads: int, cpus: str
         str(ROOT / "bench" / "push.lua"),
         url,
     ]
-    env = {**os.environ, "BENCH_TOKEN": TOKEN, "BENCH_RUN": os.urandom(6).hex()}
+    env = {**os.environ, "BENCH_TEMPLATE": str(template), "BENCH_RUN": os.urandom(6).hex()}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as wrk:
         assert wrk.stdout is not None
         output = wrk.stdout.read()
@@ -242,6 +258,7 @@ class Server:
         server_before, redis_before = process_cpu(self.process.pid), redis_cpu(client)
         result = run_wrk(
             self.url,
+            template=args.template,
             seconds=seconds,
             connections=args.connections,
             threads=args.threads,
@@ -249,7 +266,10 @@ class Server:
         )
         assert result.cpu is not None
         result.cpu["server"] = process_cpu(self.process.pid) - server_before
-        result.cpu["Redis"] = redis_cpu(client) - redis_before
+        aof_rewrite_done(client)  # a rewrite's CPU is counted when it has finished
+        redis_after = redis_cpu(client)
+        result.cpu["Redis"] = redis_after[0] - redis_before[0]
+        result.cpu["AOF rewrite"] = redis_after[1] - redis_before[1]
         result.name = self.name
         return result
 
@@ -300,6 +320,8 @@ def main() -> int:
     hookbird_cli = str(Path(python).with_name("hookbird"))
     with tempfile.TemporaryDirectory(prefix="hookbird-bench-") as tmp:
         data = Path(tmp)
+        args.template = data / "push.json"
+        args.template.write_bytes(pushbody.template(TOKEN))
         redis_server = RedisServer(
             data / "redis", appendfsync=args.appendfsync, launcher=pin(args.client_cpus)
         )
@@ -368,7 +390,7 @@ def main() -> int:
     print(
         f"\nhookbird receiver benchmark: {args.rounds} rounds of wrk -t{args.threads} "
         f"-c{args.connections} -d{args.duration}s per server, taking turns; unique ~2 KB "
-        f"pushes; Redis appendonly={aof} appendfsync={fsync}; "
+        f"{pushbody.ACTION} pushes; Redis appendonly={aof} appendfsync={fsync}; "
         + (
             f"server on CPU {args.server_cpus}, wrk + Redis on CPU {args.client_cpus}"
             if pinned
@@ -394,9 +416,9 @@ def main() -> int:
             f"{result.p99_ms:>7.2f} | {non_200:>7} | {errors:>6} | {every:<24} | {p99s:<24} |"
         )
     print(f"\nCPU per request in that round, µs (of {cpus} CPUs):\n")
-    columns = ("server", "Redis", "wrk", "total")
+    columns = ("server", "Redis", "AOF rewrite", "wrk", "total")
     print(f"| {'server':<18} | " + " | ".join(f"{c:>7}" for c in columns) + f" | {'idle':>5} |")
-    print(f"|{'-' * 20}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 7}|")
+    print(f"|{'-' * 20}|" + "|".join("-" * (max(7, len(c)) + 2) for c in columns) + f"|{'-' * 7}|")
     for server in (bare, hookbird):
         result = server.median
         assert result.cpu is not None
@@ -404,7 +426,8 @@ def main() -> int:
         idle = 1 - sum(result.cpu.values()) / (cpus * result.seconds)
         print(
             f"| {server.name:<18} | {per['server']:>7.1f} | {per['Redis']:>7.1f} | "
-            f"{per['wrk']:>7.1f} | {sum(per.values()):>7.1f} | {idle:>5.0%} |"
+            f"{per['AOF rewrite']:>11.1f} | {per['wrk']:>7.1f} | {sum(per.values()):>7.1f} | "
+            f"{idle:>5.0%} |"
         )
     ratio = hookbird.median.rps / bare.median.rps
     worst_p99 = max(r.p99_ms for r in hookbird.rounds)

@@ -26,6 +26,18 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def describe(pids: list[int]) -> str:
+    """Each process's pid and command line, one per line, for a failure message."""
+    lines = []
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        lines.append(f"  {pid}: {' '.join(a.decode(errors='replace') for a in argv if a)}")
+    return "\n".join(lines)
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 20, message: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:

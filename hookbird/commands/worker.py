@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -14,6 +12,7 @@ from typing import Any
 
 import redis
 
+from hookbird.children import die_with_parent_hook
 from hookbird.cli import EXIT_OK, CommandError, add_command, redis_client
 from hookbird.logs import configure_logging, get_logger
 from hookbird.routing import Router
@@ -74,12 +73,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 CLI = (sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())")
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the worker gets SIGTERM if `hookbird dev` dies, even by SIGKILL: no orphans."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def start_dev_worker(settings: Settings) -> subprocess.Popen[bytes]:
     """`hookbird dev`'s worker: a child process on the same Redis, stopped with the parent."""
     env = dict(os.environ)
@@ -88,7 +81,8 @@ def start_dev_worker(settings: Settings) -> subprocess.Popen[bytes]:
         [*CLI, "worker"],
         env=env,
         start_new_session=True,  # Ctrl-C reaches only `dev`, which then stops the worker once
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        # Linux: SIGTERM when `dev` dies, even by SIGKILL, so the worker is no orphan
+        preexec_fn=die_with_parent_hook(),
     )
     print(
         f"  worker     pid {proc.pid} (hookbird worker; `hookbird handlers` lists handlers)",

@@ -11,7 +11,9 @@ one 10 s run swings by a quarter either way, and interleaved rounds give both th
 same weather. The table shows each server's median round (req/s, p50, p99, every
 round's req/s), CPU per request of the server, Redis, Redis's AOF rewrites (the
 forked children rewriting the AOF as it grows, counted once each has finished) and
-wrk, and hookbird's throughput as a ratio of bare.
+wrk, the share of the round the server ran and waited for a CPU (from the kernel's
+schedstat: a server that waits is sharing a CPU with Redis or wrk), and hookbird's
+throughput as a ratio of bare.
 
 After each of hookbird's runs (the warm-up too) every 200 it gave is checked
 against the queue, the RQ job hashes and the stored pushes in Redis, and then
@@ -150,6 +152,8 @@ class Result:
     errors: int
     #: CPU seconds used during the measured run by the server, Redis, its AOF rewrites, wrk
     cpu: dict[str, float] | None = None
+    #: seconds the server's threads ran and waited on a run queue for a CPU (schedstat)
+    sched: tuple[float, float] | None = None
 
     @property
     def rps(self) -> float:
@@ -175,6 +179,22 @@ def process_cpu(pid: int) -> float:
     """CPU seconds (user + system) a running process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_sched(pid: int) -> tuple[float, float] | None:
+    """Seconds a process's threads have run and have waited for a CPU while runnable.
+
+    From ``/proc/<pid>/task/*/schedstat``; None where the kernel does not keep it.
+    A server that waits for a CPU is sharing one with Redis or wrk.
+    """
+    ran = waited = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            fields = (task / "schedstat").read_text().split()
+            ran, waited = ran + int(fields[0]), waited + int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return ran / 1e9, waited / 1e9
 
 
 def redis_cpu(client: redis.Redis) -> tuple[float, float]:
@@ -256,6 +276,7 @@ class Server:
 
     def measure(self, args: argparse.Namespace, client: redis.Redis, seconds: int) -> Result:
         server_before, redis_before = process_cpu(self.process.pid), redis_cpu(client)
+        sched_before = process_sched(self.process.pid)
         result = run_wrk(
             self.url,
             template=args.template,
@@ -266,6 +287,12 @@ class Server:
         )
         assert result.cpu is not None
         result.cpu["server"] = process_cpu(self.process.pid) - server_before
+        sched_after = process_sched(self.process.pid)
+        if sched_before and sched_after:
+            result.sched = (
+                sched_after[0] - sched_before[0],
+                sched_after[1] - sched_before[1],
+            )
         aof_rewrite_done(client)  # a rewrite's CPU is counted when it has finished
         redis_after = redis_cpu(client)
         result.cpu["Redis"] = redis_after[0] - redis_before[0]
@@ -415,19 +442,35 @@ def main() -> int:
             f"| {server.name:<18} | {result.rps:>9.0f} | {result.p50_ms:>7.2f} | "
             f"{result.p99_ms:>7.2f} | {non_200:>7} | {errors:>6} | {every:<24} | {p99s:<24} |"
         )
-    print(f"\nCPU per request in that round, µs (of {cpus} CPUs):\n")
+    print(
+        f"\nCPU per request in that round, µs (of {cpus} CPUs), machine idle, and the share "
+        "of the round the server ran and waited for a CPU:\n"
+    )
     columns = ("server", "Redis", "AOF rewrite", "wrk", "total")
-    print(f"| {'server':<18} | " + " | ".join(f"{c:>7}" for c in columns) + f" | {'idle':>5} |")
-    print(f"|{'-' * 20}|" + "|".join("-" * (max(7, len(c)) + 2) for c in columns) + f"|{'-' * 7}|")
+    print(
+        f"| {'server':<18} | "
+        + " | ".join(f"{c:>7}" for c in columns)
+        + f" | {'idle':>5} | {'ran':>5} | {'waited':>6} |"
+    )
+    print(
+        f"|{'-' * 20}|"
+        + "|".join("-" * (max(7, len(c)) + 2) for c in columns)
+        + f"|{'-' * 7}|{'-' * 7}|{'-' * 8}|"
+    )
     for server in (bare, hookbird):
         result = server.median
         assert result.cpu is not None
         per = {k: v / result.requests * 1e6 for k, v in result.cpu.items()}
         idle = 1 - sum(result.cpu.values()) / (cpus * result.seconds)
+        ran, waited = (
+            (f"{result.sched[0] / result.seconds:.0%}", f"{result.sched[1] / result.seconds:.0%}")
+            if result.sched
+            else ("n/a", "n/a")
+        )
         print(
             f"| {server.name:<18} | {per['server']:>7.1f} | {per['Redis']:>7.1f} | "
             f"{per['AOF rewrite']:>11.1f} | {per['wrk']:>7.1f} | {sum(per.values()):>7.1f} | "
-            f"{idle:>5.0%} |"
+            f"{idle:>5.0%} | {ran:>5} | {waited:>6} |"
         )
     ratio = hookbird.median.rps / bare.median.rps
     worst_p99 = max(r.p99_ms for r in hookbird.rounds)

@@ -26,7 +26,7 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def describe(pids: list[int]) -> str:
+def _describe(pids: list[int]) -> str:
     """Each process's pid and command line, one per line, for a failure message."""
     lines = []
     for pid in pids:
@@ -36,6 +36,20 @@ def describe(pids: list[int]) -> str:
             continue
         lines.append(f"  {pid}: {' '.join(a.decode(errors='replace') for a in argv if a)}")
     return "\n".join(lines)
+
+
+def wait_gone(marker: str, timeout: float, output: Callable[[], str] | None = None) -> None:
+    """Wait until no process carries ``marker``; else fail naming each one left running.
+
+    ``output`` gives the log the processes wrote, whose end goes into the message.
+    """
+    try:
+        wait_for(lambda: not processes_with(marker), timeout=timeout)
+    except AssertionError:
+        message = f"still running {timeout:g} s later:\n{_describe(processes_with(marker))}"
+        if output is not None:
+            message += f"\ntheir output, last lines:\n{output()[-4000:]}"
+        raise AssertionError(message) from None
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20, message: str = "condition") -> Any:

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from hookbird.redis_server import free_port
-from tests.commands.processes import describe, processes_with, wait_for
+from tests.commands.processes import processes_with, wait_for, wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -104,14 +104,7 @@ class Dev:
         assert self.proc is not None
         self.proc.send_signal(how)
         self.proc.wait(30)
-        try:
-            wait_for(lambda: not processes_with(self.marker), timeout=15)
-        except AssertionError:
-            left = describe(processes_with(self.marker))
-            raise AssertionError(
-                f"still running 15 s after dev stopped:\n{left}\n"
-                f"dev's output (its children's too), last lines:\n{self.output()[-4000:]}"
-            ) from None
+        wait_gone(self.marker, timeout=15, output=self.output)  # dev's log has its children's
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from hookbird.redis_server import free_port
-from tests.commands.processes import processes_with, wait_for
+from tests.commands.processes import wait_for, wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_honcho_starts_web_worker_and_dashboard(
         wait_for(lambda: redis_client.scard("rq:workers"), message="a registered worker")
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
-        wait_for(lambda: not processes_with(marker + "\0"), timeout=15, message="all to stop")
+        wait_gone(marker + "\0", timeout=15, output=log.read_text)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

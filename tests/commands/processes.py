@@ -26,6 +26,15 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _describe(pids: list[int]) -> str:
     """Each process's pid and command line, one per line, for a failure message."""
     lines = []
@@ -38,15 +47,27 @@ def _describe(pids: list[int]) -> str:
     return "\n".join(lines)
 
 
-def wait_gone(marker: str, timeout: float, output: Callable[[], str] | None = None) -> None:
-    """Wait until no process carries ``marker``; else fail naming each one left running.
+def wait_gone(
+    marker: str,
+    timeout: float,
+    output: Callable[[], str] | None = None,
+    pids: tuple[int, ...] = (),
+) -> None:
+    """Wait until no process carries ``marker`` and none of ``pids`` lives; else fail
+    naming each one left running.
 
-    ``output`` gives the log the processes wrote, whose end goes into the message.
+    ``pids`` is for processes the marker cannot find: redis-server writes its title
+    over the memory that held its environment. ``output`` gives the log the processes
+    wrote, whose end goes into the message.
     """
+
+    def left() -> list[int]:
+        return processes_with(marker) + [pid for pid in pids if alive(pid)]
+
     try:
-        wait_for(lambda: not processes_with(marker), timeout=timeout)
+        wait_for(lambda: not left(), timeout=timeout)
     except AssertionError:
-        message = f"still running {timeout:g} s later:\n{_describe(processes_with(marker))}"
+        message = f"still running {timeout:g} s later:\n{_describe(left())}"
         if output is not None:
             message += f"\ntheir output, last lines:\n{output()[-4000:]}"
         raise AssertionError(message) from None

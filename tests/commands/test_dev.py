@@ -1,7 +1,8 @@
 """The README's run command end to end: `hookbird dev` as a real process, then `hookbird send`.
 
 No REDIS_URL: dev starts its private Redis under the data dir. Every child inherits
-the test's unique HOOKBIRD_DATA_DIR, so scanning /proc for it finds any orphan.
+the test's unique HOOKBIRD_DATA_DIR, so scanning /proc for it finds any orphan, except
+Redis, whose title overwrites its environment: it is followed by the pid it reports.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 import redis
 
 from hookbird.redis_server import free_port
-from tests.commands.processes import processes_with, wait_for, wait_gone
+from tests.commands.processes import alive, processes_with, wait_for, wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +49,7 @@ class Dev:
         self.runs = 0
         self.marker = f"HOOKBIRD_DATA_DIR={self.data_dir}\0"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.redis_pid: int | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
         self.runs += 1
@@ -68,9 +70,21 @@ class Dev:
                 stderr=subprocess.STDOUT,
             )
         wait_for(self.ready, message=f"hookbird dev to be ready:\n{self.output()}")
-        # dev, its Redis and its worker (and the dashboard): the orphan check can see them
+        # dev, its worker and the worker's scheduler (and the dashboard) carry the marker
         assert len(processes_with(self.marker)) >= 3
+        client = self.redis()
+        self.redis_pid = int(client.info("server")["process_id"])
+        client.close()
+        assert self.owns(self.redis_pid), "dev's Redis should run in its data dir"
         return self.proc
+
+    def owns(self, pid: int) -> bool:
+        """Whether ``pid`` is a live process working in this dev's data dir (its Redis)."""
+        try:
+            cwd = Path(f"/proc/{pid}/cwd").resolve(strict=True)
+        except OSError:
+            return False
+        return alive(pid) and cwd.is_relative_to(self.data_dir.resolve())
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -104,7 +118,9 @@ class Dev:
         assert self.proc is not None
         self.proc.send_signal(how)
         self.proc.wait(30)
-        wait_gone(self.marker, timeout=15, output=self.output)  # dev's log has its children's
+        redis_pid = () if self.redis_pid is None else (self.redis_pid,)
+        # dev's log has its children's
+        wait_gone(self.marker, timeout=15, output=self.output, pids=redis_pid)
 
 
 @pytest.fixture
@@ -114,7 +130,10 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
     if running.proc is not None and running.proc.poll() is None:
         running.proc.kill()
         running.proc.wait()
-    for pid in processes_with(running.marker):
+    leftover = processes_with(running.marker)
+    if running.redis_pid is not None and running.owns(running.redis_pid):
+        leftover.append(running.redis_pid)
+    for pid in leftover:
         os.kill(pid, signal.SIGKILL)
 
 

@@ -18,10 +18,9 @@ def processes_with(marker: str) -> list[int]:
         try:
             if marker.encode() not in (entry / "environ").read_bytes():
                 continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z":
+        if alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 

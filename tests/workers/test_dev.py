@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 import redis
 
 from hookbird.redis_server import free_port
+from tests.commands.processes import alive
 from tests.workers.conftest import (
     HOOKBIRD,
     ROOT,
@@ -24,16 +24,6 @@ from tests.workers.conftest import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purposes
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])

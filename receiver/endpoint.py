@@ -8,16 +8,20 @@ confirm, the answer is 503 with ``Retry-After`` so Moneybird tries again; so it 
 when a webhook's stored signing secrets cannot be decrypted (``HOOKBIRD_SECRET_KEY``
 unset or wrong): such a push is neither accepted unverified nor refused as forged.
 
-A plain ASGI callable rather than a Starlette request handler: this is the hot
-path, and building Request and Response objects costs more than the rest of
-the work a push needs here.
+This is the hot path. :meth:`PushEndpoint.answer` does the work once the body is
+read, and ``receiver.protocol`` calls it straight from uvicorn's parser for a push
+that arrives whole, the common case, without an ASGI request cycle. The endpoint
+is also a plain ASGI callable (not a Starlette request handler: Request and
+Response objects would cost more than the rest of a push) for every other push:
+a body in several reads, chunked, ``Expect: 100-continue``, over the cap.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import redis.exceptions
 from starlette.types import Receive, Scope, Send
@@ -59,17 +63,28 @@ def describe(push: Push) -> str:
     return text.encode("utf-8", "surrogateescape")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")
 
 
-async def respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
+class Reply(NamedTuple):
+    """The answer to a push: always a JSON body, sometimes with extra headers."""
+
+    status: int
+    body: bytes
+    headers: Sequence[tuple[bytes, bytes]] = ()
+
+    def head_fields(self) -> list[tuple[bytes, bytes]]:
+        """Its header fields as ASGI lists them (uvicorn adds ``date``)."""
+        return [*_JSON, (b"content-length", b"%d" % len(self.body)), *self.headers]
+
+
+def wanted_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """The request headers a push needs, by lower-case name (as ASGI and uvicorn give them)."""
+    return {name: value.decode("latin-1") for name, value in raw if name in _WANTED}
+
+
+async def respond(send: Send, reply: Reply) -> None:
     await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON, (b"content-length", b"%d" % len(body)), *(headers or ())],
-        }
+        {"type": "http.response.start", "status": reply.status, "headers": reply.head_fields()}
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 def error_body(reason: str) -> bytes:
@@ -88,32 +103,47 @@ class PushEndpoint:
         self._retry_after = [(b"retry-after", str(settings.retry_after).encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The push route as an ASGI app: for what ``receiver.protocol`` does not answer
+        itself (a body in several reads, chunked, ``Expect: 100-continue``, over the cap)."""
         started = time.perf_counter()
         received_ns = time.time_ns()
-        received_at = received_ns / 1e9
-        settings, counts = self.settings, self.metrics.pushes
-        headers = {
-            name: value.decode("latin-1") for name, value in scope["headers"] if name in _WANTED
-        }
+        headers = wanted_headers(scope["headers"])
         try:
-            declared_length(headers.get(b"content-length"), settings.max_body_bytes)
+            declared_length(headers.get(b"content-length"), self.settings.max_body_bytes)
             body = await self.body_reader.read(receive)
         except BodyError as exc:
-            counts[_BODY_OUTCOMES.get(exc.status_code, "bad_request")] += 1
+            self.metrics.pushes[_BODY_OUTCOMES.get(exc.status_code, "bad_request")] += 1
             log.warning("push refused", status=exc.status_code, reason=exc.reason)
-            return await respond(send, exc.status_code, error_body(exc.reason))
+            return await respond(send, Reply(exc.status_code, error_body(exc.reason)))
+        client = scope.get("client")
+        remote_addr = client[0] if client else ""
+        await respond(send, await self.answer(body, headers, remote_addr, received_ns, started))
 
+    async def answer(
+        self,
+        body: bytes,
+        headers: dict[bytes, str],
+        remote_addr: str,
+        received_ns: int,
+        started: float,
+    ) -> Reply:
+        """A push whose whole body has been read, from parsing to the reply.
+
+        ``headers`` are the request's :func:`wanted_headers`; ``received_ns`` is when
+        it arrived (``time.time_ns()``) and ``started`` the same on ``time.perf_counter``.
+        """
+        settings, counts = self.settings, self.metrics.pushes
         try:
             push = parse_push(body)
         except MalformedPush as exc:
             counts["bad_request"] += 1
             log.warning("push refused", status=400, reason=exc.reason, bytes=len(body))
-            return await respond(send, 400, error_body(exc.reason))
+            return Reply(400, error_body(exc.reason))
 
         if push.is_test:
             counts["test"] += 1
             log.info("test_webhook received", administration_id=push.administration_id)
-            return await respond(send, 200, b'{"status":"test"}')
+            return Reply(200, b'{"status":"test"}')
 
         assert self.credentials is not None, "set in the app's lifespan"
         assert self.enqueuer is not None, "set in the app's lifespan"
@@ -125,7 +155,7 @@ class PushEndpoint:
                 presented_token=push.webhook_token,
                 signature_header=signature,
                 credentials=await self.credentials.resolve(push.webhook_id),
-                now=received_at,
+                now=received_ns / 1e9,
                 tolerance=settings.signature_tolerance,
             )
         except VerificationFailure as exc:
@@ -138,21 +168,20 @@ class PushEndpoint:
                 administration_id=push.administration_id,
                 webhook_id=push.webhook_id,
             )
-            return await respond(send, 401, b'{"status":"error","error":"unauthorized"}')
+            return Reply(401, b'{"status":"error","error":"unauthorized"}')
         except (redis.exceptions.RedisError, OSError) as exc:
-            return await self.unavailable(send, exc)
+            return self.unavailable(exc)
         except SecretKeyError as exc:  # the message names the fix and holds no secret
             counts["unavailable"] += 1
             log.error("push not verified", status=503, webhook_id=push.webhook_id, error=str(exc))
-            unavailable = error_body("unavailable, retry later")
-            return await respond(send, 503, unavailable, self._retry_after)
+            return Reply(503, error_body("unavailable, retry later"), self._retry_after)
 
         try:
             outcome = await self.enqueuer.submit(
-                self.new_push(push, body, headers, scope, received_ns)
+                self.new_push(push, body, headers, remote_addr, received_ns)
             )
         except QueueUnavailable as exc:
-            return await self.unavailable(send, exc)
+            return self.unavailable(exc)
 
         status = "accepted" if outcome.accepted else "duplicate"
         counts[status] += 1
@@ -166,26 +195,23 @@ class PushEndpoint:
                 entity_type=push.entity_type,
                 entity_id=push.entity_id,
             )
-        await respond(
-            send,
-            200,
-            b'{"status":"%s","event_id":"%s"}' % (status.encode(), outcome.event_id.encode()),
+        return Reply(
+            200, b'{"status":"%s","event_id":"%s"}' % (status.encode(), outcome.event_id.encode())
         )
 
     @staticmethod
     def new_push(
-        push: Push, body: bytes, headers: dict[bytes, str], scope: Scope, received_ns: int
+        push: Push, body: bytes, headers: dict[bytes, str], remote_addr: str, received_ns: int
     ) -> NewPush:
         idempotency_key = headers.get(b"idempotency-key")
         event_id = keys.new_event_id(received_ns / 1e9)
         dedup_key = keys.dedup_key(idempotency_key, body)
         received_at, job_timestamp = timestamps(received_ns)
-        client: Any = scope.get("client")
         header = {  # the fields of hookbird.stored.HEADER_FIELDS
             "idempotency_key": idempotency_key or "",
             "signature": headers.get(b"moneybird-signature", ""),
             "user_agent": headers.get(b"user-agent", ""),
-            "remote_addr": client[0] if client else "",
+            "remote_addr": remote_addr,
             "received_at": received_at,
             "action": push.action,
             "administration_id": push.administration_id,
@@ -203,8 +229,8 @@ class PushEndpoint:
             pack_push(header, body),
         )
 
-    async def unavailable(self, send: Send, exc: BaseException) -> None:
+    def unavailable(self, exc: BaseException) -> Reply:
         self.metrics.pushes["unavailable"] += 1
         self.metrics.redis_errors += 1
         log.error("push not stored: Redis unavailable", status=503, error=str(exc))
-        await respond(send, 503, error_body("queue unavailable, retry later"), self._retry_after)
+        return Reply(503, error_body("queue unavailable, retry later"), self._retry_after)

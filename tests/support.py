@@ -16,8 +16,11 @@ from hookbird.redis_server import free_port
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, host: str = "127.0.0.1", **config: Any) -> Iterator[str]:
-    """Run an ASGI app under uvicorn in a thread on a free port; yield its base URL."""
+def uvicorn_in_thread(
+    app: Any, *, host: str = "127.0.0.1", **config: Any
+) -> Iterator[tuple[str, uvicorn.Server]]:
+    """Run an ASGI app under uvicorn in a thread on a free port; yield its base URL
+    and the server (set ``should_exit`` to begin a graceful shutdown)."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -32,10 +35,17 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", **config: Any) -> Iter
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://{host}:{port}", server
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", **config: Any) -> Iterator[str]:
+    """Run an ASGI app under uvicorn in a thread on a free port; yield its base URL."""
+    with uvicorn_in_thread(app, host=host, **config) as (base, _):
+        yield base
 
 
 def send_raw(base: str, head: bytes, chunks: list[bytes] | None = None, pause: float = 0.0) -> int:

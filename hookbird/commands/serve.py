@@ -18,7 +18,7 @@ from hookbird.settings import Settings
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from receiver.protocol import CoalescingHttpToolsProtocol
+    from receiver.protocol import ReceiverProtocol
 
     if not settings.redis_url:
         raise CommandError(
@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         proxy_headers=True,
         server_header=False,
-        http=CoalescingHttpToolsProtocol,
+        http=ReceiverProtocol,
     )
     return EXIT_OK
 
@@ -59,7 +59,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from hookbird import children
     from hookbird.redis_server import RedisServer, RedisServerError
     from receiver.app import create_app
-    from receiver.protocol import CoalescingHttpToolsProtocol
+    from receiver.protocol import ReceiverProtocol
 
     lock = children.lock_data_dir(settings.data_dir)
     if lock is None:
@@ -131,7 +131,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
                 log_config=None,
                 access_log=False,
                 server_header=False,
-                http=CoalescingHttpToolsProtocol,
+                http=ReceiverProtocol,
             )
         finally:
             children.stop(dashboard)

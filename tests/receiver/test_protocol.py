@@ -161,12 +161,16 @@ class Connection:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def response(self) -> tuple[int, dict[bytes, bytes], bytes]:
-        """The next response: status, headers by lower-case name, body."""
+    def head(self) -> bytes:
+        """The next response head (an interim ``100 Continue`` is a whole response)."""
         while b"\r\n\r\n" not in self.buffer:
             self._fill()
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        status_line, *lines = head.split(b"\r\n")
+        return head
+
+    def response(self) -> tuple[int, dict[bytes, bytes], bytes]:
+        """The next response: status, headers by lower-case name, body."""
+        status_line, *lines = self.head().split(b"\r\n")
         headers = dict(line.lower().split(b": ", 1) for line in lines)
         length = int(headers[b"content-length"])
         while len(self.buffer) < length:
@@ -305,10 +309,7 @@ def test_expect_100_continue_gets_its_interim_answer(
     head_end = data.index(b"\r\n\r\n") + 4
     with connect(receiver) as connection:
         connection.send(data[:head_end])
-        while b"\r\n\r\n" not in connection.buffer:
-            connection._fill()
-        assert connection.buffer.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
-        connection.buffer = connection.buffer.split(b"\r\n\r\n", 1)[1]
+        assert connection.head() == b"HTTP/1.1 100 Continue"
         connection.send(data[head_end:])
         status, _, answer = connection.response()
     assert status == 200

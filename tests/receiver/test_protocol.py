@@ -26,6 +26,7 @@ from hookbird.stored import unpack_push
 from receiver.app import create_app
 from receiver.endpoint import PushEndpoint
 from receiver.protocol import ReceiverProtocol, _CoalescingTransport
+from tests.commands.processes import wait_for
 from tests.receiver.conftest import MakeReceiver
 from tests.receiver.pushes import TOKEN, push_body
 from tests.support import uvicorn_in_thread
@@ -120,17 +121,10 @@ def test_the_receiver_writes_through_the_coalescing_transport(
         original(self, Recorder())  # type: ignore[arg-type]
 
     monkeypatch.setattr(_CoalescingTransport, "__init__", init)
-    host, port = receiver.removeprefix("http://").split(":")
     body = b'{"action":"test_webhook","administration_id":1,"token":"x"}'
-    request = (
-        b"POST /webhooks/moneybird HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\n\r\n%s" % (len(body), body)
-    )
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(request)
-        deadline = time.monotonic() + 5
-        while not reached and time.monotonic() < deadline:
-            time.sleep(0.01)
+    with connect(receiver) as connection:
+        connection.send(request(body))
+        wait_for(lambda: reached, timeout=5, message="the answer to reach the transport")
     assert len(reached) == 1
     assert reached[0].startswith(b"HTTP/1.1 200 ")
     assert reached[0].endswith(b'\r\n\r\n{"status":"test"}')
@@ -325,10 +319,9 @@ def test_a_client_that_leaves_before_its_answer_still_has_its_push_queued(
     with connect(receiver) as connection:
         connection.send(request(push_body(entity_id="101")))
         time.sleep(0.1)
-    deadline = time.monotonic() + 5
-    while not redis_client.llen(keys.rq_queue_key("hookbird")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert redis_client.llen(keys.rq_queue_key("hookbird")) == 1
+    queue = keys.rq_queue_key("hookbird")
+    wait_for(lambda: redis_client.llen(queue), timeout=5, message="the push to be queued")
+    assert redis_client.llen(queue) == 1
     with connect(receiver) as connection:
         connection.send(request(push_body(entity_id="102")))
         assert connection.response()[0] == 200

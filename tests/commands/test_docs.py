@@ -36,6 +36,7 @@ def test_the_operator_docs_exist() -> None:
         "configuration.md",
         "operations.md",
         "security.md",
+        "performance.md",
     }
 
 
@@ -58,5 +59,39 @@ def test_readme_starts_with_the_two_commands_and_links_the_docs() -> None:
     top = text[:1200]
     assert "./scripts/dev" in top
     assert "./scripts/test" in top
-    for page in ("getting-started", "handlers", "configuration", "operations", "security"):
+    for page in (
+        "getting-started",
+        "handlers",
+        "configuration",
+        "operations",
+        "security",
+        "performance",
+    ):
         assert f"docs/{page}.md" in text, page
+
+
+def test_readme_leads_with_what_a_newcomer_needs() -> None:
+    """The README runs: what hookbird is, the commands, a first handler, deploying; then the rest."""
+    text = (ROOT / "README.md").read_text()
+    headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    first_handler = next(i for i, h in enumerate(headings) if "handler" in h.lower())
+    deploying = headings.index("Deploying")
+    assert first_handler < deploying <= 3, headings
+    assert text.index("./scripts/test") < text.index("## ")
+
+
+def test_benchmark_narrative_lives_in_docs_performance() -> None:
+    """The README keeps a one-paragraph summary; the measurements are in docs/performance.md."""
+    readme = (ROOT / "README.md").read_text()
+    performance = (ROOT / "docs" / "performance.md").read_text()
+    assert "bench/receiver.py" in performance
+    assert "preemption" in performance
+    assert "preemption" not in readme
+    section = readme.split("## Performance", 1)[1].split("\n## ", 1)[0]
+    assert len(section) < 600, len(section)
+
+
+def test_license_file_matches_the_metadata() -> None:
+    """pyproject says MIT, and the MIT licence text ships beside it."""
+    assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")

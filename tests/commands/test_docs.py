@@ -71,7 +71,7 @@ def test_readme_starts_with_the_two_commands_and_links_the_docs() -> None:
 
 
 def test_readme_leads_with_what_a_newcomer_needs() -> None:
-    """The README runs: what hookbird is, the commands, a first handler, deploying; then the rest."""
+    """The README runs: what hookbird is, the commands, a first handler, deploying, the rest."""
     text = (ROOT / "README.md").read_text()
     headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
     first_handler = next(i for i, h in enumerate(headings) if "handler" in h.lower())

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from hookbird.cli import EXIT_OK, add_command, safe_url
-from hookbird.logs import is_sensitive_key
 from hookbird.settings import FIELDS, Settings
 
 
@@ -17,7 +16,7 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
             value = ",".join(value)
         if value in (None, ""):
             shown = "(unset)"
-        elif is_sensitive_key(setting.attr) or setting.attr == "secret_key":
+        elif setting.secret:
             shown = "(set)"
         elif setting.attr == "redis_url":
             shown = safe_url(str(value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -163,3 +164,22 @@ def test_config_never_prints_secrets() -> None:
     assert "cfg-token-value-1" not in result.stdout
     assert "hunter2pass" not in result.stdout
     assert "(set)" in result.stdout
+
+
+def test_config_shows_tunables_whose_names_sound_secret() -> None:
+    """HOOKBIRD_SIGNATURE_TOLERANCE is a number of seconds, shown, not hidden as a secret."""
+    result = hookbird(
+        "config", env={"PATH": "/usr/bin:/bin", "HOOKBIRD_SIGNATURE_TOLERANCE": "120"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^HOOKBIRD_SIGNATURE_TOLERANCE +120$", result.stdout, re.M), result.stdout
+
+
+def test_every_secret_setting_is_marked_secret() -> None:
+    """What log scrubbing treats as secret is exactly what `config` hides."""
+    from hookbird.settings import FIELDS, Settings
+
+    marked = {f.env for f in FIELDS if f.secret}
+    environ = {f.env: f"value-of-{f.env.lower()}" for f in FIELDS if f.default is None}
+    secrets = set(Settings.from_env(environ, dotenv=None).secrets())
+    assert {env for env, value in environ.items() if value in secrets} == marked

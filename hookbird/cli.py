@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from hookbird import __version__
+from hookbird import __version__, devstate
 from hookbird.logs import configure_logging
 from hookbird.settings import Settings, SettingsError
 
@@ -72,7 +72,7 @@ def redis_client(settings: Settings) -> redis.Redis:
         raise CommandError(
             "REDIS_URL is not set. Point it at the Redis hookbird uses, for example\n"
             "  REDIS_URL=redis://localhost:6379/0 hookbird …\n"
-            "(with `hookbird dev` running, its banner shows the URL of its private Redis)."
+            "or run this command in the folder where `hookbird dev` runs: it uses dev's Redis."
         )
     client = redis.Redis.from_url(
         settings.redis_url,
@@ -118,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         settings = Settings.from_env()
+        if args.command != "dev":  # the others use the dev running in this folder, if any
+            settings = devstate.apply(settings)
         if not getattr(args, "configures_logging", False):
             configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
         return func(args, settings)

@@ -2,8 +2,8 @@
 
 Delivers signed pushes built by :mod:`hookbird.pushes` to a receiver, one line per
 push with its status and latency. The defaults talk to ``hookbird dev`` in the same
-folder: its URL from ``.hookbird/dev-endpoint`` (else ``HOST``/``PORT``) and its token
-from ``.hookbird/dev-webhook-token``, so ``hookbird send contact_created`` just works.
+folder: its URL and token from its state (:mod:`hookbird.devstate`; else ``HOST``/``PORT``
+and ``.hookbird/dev-webhook-token``), so ``hookbird send contact_created`` just works.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2
 
-from hookbird import catalog, pushes
+from hookbird import catalog, devstate, pushes
 from hookbird.cli import EXIT_ERROR, EXIT_OK, CommandError, add_command
 from hookbird.settings import Settings
 
@@ -27,9 +27,9 @@ DEFAULT_WEBHOOK_ID = "418000000000000001"
 
 def default_url(settings: Settings) -> str:
     """The running `hookbird dev` in this folder, else http://HOST:PORT."""
-    running = settings.data_dir / "dev-endpoint"
-    if running.is_file():
-        return running.read_text().strip()
+    state = devstate.running(settings.data_dir)
+    if state is not None and state.endpoint:
+        return state.endpoint
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     return f"http://{host}:{settings.port}/webhooks/moneybird"
 

@@ -14,12 +14,45 @@ from pathlib import Path
 from typing import Any
 
 from hookbird import __version__
-from hookbird.cli import EXIT_OK, CommandError, add_command, safe_url
-from hookbird.logs import configure_logging
+from hookbird.cli import (
+    EXIT_OK,
+    CommandError,
+    add_command,
+    redis_url_problem,
+    root_cause,
+    safe_url,
+)
+from hookbird.logs import configure_logging, get_logger
 from hookbird.settings import Settings
 
 #: How to add rq-dashboard to a checkout (hookbird is not on a package index).
 INSTALL_DASHBOARD = ".venv/bin/pip install -e '.[dashboard]' (scripts/bootstrap does it)"
+
+
+def warn_if_redis_is_down(settings: Settings) -> None:
+    """One clear line at startup when Redis does not answer; the receiver still starts.
+
+    It answers 503 (Moneybird retries) until Redis is back, and /readyz says so: a
+    receiver that refused to start would turn a Redis restart into lost pushes.
+    """
+    import redis
+
+    assert settings.redis_url
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        get_logger("hookbird.serve").warning(
+            "Redis unreachable at startup: pushes get 503 until it answers",
+            redis=safe_url(settings.redis_url),
+            error=root_cause(exc),
+        )
+    finally:
+        client.close()
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,7 +65,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "REDIS_URL is not set: `hookbird serve` needs the Redis your workers use.\n"
             "For a laptop setup with a private Redis, run `hookbird dev` instead."
         )
+    problem = redis_url_problem(settings.redis_url)
+    if problem:
+        raise CommandError(problem)
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    warn_if_redis_is_down(settings)
     uvicorn.run(
         "receiver.app:create_app_from_env",
         factory=True,

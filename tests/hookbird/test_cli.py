@@ -126,7 +126,7 @@ def test_webhooks_encrypt_seals_plaintext_entries_and_rotates(
     env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "HOOKBIRD_LOG_FORMAT": "json"}
     done = hookbird("webhooks", "encrypt", env={**env, "HOOKBIRD_SECRET_KEY": f"{new_key},{KEY}"})
     assert done.returncode == 0, done.stderr
-    assert "2 webhook(s)" in done.stdout
+    assert "2 webhooks" in done.stdout
 
     raw = b"".join(redis_client.hvals("hookbird:webhook:4180"))
     assert b"legacy-secret-value-1" not in raw
@@ -183,3 +183,37 @@ def test_every_secret_setting_is_marked_secret() -> None:
     environ = {f.env: f"value-of-{f.env.lower()}" for f in FIELDS if f.default is None}
     secrets = set(Settings.from_env(environ, dotenv=None).secrets())
     assert {env for env, value in environ.items() if value in secrets} == marked
+
+
+def test_a_redis_url_without_scheme_is_one_line_not_a_traceback() -> None:
+    """REDIS_URL=localhost:6379: commands exit 1 naming the form; doctor shows it as ✗."""
+    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": "localhost:6379", "HOOKBIRD_ENTRY_POINTS": "off"}
+    listed = hookbird("events", "list", env=env)
+    assert listed.returncode == 1
+    assert "Traceback" not in listed.stderr
+    assert "it takes the form redis://host:port/db" in listed.stderr
+    doctor = hookbird("doctor", "--ascii", env=env)
+    assert doctor.returncode == 2
+    assert "FAIL REDIS_URL 'localhost:6379' is not a Redis URL" in doctor.stdout
+    assert "Traceback" not in doctor.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`hookbird send --list | head -1`: no BrokenPipeError traceback, SIGPIPE's exit code."""
+    import fcntl
+    import os
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # smaller than the listing
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hookbird.cli", "send", "--list"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        assert reader.readline().startswith(b"access_token_created")
+    _, err = proc.communicate(timeout=60)
+    assert err == b""
+    assert proc.returncode == 141

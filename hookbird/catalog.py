@@ -61,7 +61,17 @@ def matches(pattern: str, action: str) -> bool:
     return action.startswith(pattern + "_")
 
 
-def suggest(name: str, limit: int = 3) -> list[str]:
-    """The closest official event or group names, for a friendly warning."""
+def suggest(name: str, limit: int = 3, *, with_groups: bool = True) -> list[str]:
+    """The official names closest to a typo, best first: the one place that guesses.
+
+    Names holding every word typed come first, shortest first (``invoice_paid`` →
+    ``sales_invoice_state_changed_to_paid``), then the closest spellings
+    (``contact_create`` → ``contact_created``). ``with_groups=False`` for a push's
+    action, which must be an event, not a group.
+    """
     found_events, found_groups = _parse()
-    return difflib.get_close_matches(name, [*found_events, *found_groups], n=limit, cutoff=0.6)
+    names = [*found_events, *found_groups] if with_groups else list(found_events)
+    words = set(name.split("_"))
+    containing = sorted((n for n in names if n != name and words <= set(n.split("_"))), key=len)
+    close = difflib.get_close_matches(name, names, n=limit, cutoff=0.6)
+    return list(dict.fromkeys([*containing, *close]))[:limit]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -17,7 +19,7 @@ from typing import Any
 
 import redis
 
-from hookbird import __version__
+from hookbird import __version__, devstate
 from hookbird.logs import configure_logging
 from hookbird.settings import Settings, SettingsError
 
@@ -66,14 +68,47 @@ def safe_url(url: str) -> str:
     return url
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 push``, ``2 pushes``: the count with the word in the right number."""
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {many or word + 's'}"
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why redis-py cannot use this REDIS_URL (e.g. ``localhost:6379``), or None."""
+    try:
+        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        return (
+            f"REDIS_URL {safe_url(url)!r} is not a Redis URL ({exc}); it takes the form "
+            "redis://host:port/db, e.g. redis://localhost:6379/0 (rediss:// for TLS, "
+            "unix:///path/redis.sock for a socket)"
+        )
+    return None
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost reason behind an exception chain (a DNS failure, a refused connection),
+    which wrappers such as ``ConnectError`` often hide behind an empty or generic message."""
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    outer, inner = str(exc) or type(exc).__name__, str(seen) or type(seen).__name__
+    return outer if seen is exc or inner in outer else f"{outer} ({inner})"
+
+
 def redis_client(settings: Settings) -> redis.Redis:
     """A connected synchronous Redis client, or a :class:`CommandError` saying why not."""
     if not settings.redis_url:
         raise CommandError(
             "REDIS_URL is not set. Point it at the Redis hookbird uses, for example\n"
             "  REDIS_URL=redis://localhost:6379/0 hookbird …\n"
-            "(with `hookbird dev` running, its banner shows the URL of its private Redis)."
+            "or run this command in the folder where `hookbird dev` runs: it uses dev's Redis."
         )
+    problem = redis_url_problem(settings.redis_url)
+    if problem:
+        raise CommandError(problem)
     client = redis.Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout,
@@ -82,7 +117,9 @@ def redis_client(settings: Settings) -> redis.Redis:
     try:
         client.ping()
     except redis.exceptions.RedisError as exc:
-        raise CommandError(f"cannot reach Redis at {safe_url(settings.redis_url)}: {exc}") from exc
+        raise CommandError(
+            f"cannot reach Redis at {safe_url(settings.redis_url)}: {root_cause(exc)}"
+        ) from exc
     return client
 
 
@@ -118,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         settings = Settings.from_env()
+        if args.command != "dev":  # the others use the dev running in this folder, if any
+            settings = devstate.apply(settings)
         if not getattr(args, "configures_logging", False):
             configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
         return func(args, settings)
@@ -126,6 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `hookbird events list | head`: the reader left; say nothing more, as `cat` would.
+        # Python would complain again when it flushes stdout at exit, so point it elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE  # what a process killed by SIGPIPE gives the shell
 
 
 if __name__ == "__main__":

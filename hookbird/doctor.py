@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from hookbird.cli import plural
 from hookbird.subscriptions import Subscription, token_digest
 
 OK, WARN, ERROR = "ok", "warn", "error"
@@ -71,19 +72,19 @@ def judge_queue(queued: int, failed: int, workers: int, queue: str) -> Iterator[
     if workers == 0:
         yield Check(WARN, "no worker is running", "start `hookbird worker` (pushes wait till then)")
     else:
-        yield Check(OK, f"{workers} worker(s) running")
+        yield Check(OK, f"{plural(workers, 'worker')} running")
     if queued > QUEUE_BACKLOG:
         yield Check(
             WARN,
-            f"{queued} pushes waiting on queue {queue}",
+            f"{plural(queued, 'push', 'pushes')} waiting on queue {queue}",
             "add workers, or check `hookbird events list --status queued`",
         )
     else:
-        yield Check(OK, f"{queued} pushes waiting on queue {queue}")
+        yield Check(OK, f"{plural(queued, 'push', 'pushes')} waiting on queue {queue}")
     if failed:
         yield Check(
             WARN,
-            f"{failed} pushes in the dead letter",
+            f"{plural(failed, 'push', 'pushes')} in the dead letter",
             "`hookbird failed list` shows why; `hookbird failed requeue` runs them again",
         )
     else:
@@ -165,12 +166,14 @@ def judge_signing_secrets(
         )
         yield Check(
             WARN,
-            f"{len(plaintext)} webhook(s) keep their signing secrets in plaintext in Redis: "
+            f"{plural(len(plaintext), 'webhook')} with signing secrets in plaintext in Redis: "
             f"{shown}",
             f"{first}run `hookbird webhooks encrypt` (or re-add them)",
         )
     elif signed and unreadable is None:
-        yield Check(OK, f"signing secrets of {signed} webhook(s) encrypted at rest and readable")
+        yield Check(
+            OK, f"signing secrets of {plural(signed, 'webhook')} encrypted at rest and readable"
+        )
 
 
 #: Moneybird scope → a cheap read that needs it (``settings`` is probed through webhooks).

@@ -100,11 +100,8 @@ def check_action(action: str) -> None:
 
 
 def suggestions(action: str, limit: int = 3) -> list[str]:
-    """Events with every word typed (``invoice_paid``), then the closest spellings."""
-    words = set(action.split("_"))
-    containing = sorted((e for e in catalog.events() if words <= set(e.split("_"))), key=len)
-    close = [s for s in catalog.suggest(action, limit) if s not in containing]
-    return (containing + close)[:limit]
+    """Events close to a mistyped action: :func:`hookbird.catalog.suggest`, events only."""
+    return catalog.suggest(action, limit, with_groups=False)
 
 
 def entity_type_for(action: str) -> tuple[str, str | None]:

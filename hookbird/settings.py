@@ -64,12 +64,16 @@ def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class Setting:
-    """One environment variable: its name, default (as text) and meaning."""
+    """One environment variable: its name, default (as text) and meaning.
+
+    ``secret``: its value is never shown (``hookbird config`` says only "(set)").
+    """
 
     env: str
     attr: str
     default: str | None
     doc: str
+    secret: bool = False
 
 
 #: Every variable hookbird reads, in the order the docs list them.
@@ -86,6 +90,7 @@ FIELDS: tuple[Setting, ...] = (
         "webhook_token",
         None,
         "Single-webhook mode: the `webhook_token` every push must carry.",
+        secret=True,
     ),
     Setting(
         "HOOKBIRD_WEBHOOK_SECRET",
@@ -93,6 +98,7 @@ FIELDS: tuple[Setting, ...] = (
         None,
         "Single-webhook mode: the signing secret(s), comma-separated during rotation. "
         "When set, `Moneybird-Signature` is required.",
+        secret=True,
     ),
     Setting(
         "HOOKBIRD_MAX_BODY_BYTES",
@@ -167,6 +173,7 @@ FIELDS: tuple[Setting, ...] = (
         "moneybird_api_token",
         None,
         "Personal API token for single-administration setups.",
+        secret=True,
     ),
     Setting(
         "MONEYBIRD_API_URL",
@@ -181,6 +188,7 @@ FIELDS: tuple[Setting, ...] = (
         "Fernet key that encrypts what hookbird keeps secret in Redis: OAuth tokens and "
         "webhook signing secrets. Needed by every process that stores or reads them, the "
         "receiver included. Comma-separated keys rotate: the first encrypts, any decrypts.",
+        secret=True,
     ),
     Setting(
         "HOOKBIRD_RATE_LIMIT",
@@ -229,6 +237,7 @@ FIELDS: tuple[Setting, ...] = (
         "oauth_client_secret",
         None,
         "OAuth application's client secret.",
+        secret=True,
     ),
     Setting(
         "MONEYBIRD_OAUTH_REDIRECT_URI",

@@ -5,11 +5,18 @@ group ``hookbird.handlers``; ``HOOKBIRD_HANDLERS`` names extra modules, each wit
 module-level ``router``. Everything found is joined into one Router. A plugin that
 cannot be imported, or does not offer a Router, raises :class:`PluginError` naming
 it: a worker must refuse to start rather than silently drop a team's handlers.
+
+``HOOKBIRD_HANDLERS`` modules import from the working directory, as with ``python -m``:
+``HOOKBIRD_HANDLERS=mymodule hookbird worker`` finds ``./mymodule.py`` whether the
+process was started through the ``hookbird`` script, ``python -c`` or the Procfile.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import traceback
 from importlib.metadata import EntryPoint, entry_points
 
 from hookbird.routing import Router
@@ -49,15 +56,51 @@ def load_entry_point(ep: EntryPoint) -> Router:
     return _as_router(loaded, f"handler plugin {source}")
 
 
+def working_directory_on_path() -> None:
+    """Put the working directory first on ``sys.path``, as ``python -m`` does.
+
+    The ``hookbird`` console script starts with its own bin directory there instead,
+    so without this a module next to the user would import only under ``python -c``.
+    """
+    cwd = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path):
+        sys.path.insert(0, cwd)
+
+
+def _import_failure(path: str, exc: BaseException) -> str:
+    """What is wrong: the module is missing, or it failed inside (its file and line)."""
+    if (
+        isinstance(exc, ModuleNotFoundError)
+        and exc.name
+        and (path == exc.name or path.startswith(exc.name + "."))
+    ):
+        return (
+            f"HOOKBIRD_HANDLERS module {path!r} not found: no {exc.name.replace('.', '/')}.py "
+            f"(or package) in the working directory {os.getcwd()} or on the Python path.\n"
+            "Run hookbird from the folder that holds it, set PYTHONPATH, or install it."
+        )
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}, line {exc.lineno}"
+    else:
+        frames = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if not f.filename.startswith("<frozen")
+        ]
+        where = f"{frames[-1].filename}, line {frames[-1].lineno}" if frames else "?"
+    return (
+        f"HOOKBIRD_HANDLERS module {path!r} failed while importing ({where}): "
+        f"{type(exc).__name__}: {exc}\n"
+        "Fix the module or remove it from HOOKBIRD_HANDLERS."
+    )
+
+
 def load_module(path: str) -> Router:
+    working_directory_on_path()
     try:
         module = importlib.import_module(path)
     except Exception as exc:
-        raise PluginError(
-            f"HOOKBIRD_HANDLERS module {path!r} failed to import: {type(exc).__name__}: {exc}\n"
-            "Check the module path (importable from the worker's working directory) "
-            "or remove it from HOOKBIRD_HANDLERS."
-        ) from exc
+        raise PluginError(_import_failure(path, exc)) from exc
     router = getattr(module, "router", None)
     if router is None:
         raise PluginError(f"HOOKBIRD_HANDLERS module {path!r} has no `router`")

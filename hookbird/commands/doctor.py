@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from hookbird.cli import add_command, safe_url
+from hookbird.cli import add_command, plural, redis_url_problem, root_cause, safe_url
 from hookbird.crypto import SecretKeyError
 from hookbird.doctor import (
     ERROR,
@@ -103,7 +103,8 @@ def check_moneybird(client: redis.Redis, settings: Settings) -> Iterator[Check]:
             found = response.json()
             names = [str(a.get("id")) for a in found if isinstance(a, dict)]
             yield Check(
-                OK, f"Moneybird API reachable; the token sees {len(names)} administration(s)"
+                OK,
+                f"Moneybird API reachable; the token sees {plural(len(names), 'administration')}",
             )
             yield judge_clock(
                 response.headers.get("date"), time.time(), settings.signature_tolerance
@@ -165,7 +166,15 @@ def probe_scopes(api: Any, administration: str) -> dict[str, bool | None]:
 def run_checks(settings: Settings) -> Iterator[Check]:
     """Every check, in the order an operator would look."""
     if not settings.redis_url:
-        yield Check(ERROR, "REDIS_URL is not set", "point it at the Redis hookbird uses")
+        yield Check(
+            ERROR,
+            "REDIS_URL is not set",
+            "point it at the Redis hookbird uses, or run doctor where `hookbird dev` runs",
+        )
+        return
+    problem = redis_url_problem(settings.redis_url)
+    if problem:
+        yield Check(ERROR, problem, "fix REDIS_URL")
         return
     client = redis.Redis.from_url(
         settings.redis_url,
@@ -177,7 +186,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     except redis.exceptions.RedisError as exc:
         yield Check(
             ERROR,
-            f"Redis at {safe_url(settings.redis_url)} unreachable: {exc}",
+            f"Redis at {safe_url(settings.redis_url)} unreachable: {root_cause(exc)}",
             "start Redis or fix REDIS_URL (and its password)",
         )
         return
@@ -212,7 +221,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     code = exit_code(checks)
     warned = sum(c.status == WARN for c in checks)
     failed = sum(c.status == ERROR for c in checks)
-    print(f"{len(checks)} checks: {failed} error(s), {warned} warning(s)")
+    print(f"{plural(len(checks), 'check')}: {plural(failed, 'error')}, {plural(warned, 'warning')}")
     return code
 
 

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from hookbird.cli import EXIT_ERROR, EXIT_OK, CommandError, add_command, redis_client
+from hookbird.cli import EXIT_ERROR, EXIT_OK, CommandError, add_command, plural, redis_client
 from hookbird.settings import Settings
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
@@ -96,6 +96,8 @@ def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {key}: {record[key]}")
         if record.get("traceback") and args.traceback:
             print("  " + str(record["traceback"]).replace("\n", "\n  "))
+        elif record.get("traceback"):
+            print(f"  traceback: recorded; `hookbird events show {row.event_id} --traceback`")
     if row.error:
         print(f"last error: {row.error}")
     return EXIT_OK
@@ -112,7 +114,8 @@ def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
         if not ids:
             print("no stored pushes match")
             return EXIT_OK
-        if not _confirm(f"replay {len(ids)} stored pushes through every handler?", args.yes):
+        what = plural(len(ids), "stored push", "stored pushes")
+        if not _confirm(f"replay {what} through every handler?", args.yes):
             print("nothing replayed")
             return EXIT_OK
     else:
@@ -164,7 +167,8 @@ def cmd_failed_requeue(args: argparse.Namespace, settings: Settings) -> int:
         if not ids:
             print("none match")
             return EXIT_OK
-        if not _confirm(f"requeue {len(ids)} pushes from the dead letter?", args.yes):
+        what = plural(len(ids), "push", "pushes")
+        if not _confirm(f"requeue {what} from the dead letter?", args.yes):
             print("nothing requeued")
             return EXIT_OK
     else:
@@ -221,12 +225,17 @@ def register(commands: Any) -> None:
     show = add_command(
         sub,
         "show",
-        "Show one push (secrets blanked) and each handler's outcome, attempts and last error.",
+        "Show one push (secrets blanked) and each handler's outcome, attempts and last "
+        "error; --traceback adds the Python traceback of each failed handler.",
         "hookbird events show 018f3a2b4c5d9e8f7a6b5c4d3e2f1a0b",
         cmd_events_show,
     )
     show.add_argument("event_id", metavar="EVENT_ID")
-    show.add_argument("--traceback", action="store_true", help="include the last tracebacks")
+    show.add_argument(
+        "--traceback",
+        action="store_true",
+        help="print each failed handler's last traceback (events show says when one is recorded)",
+    )
     rep = add_command(
         sub,
         "replay",

@@ -2,8 +2,8 @@
 
 Delivers signed pushes built by :mod:`hookbird.pushes` to a receiver, one line per
 push with its status and latency. The defaults talk to ``hookbird dev`` in the same
-folder: its URL from ``.hookbird/dev-endpoint`` (else ``HOST``/``PORT``) and its token
-from ``.hookbird/dev-webhook-token``, so ``hookbird send contact_created`` just works.
+folder: its URL and token from its state (:mod:`hookbird.devstate`; else ``HOST``/``PORT``
+and ``.hookbird/dev-webhook-token``), so ``hookbird send contact_created`` just works.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx2
 
-from hookbird import catalog, pushes
-from hookbird.cli import EXIT_ERROR, EXIT_OK, CommandError, add_command
+from hookbird import catalog, devstate, pushes
+from hookbird.cli import EXIT_ERROR, EXIT_OK, CommandError, add_command, plural, root_cause
 from hookbird.settings import Settings
 
 DEFAULT_ADMINISTRATION = "123"
@@ -27,9 +27,9 @@ DEFAULT_WEBHOOK_ID = "418000000000000001"
 
 def default_url(settings: Settings) -> str:
     """The running `hookbird dev` in this folder, else http://HOST:PORT."""
-    running = settings.data_dir / "dev-endpoint"
-    if running.is_file():
-        return running.read_text().strip()
+    state = devstate.running(settings.data_dir)
+    if state is not None and state.endpoint:
+        return state.endpoint
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     return f"http://{host}:{settings.port}/webhooks/moneybird"
 
@@ -67,13 +67,20 @@ def load_entity(path: Path) -> dict[str, Any]:
 
 
 def describe(response: httpx2.Response) -> str:
+    """The answer's ``status``; for a refusal also its reason and ``Retry-After``."""
     try:
         data = response.json()
     except ValueError:
-        return response.text[:80].strip()
-    if isinstance(data, dict):
-        return str(data.get("status") or data.get("error") or "")
-    return ""
+        return response.text[:200].strip()
+    if not isinstance(data, dict):
+        return ""
+    shown = str(data.get("status") or "")
+    if response.status_code != 200:
+        reason = data.get("error") or {k: v for k, v in data.items() if k != "status"} or ""
+        shown = ": ".join(str(p) for p in (shown, reason) if p)
+        if response.headers.get("retry-after"):
+            shown += f" (Retry-After: {response.headers['retry-after']} s)"
+    return shown
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,7 +125,8 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                     response = http.post(url, content=push.body, headers=push.headers)
                 except httpx2.HTTPError as exc:
                     raise CommandError(
-                        f"cannot reach {url}: {exc}. Is `hookbird dev` running? (or pass --url)"
+                        f"cannot reach {url}: {root_cause(exc)}. Is `hookbird dev` running? "
+                        "(or pass --url)"
                     ) from exc
                 ms = (time.perf_counter() - started) * 1000
                 if response.status_code != 200:
@@ -131,7 +139,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                     flush=True,
                 )
     if failures:
-        print(f"{failures} push(es) not accepted: the receiver's log says why")
+        print(f"{plural(failures, 'push', 'pushes')} not accepted: the receiver's log says why")
         return EXIT_ERROR
     return EXIT_OK
 

@@ -3,16 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 from hookbird import __version__
-from hookbird.cli import EXIT_OK, CommandError, add_command, safe_url
-from hookbird.logs import configure_logging
+from hookbird.cli import (
+    EXIT_OK,
+    CommandError,
+    add_command,
+    redis_url_problem,
+    root_cause,
+    safe_url,
+)
+from hookbird.logs import configure_logging, get_logger
 from hookbird.settings import Settings
+
+#: How to add rq-dashboard to a checkout (hookbird is not on a package index).
+INSTALL_DASHBOARD = ".venv/bin/pip install -e '.[dashboard]' (scripts/bootstrap does it)"
+
+
+def warn_if_redis_is_down(settings: Settings) -> None:
+    """One clear line at startup when Redis does not answer; the receiver still starts.
+
+    It answers 503 (Moneybird retries) until Redis is back, and /readyz says so: a
+    receiver that refused to start would turn a Redis restart into lost pushes.
+    """
+    import redis
+
+    assert settings.redis_url
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        get_logger("hookbird.serve").warning(
+            "Redis unreachable at startup: pushes get 503 until it answers",
+            redis=safe_url(settings.redis_url),
+            error=root_cause(exc),
+        )
+    finally:
+        client.close()
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -25,7 +65,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "REDIS_URL is not set: `hookbird serve` needs the Redis your workers use.\n"
             "For a laptop setup with a private Redis, run `hookbird dev` instead."
         )
+    problem = redis_url_problem(settings.redis_url)
+    if problem:
+        raise CommandError(problem)
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    warn_if_redis_is_down(settings)
     uvicorn.run(
         "receiver.app:create_app_from_env",
         factory=True,
@@ -43,7 +87,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def dev_token(data_dir: Path) -> str:
     """The token `hookbird dev` accepts: kept in the data dir so it survives restarts."""
-    path = data_dir / "dev-webhook-token"
+    from hookbird.devstate import TOKEN_FILE
+
+    path = data_dir / TOKEN_FILE
     if path.is_file():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -53,10 +99,60 @@ def dev_token(data_dir: Path) -> str:
     return token
 
 
+def check_ports(host: str, port: int, redis_port: int | None, dashboard_port: int | None) -> None:
+    """Refuse, naming the flag to change, before anything starts on a taken port."""
+    from hookbird.children import port_taken
+
+    wanted = [("--port (or PORT)", host, port)]
+    if redis_port is not None:
+        wanted.append(("--redis-port", "127.0.0.1", redis_port))
+    if dashboard_port is not None:
+        wanted.append(("--dashboard-port (or --no-dashboard)", host, dashboard_port))
+    seen: dict[int, str] = {}
+    for flag, where, number in wanted:
+        if number in seen:
+            raise CommandError(f"{seen[number]} and {flag} both say port {number}: change one")
+        seen[number] = flag.split()[0]
+        if port_taken(where, number):
+            raise CommandError(
+                f"port {number} on {where} is already in use (another hookbird dev, Redis or "
+                f"server?): choose another with {flag}"
+            )
+
+
+def _private_redis_port(args: argparse.Namespace, data_dir: Path) -> int:
+    """--redis-port, else the last dev's port while it is free (URLs stay valid), else any."""
+    from hookbird import devstate
+    from hookbird.children import port_taken
+    from hookbird.redis_server import free_port
+
+    if args.redis_port:
+        return int(args.redis_port)
+    last = devstate.read(data_dir)
+    if last is not None and last.redis_port and not port_taken("127.0.0.1", last.redis_port):
+        return last.redis_port
+    return free_port()
+
+
+def _file_tail(path: Path, lines: int = 10) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        text = []
+    shown = "\n".join(f"    | {line}" for line in text)
+    return f"{shown}\n    (whole log: {path})" if shown else f"    (see {path})"
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from hookbird import children
+    from hookbird import children, devstate
+    from hookbird.commands.worker import (
+        handlers_import_error,
+        load_handlers,
+        start_dev_worker,
+        stop_dev_worker,
+    )
     from hookbird.redis_server import RedisServer, RedisServerError
     from receiver.app import create_app
     from receiver.protocol import ReceiverProtocol
@@ -69,60 +165,111 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
             f"{settings.data_dir}. Stop it first, or give this one its own "
             "HOOKBIRD_DATA_DIR and --port."
         )
-    server: RedisServer | None = None
-    changes: dict[str, Any] = {"log_each_push": True}
-    if not settings.redis_url:
-        server = RedisServer(
-            settings.data_dir / "redis", port=args.redis_port, die_with_parent=True
-        )
-        try:
-            server.start()
-        except RedisServerError as exc:
-            raise CommandError(str(exc)) from exc
-        changes["redis_url"] = server.url
-    token_note = ""
-    if not settings.webhook_token:
-        changes["webhook_token"] = dev_token(settings.data_dir)
-        token_note = f" (kept in {settings.data_dir / 'dev-webhook-token'})"
-    settings = settings.replace(**changes)
-    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     host, port = args.host or settings.host, args.port or settings.port
-    base = f"http://{host}:{port}"
-    redis_url = settings.redis_url or ""
-    # `hookbird send` in this folder reads where to deliver from here.
-    reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    endpoint_file = settings.data_dir / "dev-endpoint"
-    endpoint_file.write_text(f"http://{reachable}:{port}/webhooks/moneybird\n")
-    private = (
-        f" (private, pid {server.process.pid}, data in {server.data_dir})"
-        if server and server.process
-        else ""
-    )
-    dashboard = None
-    if args.no_dashboard:
-        dashboard_line = "off (--no-dashboard)"
-    elif children.dashboard_installed():
-        dashboard = children.spawn(children.dashboard_command(redis_url, host, args.dashboard_port))
-        dashboard_line = (
-            f"http://{host}:{args.dashboard_port}/  (rq-dashboard, pid {dashboard.pid})"
-        )
-    else:
-        dashboard_line = "not installed: pip install 'hookbird[dashboard]'"
-    banner = textwrap.dedent(f"""
-        hookbird {__version__} dev
-          endpoint   POST {base}/webhooks/moneybird
-          health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics
-          dashboard  {dashboard_line}
-          redis      {safe_url(redis_url)}{private}
-          token      webhook_token={settings.webhook_token}{token_note}
-          try it     hookbird send contact_created
-        Ctrl-C stops everything.
-    """)
-    print(banner, file=sys.stderr, flush=True)
-    from hookbird.commands.worker import start_dev_worker, stop_dev_worker
-
+    with_dashboard = not args.no_dashboard and children.dashboard_installed()
+    state = devstate.DevState(pid=os.getpid())
+    server: RedisServer | None = None
+    supervisor: children.Supervisor | None = None
     try:
-        worker = start_dev_worker(settings)
+        redis_port = None if settings.redis_url else _private_redis_port(args, settings.data_dir)
+        check_ports(host, port, redis_port, args.dashboard_port if with_dashboard else None)
+        load_handlers(settings)  # a handler module that does not import: say so, start nothing
+        changes: dict[str, Any] = {"log_each_push": True}
+        if redis_port is not None:
+            server = RedisServer(settings.data_dir / "redis", port=redis_port, die_with_parent=True)
+            try:
+                server.start()
+            except RedisServerError as exc:
+                raise CommandError(str(exc)) from exc
+            changes["redis_url"] = server.url
+        token_note = ""
+        if not settings.webhook_token:
+            changes["webhook_token"] = dev_token(settings.data_dir)
+            token_note = f" (kept in {settings.data_dir / devstate.TOKEN_FILE})"
+        settings = settings.replace(**changes)
+        configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+        base = f"http://{host}:{port}"
+        redis_url = settings.redis_url or ""
+        # every command in this folder finds this dev (its Redis, token, endpoint) from here
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        state = devstate.DevState(
+            pid=os.getpid(),
+            redis_url=redis_url,
+            redis_port=redis_port,
+            endpoint=f"http://{reachable}:{port}/webhooks/moneybird",
+            token_file=bool(token_note),
+        )
+        devstate.write(settings.data_dir, state)
+        private = (
+            f" (private, pid {server.process.pid}, data in {server.data_dir})"
+            if server and server.process
+            else ""
+        )
+        watched: list[children.Child] = []
+        if server is not None:
+            private_redis = server
+
+            def restart_redis() -> subprocess.Popen[bytes]:
+                process = private_redis.start().process
+                assert process is not None
+                return process
+
+            watched.append(
+                children.Child(
+                    "private Redis",
+                    start=restart_redis,
+                    output=lambda: _file_tail(private_redis.log_file),
+                    process=server.process,
+                    started=time.monotonic(),
+                )
+            )
+        dashboard: children.Child | None = None
+        if args.no_dashboard:
+            dashboard_line = "off (--no-dashboard)"
+        elif with_dashboard:
+            dashboard_output = children.Output()
+            command = children.dashboard_command(redis_url, host, args.dashboard_port)
+            dashboard = children.Child(
+                "dashboard",
+                start=lambda: dashboard_output.follow(
+                    children.spawn(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                ),
+                output=dashboard_output.last,
+            )
+            dashboard.launch()
+            watched.append(dashboard)
+            assert dashboard.process is not None
+            dashboard_line = (
+                f"http://{host}:{args.dashboard_port}/  (rq-dashboard, pid {dashboard.process.pid})"
+            )
+        else:
+            dashboard_line = f"not installed: {INSTALL_DASHBOARD}"
+        banner = textwrap.dedent(f"""
+            hookbird {__version__} dev
+              endpoint   POST {base}/webhooks/moneybird
+              health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics
+              dashboard  {dashboard_line}
+              redis      {safe_url(redis_url)}{private}
+              token      webhook_token={settings.webhook_token}{token_note}
+              try it     hookbird send contact_created
+            Ctrl-C stops everything.
+        """)
+        print(banner, file=sys.stderr, flush=True)
+        worker_output = children.Output()
+        dev_settings = settings
+        worker = children.Child(
+            "worker",
+            start=lambda: worker_output.follow(start_dev_worker(dev_settings, capture=True)),
+            output=worker_output.last,
+            fatal=lambda: handlers_import_error(dev_settings),
+        )
+        worker.launch()
+        watched.append(worker)
+        # Giving up stops the receiver the way Ctrl-C does; dev then exits 1, saying why.
+        supervisor = children.Supervisor(
+            watched, on_give_up=lambda: os.kill(os.getpid(), signal.SIGINT)
+        )
+        supervisor.start()
         try:
             uvicorn.run(
                 create_app(settings),
@@ -134,14 +281,22 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
                 http=ReceiverProtocol,
             )
         finally:
-            children.stop(dashboard)
-            stop_dev_worker(worker, settings)
+            supervisor.close()
+            children.stop(dashboard.process if dashboard else None)
+            if worker.process is not None:
+                stop_dev_worker(worker.process, settings)
+    except KeyboardInterrupt:
+        if supervisor is None or supervisor.failure is None:
+            raise
     finally:
-        children.stop(dashboard)
+        if supervisor is not None:
+            supervisor.close()
         if server is not None:
             server.stop()
-        endpoint_file.unlink(missing_ok=True)
+        devstate.stopped(settings.data_dir, state)
         lock.close()
+    if supervisor is not None and supervisor.failure is not None:
+        raise CommandError(f"dev stopped: {supervisor.failure}")
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import redis
 
 from hookbird import catalog, crypto
-from hookbird.cli import EXIT_OK, Command, CommandError, add_command, redis_client
+from hookbird.cli import EXIT_OK, Command, CommandError, add_command, plural, redis_client
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import CredentialError, CredentialStore
 from hookbird.moneybird.oauth import StoredTokens
@@ -261,7 +261,10 @@ def cmd_encrypt(args: argparse.Namespace, settings: Settings) -> int:
         count = store.encrypt()
     except crypto.SecretKeyError as exc:
         raise CommandError(str(exc)) from None
-    print(f"signing secrets of {count} webhook(s) encrypted with the first HOOKBIRD_SECRET_KEY")
+    print(
+        f"signing secrets of {plural(count, 'webhook')} encrypted with the first "
+        "HOOKBIRD_SECRET_KEY"
+    )
     return EXIT_OK
 
 

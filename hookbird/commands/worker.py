@@ -19,7 +19,7 @@ from hookbird.routing import Router
 from hookbird.settings import Settings
 
 
-def _load(settings: Settings) -> Router:
+def load_handlers(settings: Settings) -> Router:
     from workers.plugins import PluginError, load_router
 
     try:
@@ -41,7 +41,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     assert settings.redis_url
     # No socket timeout here: RQ blocks on the queue for minutes at a time.
     connection = redis.Redis.from_url(settings.redis_url)
-    router = _load(settings)
+    router = load_handlers(settings)
     rt = runtime.build_runtime(settings, router=router, connection=connection)
     runtime.install(rt)
     names = args.queue or [settings.queue]
@@ -73,13 +73,23 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 CLI = (sys.executable, "-c", "import sys; from hookbird.cli import main; sys.exit(main())")
 
 
-def start_dev_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    """`hookbird dev`'s worker: a child process on the same Redis, stopped with the parent."""
+def dev_worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["REDIS_URL"] = settings.redis_url or ""
+    return env
+
+
+def start_dev_worker(settings: Settings, *, capture: bool = False) -> subprocess.Popen[bytes]:
+    """`hookbird dev`'s worker: a child process on the same Redis, stopped with the parent.
+
+    ``capture``: its output comes through a pipe (stdout and stderr), for
+    :class:`hookbird.children.Output` to relay and remember.
+    """
     proc = subprocess.Popen(
         [*CLI, "worker"],
-        env=env,
+        env=dev_worker_env(settings),
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.STDOUT if capture else None,
         start_new_session=True,  # Ctrl-C reaches only `dev`, which then stops the worker once
         # Linux: SIGTERM when `dev` dies, even by SIGKILL, so the worker is no orphan
         preexec_fn=die_with_parent_hook(),
@@ -90,6 +100,25 @@ def start_dev_worker(settings: Settings) -> subprocess.Popen[bytes]:
         flush=True,
     )
     return proc
+
+
+def handlers_import_error(settings: Settings) -> str | None:
+    """Why the handler modules do not import in a fresh process (as a new worker's), or None.
+
+    A fresh process, because this one may hold an older copy of a module the user
+    has since edited.
+    """
+    result = subprocess.run(
+        [*CLI, "handlers"],
+        env=dev_worker_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode == 0:
+        return None
+    return result.stderr.strip().removeprefix("hookbird: ") or f"exit code {result.returncode}"
 
 
 def stop_dev_worker(proc: subprocess.Popen[bytes], settings: Settings) -> None:
@@ -106,7 +135,7 @@ def stop_dev_worker(proc: subprocess.Popen[bytes], settings: Settings) -> None:
 def cmd_handlers(args: argparse.Namespace, settings: Settings) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        router = _load(settings)
+        router = load_handlers(settings)
     for warning in caught:
         print(f"warning: {warning.message}")
     if args.event:

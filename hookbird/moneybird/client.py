@@ -241,9 +241,8 @@ class Client:
                     f"no answer to {method} {shown} in time", method=method, path=shown
                 )
             except httpx2.TransportError as exc:
-                error = ConnectionFailed(
-                    f"{method} {shown}: {type(exc).__name__}", method=method, path=shown
-                )
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                error = ConnectionFailed(f"{method} {shown}: {reason}", method=method, path=shown)
             else:
                 now = time.time()
                 rate = RateHeaders.parse(response.headers, now)

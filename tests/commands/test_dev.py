@@ -7,9 +7,12 @@ Redis, whose title overwrites its environment: it is followed by the pid it repo
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -116,7 +119,8 @@ class Dev:
 
     def stop(self, how: signal.Signals) -> None:
         assert self.proc is not None
-        self.proc.send_signal(how)
+        if self.proc.poll() is None:
+            self.proc.send_signal(how)
         self.proc.wait(30)
         redis_pid = () if self.redis_pid is None else (self.redis_pid,)
         # dev's log has its children's
@@ -167,11 +171,11 @@ def test_dev_then_send_is_handled_and_stops_cleanly(dev: Dev) -> None:
     if "rq-dashboard, pid" in banner:
         page = httpx2.get(f"http://127.0.0.1:{dev.dashboard_port}/", timeout=5)
         assert page.status_code == 200
-    assert (dev.data_dir / "dev-endpoint").is_file()
+    assert (dev.data_dir / "dev.json").is_file()
     dev.stop(signal.SIGINT)
     assert dev.proc is not None
     assert dev.proc.returncode == 0
-    assert not (dev.data_dir / "dev-endpoint").exists()  # `send` no longer aims at it
+    assert json.loads((dev.data_dir / "dev.json").read_text())["pid"] is None  # not running
 
 
 def test_restart_keeps_redis_data_and_kill_9_leaves_no_orphans(dev: Dev) -> None:
@@ -193,3 +197,106 @@ def test_restart_keeps_redis_data_and_kill_9_leaves_no_orphans(dev: Dev) -> None
     assert other.returncode == 1
     assert "another `hookbird dev`" in other.stderr
     dev.stop(signal.SIGKILL)
+
+
+def test_every_command_finds_dev_and_its_redis_port_is_kept(dev: Dev) -> None:
+    """With dev running and no REDIS_URL, `events list`, `doctor` and `config` use dev's
+    Redis (config says so); a restarted dev comes back on the same Redis port."""
+    dev.start()
+    sent = dev.cli("send", "contact_created")
+    assert sent.returncode == 0, sent.stderr
+    listed = dev.cli("events", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "contact_created" in listed.stdout
+    doctor = dev.cli("doctor", "--ascii")
+    assert doctor.stdout.startswith("ok   Redis reachable at redis://127.0.0.1:"), doctor.stdout
+    shown = dev.cli("config").stdout
+    client = dev.redis()
+    url = client.connection_pool.connection_kwargs
+    client.close()
+    assert re.search(
+        rf"^REDIS_URL +redis://127.0.0.1:{url['port']}/0  \(from the `hookbird dev`", shown, re.M
+    ), shown
+    assert re.search(r"^HOOKBIRD_WEBHOOK_TOKEN +\(set\)  \(from the `hookbird dev`", shown, re.M)
+    assert oct((dev.data_dir / "dev.json").stat().st_mode & 0o777) == "0o600"
+    dev.stop(signal.SIGINT)
+    gone = dev.cli("events", "list")
+    assert gone.returncode == 1
+    assert "REDIS_URL is not set" in gone.stderr
+
+    dev.start()
+    again = dev.redis()
+    assert again.connection_pool.connection_kwargs["port"] == url["port"]
+    again.close()
+    dev.stop(signal.SIGINT)
+
+
+@pytest.mark.parametrize("flag", ["--port", "--redis-port", "--dashboard-port"])
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path, flag: str) -> None:
+    """A port something else listens on stops dev at once, naming the flag to change;
+    no Redis, worker or dashboard is started first."""
+    if flag == "--dashboard-port" and importlib.util.find_spec("rq_dashboard") is None:
+        pytest.skip("rq-dashboard is not installed: dev starts no dashboard")
+    running = Dev(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        ports = {"--port": str(running.port), "--dashboard-port": str(running.dashboard_port)}
+        ports[flag] = port
+        result = running.cli("dev", *(a for item in ports.items() for a in item))
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert f"choose another with {flag}" in result.stderr
+    assert not (running.data_dir / "redis").exists()
+    assert processes_with(running.marker) == []
+
+
+BROKEN_LATER = """\
+from hookbird import Router
+
+router = Router()
+
+
+@router.on("contact_created")
+def greet(event, ctx):
+    pass
+"""
+
+
+def test_a_dead_worker_is_restarted_and_a_broken_handler_stops_dev(dev: Dev) -> None:
+    """A worker killed under dev is reported with its exit and restarted; once its handler
+    module no longer imports, the next death stops dev (exit 1) with the import error."""
+    (dev.folder / "mymodule.py").write_text(BROKEN_LATER)
+    dev.env.update(HOOKBIRD_HANDLERS="mymodule", HOOKBIRD_ENTRY_POINTS="off")
+    dev.start()
+    first = int(wait_for(lambda: re.search(r"worker +pid (\d+)", dev.output()))[1])
+    os.kill(first, signal.SIGKILL)
+    wait_for(
+        lambda: re.search(r"the worker runs again, pid (\d+)", dev.output()),
+        message=f"the worker to be restarted:\n{dev.output()}",
+    )
+    assert f"the worker (pid {first}) died after" in dev.output()
+    assert "with signal 9" in dev.output()
+    second = int(re.findall(r"worker +pid (\d+)", dev.output())[-1])
+    assert second != first
+    with (dev.folder / "mymodule.py").open("a") as module:
+        module.write("\nraise ImportError('mymodule was edited badly')\n")
+    os.kill(second, signal.SIGKILL)
+    assert dev.proc is not None
+    dev.proc.wait(60)
+    assert dev.proc.returncode == 1, dev.output()
+    assert "dev stopped: the worker cannot run" in dev.output()
+    assert "mymodule.py, line 10): ImportError: mymodule was edited badly" in dev.output()
+    dev.stop(signal.SIGINT)
+
+
+def test_a_handler_that_does_not_import_stops_dev_before_it_starts(tmp_path: Path) -> None:
+    """dev with a handler module that has a syntax error starts nothing and says where."""
+    running = Dev(tmp_path)
+    (tmp_path / "mymodule.py").write_text("x = (\n")
+    running.env.update(HOOKBIRD_HANDLERS="mymodule", HOOKBIRD_ENTRY_POINTS="off")
+    result = running.cli("dev", "--port", str(running.port), "--no-dashboard")
+    assert result.returncode == 1
+    assert "mymodule.py, line 1): SyntaxError" in result.stderr
+    assert not (running.data_dir / "redis").exists()

@@ -141,7 +141,7 @@ def test_redis_configured_wrong(
     out = capsys.readouterr().out
     assert "FAIL AOF off" in out
     assert "FAIL maxmemory-policy allkeys-lru" in out
-    assert "warn 1 pushes in the dead letter" in out
+    assert "warn 1 push in the dead letter" in out
     assert "hookbird failed list" in out
 
 
@@ -179,7 +179,7 @@ def test_plaintext_signing_secrets_are_a_warning(
     monkeypatch.setenv("HOOKBIRD_SECRET_KEY", Fernet.generate_key().decode())
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
-    assert "⚠ 1 webhook(s) keep their signing secrets in plaintext in Redis: 4180" in out
+    assert "⚠ 1 webhook with signing secrets in plaintext in Redis: 4180" in out
     assert "hookbird webhooks encrypt" in out
     assert "doctor-plaintext-secret-1" not in out
 

@@ -239,3 +239,22 @@ def test_unreachable_receiver_says_what_to_do(
     assert send("contact_created", "--url", url, "--token", TOKEN) == 1
     assert "hookbird dev" in capsys.readouterr().err
     assert time.monotonic() - started < 10
+
+
+def test_a_refusal_shows_the_receivers_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    """A receiver whose Redis is down answers 503: send prints its reason and Retry-After."""
+    from hookbird.redis_server import free_port
+
+    settings = Settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", webhook_token=TOKEN, redis_timeout=0.2
+    )
+    with serve_in_thread(create_app(settings)) as base:
+        code = send("contact_created", "--url", f"{base}/webhooks/moneybird", "--token", TOKEN)
+    assert code == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert any(
+        x.startswith("503 error: queue unavailable, retry later (Retry-After: 30 s) ")
+        for x in lines
+    ), out
+    assert any(x.startswith("1 push not accepted") for x in lines), out

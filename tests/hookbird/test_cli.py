@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -125,7 +126,7 @@ def test_webhooks_encrypt_seals_plaintext_entries_and_rotates(
     env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "HOOKBIRD_LOG_FORMAT": "json"}
     done = hookbird("webhooks", "encrypt", env={**env, "HOOKBIRD_SECRET_KEY": f"{new_key},{KEY}"})
     assert done.returncode == 0, done.stderr
-    assert "2 webhook(s)" in done.stdout
+    assert "2 webhooks" in done.stdout
 
     raw = b"".join(redis_client.hvals("hookbird:webhook:4180"))
     assert b"legacy-secret-value-1" not in raw
@@ -163,3 +164,56 @@ def test_config_never_prints_secrets() -> None:
     assert "cfg-token-value-1" not in result.stdout
     assert "hunter2pass" not in result.stdout
     assert "(set)" in result.stdout
+
+
+def test_config_shows_tunables_whose_names_sound_secret() -> None:
+    """HOOKBIRD_SIGNATURE_TOLERANCE is a number of seconds, shown, not hidden as a secret."""
+    result = hookbird(
+        "config", env={"PATH": "/usr/bin:/bin", "HOOKBIRD_SIGNATURE_TOLERANCE": "120"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^HOOKBIRD_SIGNATURE_TOLERANCE +120$", result.stdout, re.M), result.stdout
+
+
+def test_every_secret_setting_is_marked_secret() -> None:
+    """What log scrubbing treats as secret is exactly what `config` hides."""
+    from hookbird.settings import FIELDS, Settings
+
+    marked = {f.env for f in FIELDS if f.secret}
+    environ = {f.env: f"value-of-{f.env.lower()}" for f in FIELDS if f.default is None}
+    secrets = set(Settings.from_env(environ, dotenv=None).secrets())
+    assert {env for env, value in environ.items() if value in secrets} == marked
+
+
+def test_a_redis_url_without_scheme_is_one_line_not_a_traceback() -> None:
+    """REDIS_URL=localhost:6379: commands exit 1 naming the form; doctor shows it as ✗."""
+    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": "localhost:6379", "HOOKBIRD_ENTRY_POINTS": "off"}
+    listed = hookbird("events", "list", env=env)
+    assert listed.returncode == 1
+    assert "Traceback" not in listed.stderr
+    assert "it takes the form redis://host:port/db" in listed.stderr
+    doctor = hookbird("doctor", "--ascii", env=env)
+    assert doctor.returncode == 2
+    assert "FAIL REDIS_URL 'localhost:6379' is not a Redis URL" in doctor.stdout
+    assert "Traceback" not in doctor.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`hookbird send --list | head -1`: no BrokenPipeError traceback, SIGPIPE's exit code."""
+    import fcntl
+    import os
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # smaller than the listing
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hookbird.cli", "send", "--list"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        assert reader.readline().startswith(b"access_token_created")
+    _, err = proc.communicate(timeout=60)
+    assert err == b""
+    assert proc.returncode == 141

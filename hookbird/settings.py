@@ -55,6 +55,16 @@ def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _parse_entry_points(raw: str) -> bool | tuple[str, ...]:
+    """``on``/``off`` (and their synonyms), or the names of the entry points to load."""
+    word = raw.strip().lower()
+    if word in ("on", "1", "true"):
+        return True
+    if word in ("off", "0", "false", ""):
+        return False
+    return _parse_list(raw)
+
+
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     value = raw.strip().lower()
     if value not in choices:
@@ -268,8 +278,9 @@ FIELDS: tuple[Setting, ...] = (
         "HOOKBIRD_ENTRY_POINTS",
         "entry_points",
         "on",
-        "on: load handler plugins from installed packages (entry-point group "
-        "`hookbird.handlers`); off: only HOOKBIRD_HANDLERS.",
+        "on: load every handler plugin installed as a package (entry-point group "
+        "`hookbird.handlers`); off: only HOOKBIRD_HANDLERS; or a comma-separated list of "
+        "entry-point names to load only those (a missing one stops the worker).",
     ),
     Setting(
         "HOOKBIRD_WORKER_CLASS",
@@ -331,9 +342,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "api_retries": lambda n, raw: _parse_int(n, raw),
     "oauth_scopes": lambda _n, raw: _parse_list(raw.replace(" ", ",")),
     "oauth_url": lambda _n, raw: raw.rstrip("/"),
-    "entry_points": lambda n, raw: (
-        _choice(n, raw, ("on", "off", "1", "0", "true", "false")) in ("on", "1", "true")
-    ),
+    "entry_points": lambda _n, raw: _parse_entry_points(raw),
     "worker_class": lambda n, raw: _choice(n, raw, ("simple", "fork")),
     "max_attempts": lambda n, raw: _parse_int(n, raw, minimum=1),
     "retry_base": lambda n, raw: _parse_float(n, raw, minimum=1),
@@ -381,7 +390,8 @@ class Settings:
     oauth_scopes: tuple[str, ...] = ("sales_invoices", "documents", "settings")
     oauth_url: str = "https://moneybird.com/oauth"
     handlers: tuple[str, ...] = ()
-    entry_points: bool = True
+    #: True: every installed plugin; False: none; names: only those entry points.
+    entry_points: bool | tuple[str, ...] = True
     worker_class: str = "simple"
     max_attempts: int = 8
     retry_base: float = 60.0

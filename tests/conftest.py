@@ -17,6 +17,15 @@ import redis
 from hookbird.redis_server import RedisServer
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Load no installed handler plugin unless a test names it (HOOKBIRD_ENTRY_POINTS).
+
+    A developer who installs their own plugin into .venv (docs/handlers.md says how)
+    must not see it run inside the suite's workers and devs, which inherit this.
+    """
+    os.environ["HOOKBIRD_ENTRY_POINTS"] = "off"
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = os.environ.get("HOOKBIRD_TEST_REDIS_URL")

@@ -107,11 +107,28 @@ def load_module(path: str) -> Router:
     return _as_router(router, f"HOOKBIRD_HANDLERS module {path!r}")
 
 
+def _chosen_entry_points(chosen: bool | tuple[str, ...]) -> list[EntryPoint]:
+    """The installed plugins to load, by name; every one when ``chosen`` is True."""
+    installed = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    if chosen is True:
+        return installed
+    names = set(chosen or ())
+    missing = sorted(names - {ep.name for ep in installed})
+    if missing:
+        have = ", ".join(ep.name for ep in installed) or "none"
+        raise PluginError(
+            f"HOOKBIRD_ENTRY_POINTS names {', '.join(missing)}, which no installed package "
+            f"provides (installed hookbird.handlers entry points: {have}). "
+            "Install the plugin, or fix the name."
+        )
+    return [ep for ep in installed if ep.name in names]
+
+
 def load_router(settings: Settings) -> Router:
     """Every handler from every plugin, joined into one Router."""
     root = Router()
     if settings.entry_points:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in _chosen_entry_points(settings.entry_points):
             root.include(load_entry_point(ep), source=_entry_point_source(ep))
     for path in settings.handlers:
         root.include(load_module(path), source=f"HOOKBIRD_HANDLERS module {path}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -54,9 +55,26 @@ def test_handlers_module_setting_is_loaded() -> None:
 
 def test_entry_point_plugin_is_discovered(example_plugin: None) -> None:
     """An installed package's ``hookbird.handlers`` entry point is found without configuration."""
-    router = load_router(Settings())
+    router = load_router(Settings(entry_points=True))
     assert "hookbird_example:upsert_contact" in {r.name for r in router}
     assert "hookbird-example" in router.sources["hookbird_example:upsert_contact"]
+
+
+def test_entry_points_can_be_chosen_by_name(example_plugin: None) -> None:
+    """HOOKBIRD_ENTRY_POINTS=example loads that plugin and no other; an unknown name stops."""
+    chosen = Settings.from_env({"HOOKBIRD_ENTRY_POINTS": "example"}, dotenv=None)
+    assert chosen.entry_points == ("example",)
+    sources = set(load_router(chosen).sources.values())
+    assert sources
+    assert all("hookbird-example" in source for source in sources)
+    assert Settings.from_env({"HOOKBIRD_ENTRY_POINTS": "off"}, dotenv=None).entry_points is False
+    with pytest.raises(PluginError, match=r"no-such-plugin.*installed hookbird\.handlers"):
+        load_router(Settings(entry_points=("no-such-plugin",)))
+
+
+def test_the_suite_loads_no_plugin_it_did_not_ask_for() -> None:
+    """A plugin a developer installed in .venv never joins the suite's workers and devs."""
+    assert os.environ["HOOKBIRD_ENTRY_POINTS"] == "off"
 
 
 def test_a_plugin_that_fails_to_import_is_named() -> None:
@@ -124,7 +142,7 @@ def test_example_plugin_end_to_end(
         )
         workers.start(
             HOOKBIRD_HANDLERS="",
-            HOOKBIRD_ENTRY_POINTS="on",
+            HOOKBIRD_ENTRY_POINTS="example",
             MONEYBIRD_API_TOKEN=TOKEN,
             MONEYBIRD_API_URL=fake.api_url,
             HOOKBIRD_EXAMPLE_SUMMARY_URL=url,

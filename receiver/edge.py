@@ -10,7 +10,7 @@ adds, per connection:
 
 - **a cap on open connections** (``HOOKBIRD_MAX_CONNECTIONS``): past it a new
   connection is closed before a byte of it is read, and a warning says so at most
-  every 10 s. A 503 would need the request read first, which is what an flood of
+  every 10 s. A 503 would need the request read first, which is what a flood of
   connections must not cost.
 - **an idle timeout** (``HOOKBIRD_IDLE_TIMEOUT``) while no request is in progress,
   before the first and between keep-alive requests, and **a header timeout**

@@ -123,6 +123,49 @@ FIELDS: tuple[Setting, ...] = (
         "Seconds a client may take to send the whole body; slower ones get 408.",
     ),
     Setting(
+        "HOOKBIRD_HEADER_TIMEOUT",
+        "header_timeout",
+        "10",
+        "Seconds a client may take to send a request's head (request line and headers) "
+        "from its first byte; slower ones get 408 and the connection is closed. A push's "
+        "head is a few hundred bytes that arrive in one packet: 10 s is generous for any "
+        "real client and cuts off connections that trickle a header byte at a time.",
+    ),
+    Setting(
+        "HOOKBIRD_IDLE_TIMEOUT",
+        "idle_timeout",
+        "5",
+        "Seconds a connection may stay open without a request in progress (before the "
+        "first one and between keep-alive requests) before the receiver closes it. 5 s is "
+        "uvicorn's keep-alive default: pushes come one per connection or in quick "
+        "succession, and an idle socket holds a place under HOOKBIRD_MAX_CONNECTIONS. "
+        "Behind a proxy that keeps upstream connections open, set it above the proxy's "
+        "upstream idle timeout.",
+    ),
+    Setting(
+        "HOOKBIRD_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        "16384",
+        "Largest request head (request line and headers) accepted; larger ones get 431. "
+        "16 KiB is what Node.js and uvicorn's h11 allow; a push's head is under 1 KiB.",
+    ),
+    Setting(
+        "HOOKBIRD_MAX_HEADERS",
+        "max_headers",
+        "100",
+        "Most header fields a request may carry; more get 431 (Apache's default limit).",
+    ),
+    Setting(
+        "HOOKBIRD_MAX_CONNECTIONS",
+        "max_connections",
+        "800",
+        "Open connections the receiver serves at once, per process; past it new "
+        "connections are closed before they are read, and a warning is logged (at most "
+        "every 10 s). 800 stays under the usual limit of 1,024 file descriptors, with room "
+        "for Redis connections and logs; raise it only together with the process's "
+        "descriptor limit (`LimitNOFILE` in the systemd unit).",
+    ),
+    Setting(
         "HOOKBIRD_SIGNATURE_TOLERANCE",
         "signature_tolerance",
         "300",
@@ -320,6 +363,11 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "handlers": lambda _n, raw: _parse_list(raw),
     "max_body_bytes": lambda n, raw: _parse_int(n, raw, minimum=1),
     "body_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
+    "header_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
+    "idle_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
+    "max_header_bytes": lambda n, raw: _parse_int(n, raw, minimum=1024),
+    "max_headers": lambda n, raw: _parse_int(n, raw, minimum=10),
+    "max_connections": lambda n, raw: _parse_int(n, raw, minimum=1),
     "signature_tolerance": lambda n, raw: _parse_int(n, raw, minimum=1),
     "dedup_ttl": lambda n, raw: _parse_int(n, raw, minimum=60),
     "event_retention": lambda n, raw: _parse_int(n, raw, minimum=60),
@@ -360,6 +408,11 @@ class Settings:
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    idle_timeout: float = 5.0
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_connections: int = 800
     signature_tolerance: int = 300
     dedup_ttl: int = 7 * 24 * 3600
     event_retention: int = 7 * 24 * 3600

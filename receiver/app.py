@@ -2,7 +2,8 @@
 
 Routes: ``POST /webhooks/moneybird`` (``receiver.endpoint``), ``GET /healthz`` (no
 I/O), ``GET /readyz`` (200 when Redis answers within a second), ``GET /metrics``
-(Prometheus text). The Redis client is opened in the lifespan and shared by all.
+(Prometheus text); any other path, a trailing slash included, is a 404, never a
+redirect. The Redis client is opened in the lifespan and shared by all.
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     app = ReceiverApp(routes=routes, lifespan=lifespan)
+    # No 307 to the path with(out) a trailing slash: Starlette builds its Location from
+    # the Host header. /webhooks/moneybird/ is a 404 like any unknown path.
+    app.router.redirect_slashes = False
     app.push_endpoint = push_endpoint
     return app
 

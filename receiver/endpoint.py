@@ -1,6 +1,6 @@
 """``POST /webhooks/moneybird``: one push from raw bytes to a 200 that Redis backs.
 
-In order: the capped body read (413, 408), parsing (400), Moneybird's
+In order: the capped body read (413, 408, both closing the connection), parsing (400), Moneybird's
 ``test_webhook`` check (200 "test", nothing stored), authentication (401 and the
 word "unauthorized", nothing more), then the one atomic Redis step that dedups,
 stores and enqueues (200 "accepted" or "duplicate"). Whenever Redis cannot
@@ -18,6 +18,8 @@ a body in several reads, chunked, ``Expect: 100-continue``, over the cap.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -41,8 +43,30 @@ from receiver.verify import VerificationFailure, authenticate
 log = get_logger("hookbird.receiver")
 
 _JSON = [(b"content-type", b"application/json")]
-_WANTED = {b"content-length", b"idempotency-key", b"moneybird-signature", b"user-agent"}
+_WANTED = {
+    b"connection",
+    b"content-length",
+    b"idempotency-key",
+    b"moneybird-signature",
+    b"upgrade",
+    b"user-agent",
+}
 _BODY_OUTCOMES = {413: "too_large", 408: "timeout"}
+#: On an answer sent before the whole request was read: the rest is not read as a
+#: next request (uvicorn would otherwise keep the connection), see ``receiver.edge``.
+_CLOSE = ((b"connection", b"close"),)
+
+
+@functools.lru_cache(maxsize=4096)
+def is_ip_address(text: str) -> bool:
+    """Whether a client address (from ``X-Forwarded-For`` perhaps) is an IP address."""
+    if len(text) > 64:
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 #: Redis keeps a hash compactly (a listpack) while every value is at most this long
@@ -109,14 +133,23 @@ class PushEndpoint:
         received_ns = time.time_ns()
         headers = wanted_headers(scope["headers"])
         try:
+            if b"upgrade" in headers and "upgrade" in headers.get(b"connection", "").lower():
+                # receiver.edge refuses these before the body; this holds under uvicorn's
+                # own protocol too, whose parser would read the body as a next request.
+                raise BodyError("protocol upgrade not supported: send plain HTTP/1.1")
             declared_length(headers.get(b"content-length"), self.settings.max_body_bytes)
             body = await self.body_reader.read(receive)
         except BodyError as exc:
             self.metrics.pushes[_BODY_OUTCOMES.get(exc.status_code, "bad_request")] += 1
             log.warning("push refused", status=exc.status_code, reason=exc.reason)
-            return await respond(send, Reply(exc.status_code, error_body(exc.reason)))
+            return await respond(send, Reply(exc.status_code, error_body(exc.reason), _CLOSE))
         client = scope.get("client")
         remote_addr = client[0] if client else ""
+        if remote_addr and not is_ip_address(remote_addr):
+            # uvicorn's proxy-headers middleware took it from X-Forwarded-For as it came;
+            # receiver.edge drops such a header before, this is for uvicorn's own protocol.
+            log.debug("X-Forwarded-For ignored: not an IP address")
+            remote_addr = ""
         await respond(send, await self.answer(body, headers, remote_addr, received_ns, started))
 
     async def answer(

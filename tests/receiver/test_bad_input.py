@@ -63,7 +63,8 @@ class Case:
     name: str
     status: int
     body: bytes | None = None
-    headers: dict[str, str] | None = None
+    # a function when the headers hold a time: made as the request is sent, not collected
+    headers: dict[str, str] | Callable[[], dict[str, str]] | None = None
     method: str = "POST"
     sign: bool = True  # add a valid signature for the body unless headers say otherwise
     raw: Callable[[str], int] | None = None  # sends bytes itself, returns the status
@@ -209,18 +210,22 @@ SIGNATURE_SHAPES = {
 
 def signature_case(name: str, shape: str) -> Case:
     body = encode(good())
-    now = int(time.time())
-    header = shape.format(
-        now=now,
-        sig=sign(body, SECRET, now),
-        stale=now - 400,
-        stale_sig=sign(body, SECRET, now - 400),
-        future=now + 400,
-        future_sig=sign(body, SECRET, now + 400),
-        other_sig=sign(body, "another-secret-entirely", now),
-        other_body_sig=sign(encode(good(state="x")), SECRET, now),
-    )
-    return Case(f"signature: {name}", 401, body, headers={"Moneybird-Signature": header})
+
+    def headers() -> dict[str, str]:
+        now = int(time.time())
+        header = shape.format(
+            now=now,
+            sig=sign(body, SECRET, now),
+            stale=now - 400,
+            stale_sig=sign(body, SECRET, now - 400),
+            future=now + 400,
+            future_sig=sign(body, SECRET, now + 400),
+            other_sig=sign(body, "another-secret-entirely", now),
+            other_body_sig=sign(encode(good(state="x")), SECRET, now),
+        )
+        return {"Moneybird-Signature": header}
+
+    return Case(f"signature: {name}", 401, body, headers=headers)
 
 
 CASES += [signature_case(name, shape) for name, shape in SIGNATURE_SHAPES.items()]
@@ -272,7 +277,7 @@ def test_bad_request_gets_its_status_and_stores_nothing(
     if case.raw is not None:
         status = case.raw(receiver)
     else:
-        headers = dict(case.headers or {})
+        headers = dict((case.headers() if callable(case.headers) else case.headers) or {})
         if case.sign and case.body is not None and "Moneybird-Signature" not in headers:
             headers.update(signed(case.body))
         with httpx2.Client(timeout=10) as http:

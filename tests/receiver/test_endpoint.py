@@ -69,8 +69,10 @@ def test_accepted_push_is_stored_and_enqueued(
     assert job.get_status() == "queued"
     assert job.description == "sales_invoice_state_changed_to_paid 496081234567890123"
     assert job.meta == {}
-    # every value within hash-max-listpack-value: Redis keeps the job hash compact
-    assert redis_client.object("encoding", keys.rq_job_key(event_id)) == b"listpack"
+    # every value within hash-max-listpack-value: Redis keeps the job hash compact, which
+    # Redis 7+ and Valkey call listpack and Redis 6.2 ziplist (the big one is hashtable)
+    encoding = redis_client.object("encoding", keys.rq_job_key(event_id))
+    assert encoding in (b"listpack", b"ziplist")
     assert Queue("hookbird", connection=redis_client).count == 1
 
 

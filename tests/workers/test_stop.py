@@ -1,0 +1,114 @@
+"""A stopping worker exits within its shutdown grace, every time, for both worker classes.
+
+Each worker here runs under :mod:`tests.workers.late_unsubscribe`, which makes RQ's
+command-channel pubsub thread read the UNSUBSCRIBE reply before the main thread goes
+on to stop it: the order in which redis-py's ``PubSubWorkerThread.stop()`` used to wait
+out the thread's 60-second poll. Times are measured from the signal to the exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Worker
+
+from tests.workers.conftest import ROOT, Pusher, wait_for, worker_env
+
+pytestmark = pytest.mark.slow
+
+LATE = (sys.executable, "-c", "import tests.workers.late_unsubscribe as m; m.main()")
+GRACE = 4.0
+
+
+def start(redis_url: str, log: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*LATE, "worker", *args],
+            cwd=ROOT,
+            env=worker_env(redis_url, HOOKBIRD_SHUTDOWN_GRACE=f"{GRACE:g}", **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def seconds_to_exit(proc: subprocess.Popen[bytes], how: signal.Signals, log: Path) -> float:
+    began = time.monotonic()
+    proc.send_signal(how)
+    try:
+        code = proc.wait(90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"still running 90 s later:\n{log.read_text()[-3000:]}") from None
+    assert code == 0, log.read_text()[-3000:]
+    return time.monotonic() - began
+
+
+def idle_and_subscribed(client: redis.Redis) -> bool:
+    workers = Worker.all(connection=client)
+    listening = client.pubsub_channels("rq:pubsub:*")
+    return len(workers) == 1 and workers[0].get_state() == "idle" and bool(listening)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_an_idle_worker_stops_within_its_grace(
+    redis_url: str,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    worker_class: str,
+    how: signal.Signals,
+) -> None:
+    """SIGTERM or Ctrl-C to a waiting worker: it exits, cleanly, well before its grace is over."""
+    log = tmp_path / "worker.log"
+    proc = start(redis_url, log, "--class", worker_class)
+    try:
+        wait_for(lambda: idle_and_subscribed(redis_client), message="the worker to wait for pushes")
+        assert seconds_to_exit(proc, how, log) < GRACE
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not redis_client.pubsub_channels("rq:pubsub:*")
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_a_busy_worker_stops_when_its_grace_is_over(
+    push: Pusher, redis_url: str, redis_client: redis.Redis, tmp_path: Path, worker_class: str
+) -> None:
+    """A handler that outlives the grace is cut off at its end, and the worker exits right after."""
+    redis_client.set("test:sleep:crm", 60)
+    log = tmp_path / "worker.log"
+    proc = start(redis_url, log, "--class", worker_class)
+    try:
+        push()
+        wait_for(lambda: redis_client.llen("test:started"), message="the handler to start")
+        assert seconds_to_exit(proc, signal.SIGTERM, log) < GRACE + 3
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert redis_client.llen("rq:queue:hookbird") == 1  # the push went back
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_burst_on_an_empty_queue_returns_at_once(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path, worker_class: str
+) -> None:
+    """`hookbird worker --burst` with nothing queued starts, finds nothing, and exits."""
+    log = tmp_path / "worker.log"
+    began = time.monotonic()
+    proc = start(redis_url, log, "--burst", "--class", worker_class)
+    try:
+        assert proc.wait(90) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert time.monotonic() - began < GRACE, log.read_text()[-3000:]

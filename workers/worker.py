@@ -31,11 +31,12 @@ bounded by :data:`COMMAND_POLL` even when Redis cannot answer.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 from rq import SimpleWorker, Worker
@@ -63,6 +64,33 @@ def _on_grace_signal(signum: int, frame: Any) -> None:
     running.request_interrupt()
 
 
+class RunAgainLog(logging.Filter):
+    """RQ's "Job …: scheduled for retry at …, 999999 remaining", without the count.
+
+    hookbird counts attempts per handler and gives RQ a cap out of reach
+    (:data:`workers.jobs.RQ_RETRY_CAP`), so RQ's count means nothing; RQ also says
+    "retry" of a push parked behind an earlier one or put back by a shutdown. The line
+    keeps only what is true: when the job runs again. hookbird's own lines say why.
+    """
+
+    REWRITES: ClassVar[dict[str, str]] = {
+        "Job %s: scheduled for retry at %s, %s remaining": "Job %s: scheduled to run again at %s",
+        "Job %s: enqueued for retry, %s remaining": "Job %s: queued to run again",
+    }
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        new = self.REWRITES.get(record.msg) if isinstance(record.msg, str) else None
+        if new is not None and isinstance(record.args, tuple):
+            record.msg, record.args = new, record.args[: new.count("%s")]
+        return True
+
+
+def _rewrite_rq_retry_lines() -> None:
+    rq_job = logging.getLogger("rq.job")
+    if not any(isinstance(f, RunAgainLog) for f in rq_job.filters):
+        rq_job.addFilter(RunAgainLog())
+
+
 class HookbirdMixin:
     """Grace period, liveness beat and recovery, shared by both worker classes."""
 
@@ -75,6 +103,7 @@ class HookbirdMixin:
 
     # -- liveness -------------------------------------------------------------------
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        _rewrite_rq_retry_lines()
         super().bootstrap(*args, **kwargs)  # type: ignore[misc]
         conn = self.connection  # type: ignore[attr-defined]
         conn.set(recovery.alive_key(self.name), os.getpid(), px=int(self.liveness * 1000))  # type: ignore[attr-defined]

@@ -50,10 +50,13 @@ def seconds_to_exit(proc: subprocess.Popen[bytes], how: signal.Signals, log: Pat
     return time.monotonic() - began
 
 
-def idle_and_subscribed(client: redis.Redis) -> bool:
+def idle_and_subscribed(client: redis.Redis) -> str | None:
+    """The channel of the test's worker once it waits for pushes and listens for commands."""
     workers = Worker.all(connection=client)
-    listening = client.pubsub_channels("rq:pubsub:*")
-    return len(workers) == 1 and workers[0].get_state() == "idle" and bool(listening)
+    if len(workers) != 1 or workers[0].get_state() != "idle":
+        return None
+    channel = workers[0].pubsub_channel_name
+    return channel if client.pubsub_numsub(channel)[0][1] else None
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
@@ -69,13 +72,15 @@ def test_an_idle_worker_stops_within_its_grace(
     log = tmp_path / "worker.log"
     proc = start(redis_url, log, "--class", worker_class)
     try:
-        wait_for(lambda: idle_and_subscribed(redis_client), message="the worker to wait for pushes")
+        channel = wait_for(
+            lambda: idle_and_subscribed(redis_client), message="the worker to wait for pushes"
+        )
         assert seconds_to_exit(proc, how, log) < GRACE
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert not redis_client.pubsub_channels("rq:pubsub:*")
+    assert redis_client.pubsub_numsub(channel)[0][1] == 0  # no process kept its connection
 
 
 @pytest.mark.parametrize("worker_class", ["simple", "fork"])

@@ -52,7 +52,7 @@ GRACE_SIGNAL = signal.SIGUSR1
 #: Longest wait of the command-channel thread (seconds): how late it may notice a stop
 #: that could not wake it.
 COMMAND_POLL = 1.0
-#: What :meth:`HookbirdMixin.subscribe` takes from RQ (rq>=2,<4); without it, RQ's own
+#: What :meth:`HookbirdMixin.subscribe` takes from RQ (as of rq 3.0); without it, RQ's own
 #: command thread is used, with its slow stop.
 _RQ_COMMAND_CHANNEL = all(
     hasattr(BaseWorker, name)

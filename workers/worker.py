@@ -140,6 +140,10 @@ class HookbirdMixin:
     def teardown(self) -> None:
         if self._beat_stop is not None:
             self._beat_stop.set()
+        if self._beat_thread is not None:
+            # A beat in flight would set the liveness key deleted below again, and its
+            # reap would race the next worker's; it takes a round trip or two.
+            self._beat_thread.join(COMMAND_POLL + 1.0)
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         super().teardown()  # type: ignore[misc]

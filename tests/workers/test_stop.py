@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 from rq import Worker
+from rq.command import send_shutdown_command
 
 from tests.workers.conftest import ROOT, Pusher, wait_for, worker_env
 
@@ -117,3 +118,24 @@ def test_burst_on_an_empty_queue_returns_at_once(
             proc.kill()
             proc.wait()
     assert time.monotonic() - began < GRACE, log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_rq_commands_still_reach_the_worker(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path, worker_class: str
+) -> None:
+    """RQ's shutdown command, read by hookbird's command thread, stops the worker in time."""
+    log = tmp_path / "worker.log"
+    proc = start(redis_url, log, "--class", worker_class)
+    try:
+        channel = wait_for(
+            lambda: idle_and_subscribed(redis_client), message="the worker to wait for pushes"
+        )
+        began = time.monotonic()
+        send_shutdown_command(redis_client, channel.removeprefix("rq:pubsub:"))
+        assert proc.wait(90) == 0, log.read_text()[-3000:]
+        assert time.monotonic() - began < GRACE
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -144,6 +144,12 @@ class HookbirdMixin:
             # A beat in flight would set the liveness key deleted below again, and its
             # reap would race the next worker's; it takes a round trip or two.
             self._beat_thread.join(COMMAND_POLL + 1.0)
+        # RQ stops an idle worker by raising from the signal handler. Raised after a
+        # command went out and before its reply was read, it leaves that connection in
+        # the pool with BLPOP still blocking on the server, and the commands below would
+        # queue behind it for minutes. Idle pooled connections go; those in use stay.
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.connection.connection_pool.disconnect(inuse_connections=False)  # type: ignore[attr-defined]
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         super().teardown()  # type: ignore[misc]

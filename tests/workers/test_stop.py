@@ -24,6 +24,7 @@ from tests.workers.conftest import ROOT, Pusher, wait_for, worker_env
 pytestmark = pytest.mark.slow
 
 LATE = (sys.executable, "-c", "import tests.workers.late_unsubscribe as m; m.main()")
+MID_COMMAND = (sys.executable, "-c", "import tests.workers.stop_mid_command as m; m.main()")
 GRACE = 4.0
 
 
@@ -139,3 +140,28 @@ def test_rq_commands_still_reach_the_worker(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_a_stop_between_a_command_and_its_reply_does_not_wait_for_the_reply(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path, worker_class: str
+) -> None:
+    """SIGTERM right after the worker sent BLPOP: its teardown does not queue behind it."""
+    log = tmp_path / "worker.log"
+    began = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*MID_COMMAND, "worker", "--class", worker_class],
+            cwd=ROOT,
+            env=worker_env(redis_url, HOOKBIRD_SHUTDOWN_GRACE=f"{GRACE:g}"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert proc.wait(90) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "warm shut down requested" in log.read_text()
+    assert time.monotonic() - began < GRACE + 3

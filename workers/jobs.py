@@ -99,7 +99,11 @@ def entity_of(connection: redis.Redis, job: Job) -> tuple[str, str, str] | None:
 
 
 def describe_job(event: Event, handlers: list[Handler]) -> str:
-    """``contact_created Contact 456 adm 123 → crm:sync_contact``: what rq-dashboard shows."""
+    """``contact_created Contact 456 adm 123 → crm:sync_contact``: what rq-dashboard shows.
+
+    A handled push names every handler it reached; a push still to run again (retry,
+    dead letter, interrupted) names only the handlers that run then.
+    """
     names = ", ".join(h.name for h in handlers) if handlers else "(no handlers)"
     return f"{event.summary()} → {names}"
 
@@ -189,9 +193,9 @@ def _dispatch(
     state: dict[str, str],
 ) -> Any:
     handlers = rt.router.handlers_for(event.action, event.entity_type)
-    job.description = describe_job(event, handlers)
     outcomes: dict[str, dict[str, Any]] = json.loads(state.get("handlers") or "{}")
-    pending = [h for h in handlers if outcomes.get(h.name, {}).get("status") not in SETTLED]
+    pending = _unsettled(handlers, outcomes)
+    job.description = describe_job(event, pending)
     suffix = entity_suffix(*entity) if entity else None
     failures: list[tuple[str, Verdict]] = []
     interrupted = False
@@ -217,7 +221,14 @@ def _dispatch(
                 break  # the job's time is spent; the rest run on the retry
         if len(pending) > 1:  # a crash later in this run must not re-run this handler
             rt.redis.hset(state_key(event.event_id), "handlers", json.dumps(outcomes))
-    return _conclude(rt, store, job, event, entity, token, state, outcomes, failures, interrupted)
+    return _conclude(
+        rt, store, job, event, entity, token, state, handlers, outcomes, failures, interrupted
+    )
+
+
+def _unsettled(handlers: list[Handler], outcomes: dict[str, dict[str, Any]]) -> list[Handler]:
+    """The handlers a run of the push still has to run: none succeeded or was skipped."""
+    return [h for h in handlers if outcomes.get(h.name, {}).get("status") not in SETTLED]
 
 
 def _conclude(
@@ -228,6 +239,7 @@ def _conclude(
     entity: tuple[str, str, str] | None,
     token: str,
     state: dict[str, str],
+    handlers: list[Handler],
     outcomes: dict[str, dict[str, Any]],
     failures: list[tuple[str, Verdict]],
     interrupted: bool,
@@ -242,6 +254,17 @@ def _conclude(
         base=settings.retry_base,
         now=now,
     )
+    # Logged once the push's fate is known: a handler's last attempt is no "retry".
+    outcome = {RETRYING: "retry", DEAD_LETTER: "dead"}.get(decision.status, decision.status)
+    for name, verdict in failures:
+        attempt = outcomes[name].get("attempts")
+        log.warning(
+            "handler failed", handler=name, attempt=attempt, error=verdict.reason, outcome=outcome
+        )
+    if decision.status != SUCCEEDED:  # name what the next run runs, not what is done
+        job.description = describe_job(event, _unsettled(handlers, outcomes))
+    else:
+        job.description = describe_job(event, handlers)
     runs = int(state.get("attempts", "0")) + (0 if interrupted else 1)
     fields = {
         "handlers": json.dumps(outcomes),

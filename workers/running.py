@@ -71,8 +71,7 @@ def run_one(
             traceback=short_traceback(exc),
             at=time.time(),
         )
-        ctx.log.warning("handler failed", error=verdict.reason, outcome=verdict.kind)
-        return verdict
+        return verdict  # logged by the caller, which knows whether it is retried
     finally:
         _in_handler.name = None
     record.update(status="ok", error=None, at=time.time())

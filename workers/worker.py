@@ -18,18 +18,29 @@ attempt used up. A second signal stops at once, also requeueing the push.
 
 A daemon thread refreshes this worker's liveness key and, on every beat, looks for
 pushes whose worker died (see :mod:`workers.recovery`).
+
+RQ's command channel (``rq:pubsub:<worker>``: stop-job, kill-horse, shutdown) is read
+by a thread of our own rather than RQ's. RQ's thread waits up to 60 s per read, and on
+a stop it sends UNSUBSCRIBE and then joins the thread through redis-py's
+``PubSubWorkerThread.stop()``; when the thread read the UNSUBSCRIBE reply first, it had
+gone back to a 60-second wait, and the worker took a minute to exit. Ours is told to
+stop before UNSUBSCRIBE goes out, so that reply is what ends it, and the wait for it is
+bounded by :data:`COMMAND_POLL` even when Redis cannot answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
+import redis
 from rq import SimpleWorker, Worker
+from rq.worker import BaseWorker
 
 from hookbird.logs import get_logger
 from workers import jobs, recovery, running
@@ -38,10 +49,46 @@ from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_
 log = get_logger("hookbird.worker")
 
 GRACE_SIGNAL = signal.SIGUSR1
+#: Longest wait of the command-channel thread (seconds): how late it may notice a stop
+#: that could not wake it.
+COMMAND_POLL = 1.0
+#: What :meth:`HookbirdMixin.subscribe` takes from RQ (as of rq 3.0); without it, RQ's own
+#: command thread is used, with its slow stop.
+_RQ_COMMAND_CHANNEL = all(
+    hasattr(BaseWorker, name)
+    for name in ("subscribe", "unsubscribe", "handle_payload", "pubsub_channel_name")
+)
 
 
 def _on_grace_signal(signum: int, frame: Any) -> None:
     running.request_interrupt()
+
+
+class RunAgainLog(logging.Filter):
+    """RQ's "Job …: scheduled for retry at …, 999999 remaining", without the count.
+
+    hookbird counts attempts per handler and gives RQ a cap out of reach
+    (:data:`workers.jobs.RQ_RETRY_CAP`), so RQ's count means nothing; RQ also says
+    "retry" of a push parked behind an earlier one or put back by a shutdown. The line
+    keeps only what is true: when the job runs again. hookbird's own lines say why.
+    """
+
+    REWRITES: ClassVar[dict[str, str]] = {
+        "Job %s: scheduled for retry at %s, %s remaining": "Job %s: scheduled to run again at %s",
+        "Job %s: enqueued for retry, %s remaining": "Job %s: queued to run again",
+    }
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        new = self.REWRITES.get(record.msg) if isinstance(record.msg, str) else None
+        if new is not None and isinstance(record.args, tuple):
+            record.msg, record.args = new, record.args[: new.count("%s")]
+        return True
+
+
+def _rewrite_rq_retry_lines() -> None:
+    rq_job = logging.getLogger("rq.job")
+    if not any(isinstance(f, RunAgainLog) for f in rq_job.filters):
+        rq_job.addFilter(RunAgainLog())
 
 
 class HookbirdMixin:
@@ -56,6 +103,7 @@ class HookbirdMixin:
 
     # -- liveness -------------------------------------------------------------------
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        _rewrite_rq_retry_lines()
         super().bootstrap(*args, **kwargs)  # type: ignore[misc]
         conn = self.connection  # type: ignore[attr-defined]
         conn.set(recovery.alive_key(self.name), os.getpid(), px=int(self.liveness * 1000))  # type: ignore[attr-defined]
@@ -92,6 +140,16 @@ class HookbirdMixin:
     def teardown(self) -> None:
         if self._beat_stop is not None:
             self._beat_stop.set()
+        if self._beat_thread is not None:
+            # A beat in flight would set the liveness key deleted below again, and its
+            # reap would race the next worker's; it takes a round trip or two.
+            self._beat_thread.join(COMMAND_POLL + 1.0)
+        # RQ stops an idle worker by raising from the signal handler. Raised after a
+        # command went out and before its reply was read, it leaves that connection in
+        # the pool with BLPOP still blocking on the server, and the commands below would
+        # queue behind it for minutes. Idle pooled connections go; those in use stay.
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.connection.connection_pool.disconnect(inuse_connections=False)  # type: ignore[attr-defined]
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         super().teardown()  # type: ignore[misc]
@@ -100,6 +158,52 @@ class HookbirdMixin:
         # the next reap, so a push it leaves "started" (it quit on an error, e.g. Redis
         # restarting mid-push) is run again rather than left for RQ to dead-letter.
         conn.delete(recovery.alive_key(self.name))  # type: ignore[attr-defined]
+
+    # -- RQ's command channel (see the module docstring) ----------------------------
+    _commands: threading.Thread | None = None
+    _commands_stop: threading.Event | None = None
+
+    def subscribe(self) -> None:
+        if not _RQ_COMMAND_CHANNEL:
+            super().subscribe()  # type: ignore[misc]
+            return
+        pubsub = self.connection.pubsub()  # type: ignore[attr-defined]
+        pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
+        self.pubsub = pubsub
+        self._commands_stop = threading.Event()
+        self._commands = threading.Thread(
+            target=self._read_commands,
+            args=(pubsub, self._commands_stop),
+            name="hookbird-commands",
+            daemon=True,
+        )
+        self._commands.start()
+
+    def _read_commands(self, pubsub: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                pubsub.get_message(ignore_subscribe_messages=True, timeout=COMMAND_POLL)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # redis-py reconnects and subscribes again on the next read
+                if not stop.is_set():
+                    log.warning("command channel lost", error=f"{type(exc).__name__}: {exc}")
+                    stop.wait(2.0)
+            except Exception as exc:  # a malformed command must not end the channel
+                log.warning("command failed", error=f"{type(exc).__name__}: {exc}")
+                stop.wait(COMMAND_POLL)
+
+    def unsubscribe(self) -> None:
+        thread, stop, pubsub = self._commands, self._commands_stop, self.pubsub
+        if thread is None or stop is None:
+            super().unsubscribe()  # type: ignore[misc]
+            return
+        self._commands = None
+        stop.set()  # first, so the reply to UNSUBSCRIBE ends the thread's wait
+        with contextlib.suppress(redis.RedisError, OSError):
+            pubsub.unsubscribe()
+        thread.join(COMMAND_POLL + 1.0)
+        if not thread.is_alive():  # else it dies with the process; never close under it
+            pubsub.close()
 
     # -- waking parked pushes ---------------------------------------------------------
     def handle_job_retry(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> None:

@@ -67,6 +67,47 @@ def test_a_retry_runs_only_the_handler_that_failed(
     assert outcomes[LATEST]["attempts"] == 1
 
 
+def test_a_push_waiting_for_its_retry_names_only_the_handlers_still_to_run(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """Two handlers, one failing: the waiting job names that one alone; once handled, both."""
+    redis_client.set("test:fail:crm", 100)
+    workers.start()
+    event_id = push(action="contact_changed")
+    wait_for(lambda: status_is(redis_client, event_id, "retrying"), message="a retry")
+    job = Job.fetch(event_id, connection=redis_client)
+    assert job.description == f"contact_changed Contact 456 adm 123 → {CRM}"
+    redis_client.delete("test:fail:crm")
+    wait_for(lambda: status_is(redis_client, event_id, "succeeded"), timeout=30, message="success")
+    job = Job.fetch(event_id, connection=redis_client)
+    assert job.description == f"contact_changed Contact 456 adm 123 → {CRM}, {LATEST}"
+
+
+def log_lines(workers: Workers, event: str) -> list[dict[str, object]]:
+    lines = (json.loads(line) for line in workers.output().splitlines() if line.startswith("{"))
+    return [line for line in lines if line.get("event") == event]
+
+
+def test_the_log_says_what_becomes_of_each_failed_attempt(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """Out of attempts: the first failure is logged as retried, the last as dead, and RQ's
+    line about the retry carries no meaningless count of retries left."""
+    redis_client.set("test:fail:crm", 100)
+    workers.start(HOOKBIRD_MAX_ATTEMPTS="2")
+    event_id = push()
+    failed = FailedJobRegistry("hookbird", connection=redis_client)
+    wait_for(lambda: event_id in failed.get_job_ids(), message="the dead letter")
+    wait_for(lambda: log_lines(workers, "push sent to the dead letter"), message="its log line")
+    failures = log_lines(workers, "handler failed")
+    assert [f.get("outcome") for f in failures] == ["retry", "dead"]
+    assert [f.get("attempt") for f in failures] == [1, 2]
+    assert all(f["handler"] == CRM and f["event_id"] == event_id for f in failures)
+    output = workers.output()
+    assert f"Job {event_id}: scheduled to run again at" in output
+    assert "remaining" not in output
+
+
 def test_retry_later_is_honoured(push: Pusher, workers: Workers, redis_client: redis.Redis) -> None:
     """RetryLater(after=2) from a handler: retried, no sooner than two seconds later."""
     redis_client.set("test:retry_after:billing", 2)

@@ -109,18 +109,31 @@ def redis_client(settings: Settings) -> redis.Redis:
     problem = redis_url_problem(settings.redis_url)
     if problem:
         raise CommandError(problem)
-    client = redis.Redis.from_url(
+    client = unchecked_redis_client(settings)
+    unreachable = ping_failure(client)
+    if unreachable:
+        client.close()
+        raise CommandError(f"cannot reach Redis at {safe_url(settings.redis_url)}: {unreachable}")
+    return client
+
+
+def unchecked_redis_client(settings: Settings) -> redis.Redis:
+    """A client on REDIS_URL with the configured timeouts; nothing is sent yet."""
+    assert settings.redis_url
+    return redis.Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
     )
+
+
+def ping_failure(client: redis.Redis) -> str | None:
+    """Why Redis does not answer PING (the innermost reason), or None when it does."""
     try:
         client.ping()
     except redis.exceptions.RedisError as exc:
-        raise CommandError(
-            f"cannot reach Redis at {safe_url(settings.redis_url)}: {root_cause(exc)}"
-        ) from exc
-    return client
+        return root_cause(exc)
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

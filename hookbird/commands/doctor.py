@@ -15,7 +15,14 @@ from typing import Any
 
 import redis
 
-from hookbird.cli import add_command, plural, redis_url_problem, root_cause, safe_url
+from hookbird.cli import (
+    add_command,
+    ping_failure,
+    plural,
+    redis_url_problem,
+    safe_url,
+    unchecked_redis_client,
+)
 from hookbird.crypto import SecretKeyError
 from hookbird.doctor import (
     ERROR,
@@ -176,17 +183,13 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     if problem:
         yield Check(ERROR, problem, "fix REDIS_URL")
         return
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-    )
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:
+    client = unchecked_redis_client(settings)
+    unreachable = ping_failure(client)
+    if unreachable:
+        client.close()
         yield Check(
             ERROR,
-            f"Redis at {safe_url(settings.redis_url)} unreachable: {root_cause(exc)}",
+            f"Redis at {safe_url(settings.redis_url)} unreachable: {unreachable}",
             "start Redis or fix REDIS_URL (and its password)",
         )
         return

@@ -18,9 +18,10 @@ from hookbird.cli import (
     EXIT_OK,
     CommandError,
     add_command,
+    ping_failure,
     redis_url_problem,
-    root_cause,
     safe_url,
+    unchecked_redis_client,
 )
 from hookbird.logs import configure_logging, get_logger
 from hookbird.settings import Settings
@@ -35,24 +36,17 @@ def warn_if_redis_is_down(settings: Settings) -> None:
     It answers 503 (Moneybird retries) until Redis is back, and /readyz says so: a
     receiver that refused to start would turn a Redis restart into lost pushes.
     """
-    import redis
-
-    assert settings.redis_url
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-    )
+    client = unchecked_redis_client(settings)
     try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:
-        get_logger("hookbird.serve").warning(
-            "Redis unreachable at startup: pushes get 503 until it answers",
-            redis=safe_url(settings.redis_url),
-            error=root_cause(exc),
-        )
+        unreachable = ping_failure(client)
     finally:
         client.close()
+    if unreachable:
+        get_logger("hookbird.serve").warning(
+            "Redis unreachable at startup: pushes get 503 until it answers",
+            redis=safe_url(settings.redis_url or ""),
+            error=unreachable,
+        )
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,8 +5,9 @@ a fresh ``state``; ``exchange CODE`` (or the whole redirect URL, whose state it 
 checks) trades the code for a token pair and stores it,
 encrypted, as one grant that every administration the token can see points to;
 ``add-token`` stores a personal token for one administration instead; ``list`` shows
-which administrations have stored credentials and which grants need re-authorisation.
-A SaaS does the same from its own web app with :mod:`hookbird.moneybird.oauth`.
+which administrations have stored credentials and which grants need re-authorisation;
+``rotate-key`` re-encrypts them all with the first ``HOOKBIRD_SECRET_KEY``. A SaaS does
+the same from its own web app with :mod:`hookbird.moneybird.oauth`.
 """
 
 from __future__ import annotations
@@ -150,6 +151,19 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    store = CredentialStore(redis_client(settings), settings.secret_key)
+    try:
+        entries, grants = store.rotate()
+    except CredentialError as exc:
+        raise CommandError(str(exc)) from None
+    print(
+        f"re-encrypted {plural(entries, 'administration entry')} and {plural(grants, 'grant')} "
+        "with the first HOOKBIRD_SECRET_KEY; signing secrets: `hookbird webhooks encrypt`"
+    )
+    return EXIT_OK
+
+
 def register(commands: Any) -> None:
     oauth = add_command(
         commands,
@@ -195,4 +209,12 @@ def register(commands: Any) -> None:
         "re-authorisation.",
         "hookbird oauth list",
         cmd_list,
+    )
+    add_command(
+        actions,
+        "rotate-key",
+        "Re-encrypt every stored credential with the first key in HOOKBIRD_SECRET_KEY, so "
+        "the others can be dropped (run `hookbird webhooks encrypt` for signing secrets).",
+        "HOOKBIRD_SECRET_KEY=new-key,old-key hookbird oauth rotate-key",
+        cmd_rotate_key,
     )

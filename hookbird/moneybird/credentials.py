@@ -13,7 +13,8 @@ refresh (:meth:`CredentialStore.swap`).
 Values are Fernet tokens (``cryptography``: AES-128-CBC + HMAC-SHA256, timestamped),
 encrypted with ``HOOKBIRD_SECRET_KEY`` (:mod:`hookbird.crypto`). Without that key
 nothing is stored and nothing stored can be read; the error says how to make a key.
-Several comma-separated keys rotate (the first encrypts).
+Several comma-separated keys rotate (the first encrypts); :meth:`CredentialStore.rotate`
+re-encrypts everything with the first so the others can be dropped.
 
 A grant Moneybird refused (``invalid_grant``) keeps its record with ``needs_reauth``
 set and no tokens, so every process stops asking the token endpoint for it.
@@ -255,6 +256,31 @@ class CredentialStore:
                 found.append((key, raw))
         return found
 
+    def rotate(self) -> tuple[int, int]:
+        """Re-encrypt every stored credential and grant with the first key.
+
+        Returns (administration entries, grants) rewritten. Each value is rewritten only
+        if it did not change meanwhile (a refresh in a worker wins). Raises
+        CredentialError when one cannot be decrypted with any listed key.
+        """
+        counts = [0, 0]
+        targets = [(PREFIX + a, a, 0) for a in self.administrations()]
+        targets += [(GRANT_PREFIX + g, f"grant {g}", 1) for g in self.grant_ids()]
+        for key, whose, slot in targets:
+            raw = _raw(self.redis.get(key))
+            if raw is None or raw.startswith(POINTER):
+                continue
+            try:
+                fresh = self.cipher.rotate(raw)
+            except InvalidToken:
+                raise CredentialError(
+                    f"the stored credentials of {whose} cannot be decrypted with any key in "
+                    f"HOOKBIRD_SECRET_KEY; {crypto.ROTATE}"
+                ) from None
+            if self.redis.eval(_REPLACE, 1, key, raw, fresh) == 1:
+                counts[slot] += 1
+        return counts[0], counts[1]
+
     def delete(self, administration_id: str) -> bool:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(PREFIX + administration_id)
@@ -267,3 +293,11 @@ class CredentialStore:
 
     def grant_ids(self) -> list[str]:
         return sorted(_text(m) for m in self.redis.smembers(GRANTS))
+
+
+# SET KEYS[1] ARGV[2] only while it still holds ARGV[1].
+_REPLACE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[2])
+return 1
+"""

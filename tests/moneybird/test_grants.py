@@ -13,7 +13,7 @@ import redis
 from cryptography.fernet import Fernet
 
 from hookbird.moneybird import Client, errors
-from hookbird.moneybird.credentials import Credential, CredentialStore
+from hookbird.moneybird.credentials import Credential, CredentialError, CredentialStore
 from hookbird.moneybird.oauth import (
     OAuthApp,
     ReauthorizationNeeded,
@@ -178,3 +178,18 @@ def test_verify_state_accepts_only_the_state_sent() -> None:
             verify_state("abc-123", received)
     with pytest.raises(StateMismatch):
         verify_state("", "")
+
+
+def test_rotate_reencrypts_grants_and_entries_so_the_new_key_alone_reads_them(
+    redis_client: redis.Redis,
+) -> None:
+    """Stored under key A; rotated with `B,A`; key B alone then reads every credential."""
+    key_b = Fernet.generate_key().decode()
+    CredentialStore(redis_client, KEY).put_grant(Credential("at-1", "rt-1"), list(TWO))
+    CredentialStore(redis_client, KEY).put("2001", Credential("personal-1", kind="personal"))
+    assert CredentialStore(redis_client, f"{key_b},{KEY}").rotate() == (1, 1)
+    only_b = CredentialStore(redis_client, key_b)
+    got = [only_b.get(a) for a in (*TWO, "2001")]
+    assert [c.access_token if c else None for c in got] == ["at-1", "at-1", "personal-1"]
+    with pytest.raises(CredentialError, match="HOOKBIRD_SECRET_KEY"):
+        CredentialStore(redis_client, KEY).get(TWO[0])

@@ -1,8 +1,8 @@
 """``hookbird oauth``: connect customer administrations by hand with OAuth.
 
 ``url`` prints the authorize URL for the configured application and scopes, with
-a fresh ``state``; ``exchange CODE`` (or the whole redirect URL, whose state it then
-checks) trades the code for a token pair and stores it,
+a fresh ``state``; ``exchange`` reads the code (or the whole redirect URL, whose state
+it then checks) from stdin or a prompt, trades it for a token pair and stores it,
 encrypted, as one grant that every administration the token can see points to;
 ``add-token`` stores a personal token for one administration instead; ``list`` shows
 which administrations have stored credentials and which grants need re-authorisation;
@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 
 from hookbird.cli import EXIT_OK, CommandError, add_command, plural, redis_client
+from hookbird.commands.secret_input import SecretReader
 from hookbird.commands.webhooks import explain
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import Credential, CredentialError, CredentialStore, fernet
@@ -89,7 +90,8 @@ def cmd_exchange(args: argparse.Namespace, settings: Settings) -> int:
         fernet(settings.secret_key)  # before spending the single-use code
     except CredentialError as exc:
         raise CommandError(str(exc)) from None
-    code = code_from(args.code.strip(), args.state)
+    given = SecretReader().read(args.code, "CODE", "the code (or redirect URL)")
+    code = code_from(given.strip(), args.state)
     store = CredentialStore(redis_client(settings), settings.secret_key)
     try:
         with httpx2.Client(timeout=settings.api_timeout) as http:
@@ -186,12 +188,17 @@ def register(commands: Any) -> None:
         actions,
         "exchange",
         "Trade the code from the redirect for tokens and store them encrypted, as one grant "
-        "for every administration they cover. CODE may be the whole redirect URL; with "
-        "--state its state must match.",
-        'hookbird oauth exchange "$REDIRECT_URL" --state "$STATE"',
+        "for every administration they cover. Reads the code, or the whole redirect URL, from "
+        "stdin (CODE -) or a prompt; with --state the redirect's state must match.",
+        'printf \'%s\\n\' "$REDIRECT_URL" | hookbird oauth exchange - --state "$STATE"',
         cmd_exchange,
     )
-    code.add_argument("code", help="the ?code= value the redirect URI received, or the URL")
+    code.add_argument(
+        "code",
+        nargs="?",
+        help="- reads the code or redirect URL from stdin (a value here is visible in ps); "
+        "omitted: prompted for",
+    )
     code.add_argument("--state", help="the state `oauth url` printed; checked against the URL's")
     token = add_command(
         actions,

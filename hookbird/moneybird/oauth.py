@@ -386,11 +386,9 @@ class StoredTokens:
                 fresh = replace(fresh, refresh_token=held.refresh_token)
             fresh = replace(fresh, scopes=fresh.scopes or held.scopes)
             if not self.store.swap(lock, current, fresh):
+                # The lock expired or another process stored a pair meanwhile: theirs stands.
                 log.warning("oauth_refresh_superseded", administration_id=administration_id)
-                raise TransientError(
-                    f"the OAuth refresh of administration {administration_id} outlived its "
-                    "lock; its result was not stored (retry)"
-                )
+                return self._stored_instead(administration_id, stale)
             self.refreshes += 1
             log.info(
                 "oauth_token_refreshed", administration_id=administration_id, grant=held.grant_id
@@ -400,6 +398,19 @@ class StoredTokens:
             # Released above, or expired: then swap() refused to store with it.
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
+
+    def _stored_instead(self, administration_id: str, stale: str) -> str:
+        """The pair another process stored while our refresh could not be; else retry later."""
+        now = self._load(administration_id)
+        if now is not None:
+            _refuse_revoked(administration_id, now.credential)
+            token = now.credential.access_token
+            if token != stale and not now.credential.expires_within(REFRESH_AHEAD):
+                return token
+        raise TransientError(
+            f"the OAuth refresh of administration {administration_id} lost its lock; its "
+            "result was not stored (retry)"
+        )
 
     def _mark_revoked(self, administration_id: str, lock: redis.lock.Lock, held: Stored) -> None:
         """Record that Moneybird refused the grant, so nobody asks the token endpoint again."""

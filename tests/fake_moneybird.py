@@ -14,7 +14,9 @@ It behaves like the parts of Moneybird hookbird depends on, strictly:
   is refused) answers ``token`` and ``secret`` and POSTs a signed ``test_webhook``
   push to the URL; :meth:`FakeMoneybird.push` delivers real event pushes later;
 - ``/oauth/token`` for the authorization-code and refresh grants (refresh tokens
-  are single-use).
+  are single-use unless ``spend_refresh_tokens=False``; a spent or unknown one gets
+  ``400 {"error": "invalid_grant"}``); ``hold_next_refresh`` keeps one refresh
+  waiting for a test.
 
 In a test: ``with FakeMoneybird().serve() as fake: Client(base_url=fake.api_url, …)``.
 As a process (benchmarks): ``python -m tests.fake_moneybird --port 8123 --limit 30
@@ -109,6 +111,7 @@ class FakeMoneybird:
         client_secret: str = "fake-client-secret-0123456789",
         token_lifetime: float = 7200.0,
         refresh_delay: float = 0.0,
+        spend_refresh_tokens: bool = True,
     ) -> None:
         self.tokens = set(tokens)
         self.administrations = {
@@ -117,6 +120,11 @@ class FakeMoneybird:
         self.limit, self.window, self.reports_limit = limit, window, reports_limit
         self.client_id, self.client_secret = client_id, client_secret
         self.token_lifetime, self.refresh_delay = token_lifetime, refresh_delay
+        # False: a refresh token stays valid after use (a grace period some servers allow).
+        self.spend_refresh_tokens = spend_refresh_tokens
+        # Set by a test: the next refresh request waits for it before it is answered.
+        self.hold_next_refresh: threading.Event | None = None
+        self.refresh_held = threading.Event()  # set while a held refresh waits
         self.oauth_tokens: dict[str, float] = {}  # access token → expires at
         self.refresh_tokens: dict[str, tuple[str, ...]] = {}  # refresh token → scopes
         self.codes: dict[str, tuple[str, ...]] = {}
@@ -412,7 +420,15 @@ class FakeMoneybird:
             self.stats["refreshes"] += 1
             if self.refresh_delay:
                 await _in_thread(time.sleep, self.refresh_delay)
-            scopes = self.refresh_tokens.pop(str(form.get("refresh_token", "")), None)
+            hold, self.hold_next_refresh = self.hold_next_refresh, None
+            if hold is not None:
+                self.refresh_held.set()
+                await _in_thread(hold.wait, 10.0)
+            spent = str(form.get("refresh_token", ""))
+            if self.spend_refresh_tokens:
+                scopes = self.refresh_tokens.pop(spent, None)
+            else:
+                scopes = self.refresh_tokens.get(spent)
         else:
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         if scopes is None:

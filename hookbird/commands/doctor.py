@@ -119,7 +119,14 @@ def check_moneybird(client: redis.Redis, settings: Settings) -> Iterator[Check]:
             administrations = sorted(set(administrations) | set(names))
         for administration in connected:
             credential = store.get(administration) if store else None
-            if credential is not None:
+            if credential is not None and credential.needs_reauth:
+                yield Check(
+                    ERROR,
+                    f"administration {administration}: Moneybird refused its OAuth grant "
+                    f"({credential.needs_reauth}); its jobs fail until it is authorised again",
+                    "hookbird oauth url, then hookbird oauth exchange",
+                )
+            elif credential is not None:
                 scopes = " ".join(credential.scopes) or "unknown"
                 yield Check(OK, f"administration {administration} connected (scopes: {scopes})")
         if settings.moneybird_api_token and administrations:

@@ -1,28 +1,38 @@
 """``hookbird oauth``: connect customer administrations by hand with OAuth.
 
-``url`` prints the authorize URL for the configured application and scopes;
-``exchange CODE`` trades the code the redirect received for a token pair and
-stores it, encrypted, for every administration the token can see; ``add-token``
-stores a personal token for one administration instead; ``list`` shows which
-administrations have stored credentials. A SaaS does the same from its own
-web app with :mod:`hookbird.moneybird.oauth`.
+``url`` prints the authorize URL for the configured application and scopes, with
+a fresh ``state``; ``exchange`` reads the code (or the whole redirect URL, whose state
+it then checks) from stdin or a prompt, trades it for a token pair and stores it,
+encrypted, as one grant that every administration the token can see points to;
+``add-token`` stores a personal token for one administration instead; ``list`` shows
+which administrations have stored credentials and which grants need re-authorisation;
+``rotate-key`` re-encrypts them all with the first ``HOOKBIRD_SECRET_KEY``. A SaaS does
+the same from its own web app with :mod:`hookbird.moneybird.oauth`.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import secrets
 import sys
+import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from hookbird.cli import EXIT_OK, CommandError, add_command, redis_client
+from hookbird.cli import EXIT_OK, CommandError, add_command, plural, redis_client
+from hookbird.commands.secret_input import SecretReader
 from hookbird.commands.webhooks import explain
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import Credential, CredentialError, CredentialStore, fernet
-from hookbird.moneybird.oauth import OAuthApp, exchange, oauth_app
+from hookbird.moneybird.oauth import (
+    OAuthApp,
+    StateMismatch,
+    exchange,
+    oauth_app,
+    verify_state,
+)
 from hookbird.settings import Settings
 
 
@@ -42,13 +52,36 @@ def _app(settings: Settings) -> OAuthApp:
 
 def cmd_url(args: argparse.Namespace, settings: Settings) -> int:
     app = _app(settings)
-    state = args.state or secrets.token_urlsafe(16)
-    print(app.authorize_url(state=state))
+    url, state = app.authorize_url(state=args.state)
+    print(url)
     print(
         f"scopes: {' '.join(app.scopes)}; state: {state} (check it on the redirect)",
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def code_from(given: str, expected_state: str | None) -> str:
+    """The authorization code in ``given``: a bare code, or the redirect URL carrying it.
+
+    With ``expected_state`` the input must be the redirect URL and its state must match.
+    """
+    if "code=" not in given:
+        if expected_state:
+            raise CommandError("--state needs the whole redirect URL (with ?code=…&state=…)")
+        return given
+    query = parse_qs(urlsplit(given).query or given.partition("?")[2] or given)
+    if "error" in query:
+        raise CommandError(f"the customer did not grant access: {query['error'][0]}")
+    if expected_state:
+        try:
+            verify_state(expected_state, (query.get("state") or [""])[0])
+        except StateMismatch as exc:
+            raise CommandError(str(exc)) from None
+    code = (query.get("code") or [""])[0]
+    if not code:
+        raise CommandError("no code in the redirect URL")
+    return code
 
 
 def cmd_exchange(args: argparse.Namespace, settings: Settings) -> int:
@@ -57,19 +90,22 @@ def cmd_exchange(args: argparse.Namespace, settings: Settings) -> int:
         fernet(settings.secret_key)  # before spending the single-use code
     except CredentialError as exc:
         raise CommandError(str(exc)) from None
+    given = SecretReader().read(args.code, "CODE", "the code (or redirect URL)")
+    code = code_from(given.strip(), args.state)
     store = CredentialStore(redis_client(settings), settings.secret_key)
     try:
         with httpx2.Client(timeout=settings.api_timeout) as http:
-            credential = exchange(app, args.code, http)
+            credential = exchange(app, code, http)
         with Client(settings, token=credential.access_token, on_budget="wait") as client:
             found = client.administrations()
     except errors.MoneybirdError as exc:
         raise explain(exc) from None
     if not found:
         raise CommandError("the token works but sees no administration; nothing stored")
+    grant = store.put_grant(credential, [str(a["id"]) for a in found])
     for administration in found:
-        store.put(str(administration["id"]), credential)
         print(f"connected administration {administration['id']} ({administration.get('name')})")
+    print(f"grant {grant}: {plural(len(found), 'administration')} share one token pair")
     return EXIT_OK
 
 
@@ -102,10 +138,31 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(str(exc)) from None
         if credential is None:
             continue
-        expiry = f"expires at {credential.expires_at:.0f}" if credential.expires_at else "no expiry"
+        if credential.needs_reauth:
+            state = f"NEEDS RE-AUTHORISATION ({credential.needs_reauth}): hookbird oauth url"
+        elif credential.expires_at:
+            when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(credential.expires_at))
+            state = f"expires {when}"
+        else:
+            state = "no expiry"
+        grant = f"grant {credential.grant_id}" if credential.grant_id else "own entry"
         print(
-            f"{administration:<20} {credential.kind:<9} {' '.join(credential.scopes):<30} {expiry}"
+            f"{administration:<20} {credential.kind:<9} {grant:<22} "
+            f"{' '.join(credential.scopes):<30} {state}"
         )
+    return EXIT_OK
+
+
+def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    store = CredentialStore(redis_client(settings), settings.secret_key)
+    try:
+        entries, grants = store.rotate()
+    except CredentialError as exc:
+        raise CommandError(str(exc)) from None
+    print(
+        f"re-encrypted {plural(entries, 'administration entry')} and {plural(grants, 'grant')} "
+        "with the first HOOKBIRD_SECRET_KEY; signing secrets: `hookbird webhooks encrypt`"
+    )
     return EXIT_OK
 
 
@@ -130,11 +187,19 @@ def register(commands: Any) -> None:
     code = add_command(
         actions,
         "exchange",
-        "Trade the code from the redirect for tokens and store them encrypted.",
-        "hookbird oauth exchange 4f1c…",
+        "Trade the code from the redirect for tokens and store them encrypted, as one grant "
+        "for every administration they cover. Reads the code, or the whole redirect URL, from "
+        "stdin (CODE -) or a prompt; with --state the redirect's state must match.",
+        'printf \'%s\\n\' "$REDIRECT_URL" | hookbird oauth exchange - --state "$STATE"',
         cmd_exchange,
     )
-    code.add_argument("code", help="the ?code= value the redirect URI received")
+    code.add_argument(
+        "code",
+        nargs="?",
+        help="- reads the code or redirect URL from stdin (a value here is visible in ps); "
+        "omitted: prompted for",
+    )
+    code.add_argument("--state", help="the state `oauth url` printed; checked against the URL's")
     token = add_command(
         actions,
         "add-token",
@@ -147,7 +212,16 @@ def register(commands: Any) -> None:
     add_command(
         actions,
         "list",
-        "List administrations with stored credentials.",
+        "List administrations with stored credentials, their grant, and grants that need "
+        "re-authorisation.",
         "hookbird oauth list",
         cmd_list,
+    )
+    add_command(
+        actions,
+        "rotate-key",
+        "Re-encrypt every stored credential with the first key in HOOKBIRD_SECRET_KEY, so "
+        "the others can be dropped (run `hookbird webhooks encrypt` for signing secrets).",
+        "HOOKBIRD_SECRET_KEY=new-key,old-key hookbird oauth rotate-key",
+        cmd_rotate_key,
     )

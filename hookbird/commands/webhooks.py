@@ -5,7 +5,8 @@ to the subscription store, so the receiver accepts its pushes at once. ``list``
 shows Moneybird's view merged with the store (with ``last_http_status``);
 ``delete``, ``activate`` and ``deactivate`` call the API, then update the store.
 Without Moneybird credentials (or with ``--local``) they touch the store only.
-``add`` writes a store entry by hand, for webhooks registered elsewhere.
+``add`` writes a store entry by hand, for webhooks registered elsewhere; it reads the
+token and secrets from stdin or a prompt (:mod:`hookbird.commands.secret_input`).
 Signing secrets are stored encrypted with ``HOOKBIRD_SECRET_KEY``; ``encrypt`` seals
 those an older version stored in plaintext, and re-encrypts the rest after a rotation.
 """
@@ -22,6 +23,7 @@ import redis
 
 from hookbird import catalog, crypto
 from hookbird.cli import EXIT_OK, Command, CommandError, add_command, plural, redis_client
+from hookbird.commands.secret_input import SecretReader
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import CredentialError, CredentialStore
 from hookbird.moneybird.oauth import StoredTokens
@@ -238,12 +240,16 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
-    webhook_secrets = tuple(s for s in (args.secret or []) if s)
+    reader = SecretReader()
+    token = reader.read(args.token, "--token", "the webhook's token")
+    webhook_secrets = tuple(
+        s for s in (reader.read(v, "--secret", "a signing secret") for v in args.secret or []) if s
+    )
     try:
         SubscriptionStore(redis_client(settings), settings.secret_key).add(
             webhook_id=args.webhook_id,
             administration_id=args.administration,
-            token=args.token,
+            token=token,
             secrets=webhook_secrets,
             url=args.url or "",
             enabled=not args.disabled,
@@ -294,18 +300,23 @@ def register(commands: Any) -> None:
     add = add_command(
         actions,
         "add",
-        "Add a webhook to the subscription store without calling Moneybird.",
-        'hookbird webhooks add --webhook-id 4180 --administration 1234 --token "$TOKEN" '
-        '--secret "$SECRET"',
+        "Add a webhook to the subscription store without calling Moneybird. `-` reads a "
+        "value from stdin, one line each (token first); without --token it is prompted for.",
+        'printf \'%s\\n%s\\n\' "$TOKEN" "$SECRET" | hookbird webhooks add --webhook-id 4180 '
+        "--administration 1234 --token - --secret -",
         cmd_add,
     )
     add.add_argument("--webhook-id", required=True, help="Moneybird's id of the webhook")
     add.add_argument("--administration", required=True, help="administration id it belongs to")
-    add.add_argument("--token", required=True, help="the webhook's token (pushes carry it)")
+    add.add_argument(
+        "--token",
+        help="the webhook's token (pushes carry it): - reads it from stdin (a value here is "
+        "visible in ps); omitted: prompted for",
+    )
     add.add_argument(
         "--secret",
         action="append",
-        help="signing secret; repeat during rotation. Set: signatures required",
+        help="signing secret, - for stdin; repeat during rotation. Set: signatures required",
     )
     add.add_argument("--url", help="the URL Moneybird posts to (for your reference)")
     add.add_argument("--disabled", action="store_true", help="add it disabled")

@@ -38,7 +38,7 @@ from receiver.credentials import CredentialsResolver
 from receiver.enqueue import Enqueuer, NewPush, QueueUnavailable, timestamps
 from receiver.metrics import ReceiverMetrics
 from receiver.payload import MalformedPush, Push, parse_push
-from receiver.verify import VerificationFailure, authenticate
+from receiver.verify import Signature, VerificationFailure, authenticate
 
 log = get_logger("hookbird.receiver")
 
@@ -182,7 +182,7 @@ class PushEndpoint:
         assert self.enqueuer is not None, "set in the app's lifespan"
         signature = headers.get(b"moneybird-signature")
         try:
-            authenticate(
+            verified = authenticate(
                 body=body,
                 administration_id=push.administration_id,
                 presented_token=push.webhook_token,
@@ -211,7 +211,7 @@ class PushEndpoint:
 
         try:
             outcome = await self.enqueuer.submit(
-                self.new_push(push, body, headers, remote_addr, received_ns)
+                self.new_push(push, body, headers, remote_addr, received_ns, verified)
             )
         except QueueUnavailable as exc:
             return self.unavailable(exc)
@@ -234,11 +234,19 @@ class PushEndpoint:
 
     @staticmethod
     def new_push(
-        push: Push, body: bytes, headers: dict[bytes, str], remote_addr: str, received_ns: int
+        push: Push,
+        body: bytes,
+        headers: dict[bytes, str],
+        remote_addr: str,
+        received_ns: int,
+        signature: Signature | None = None,
     ) -> NewPush:
+        """The push as the enqueue script takes it. ``signature`` is the verified one:
+        the push is then also a duplicate of any push with the same ``t`` and body."""
         idempotency_key = headers.get(b"idempotency-key")
         event_id = keys.new_event_id(received_ns / 1e9)
-        dedup_key = keys.dedup_key(idempotency_key, body)
+        scope = keys.idempotency_scope(push.webhook_id, push.administration_id)
+        dedup_key = keys.dedup_key(idempotency_key, body, scope)
         received_at, job_timestamp = timestamps(received_ns)
         header = {  # the fields of hookbird.stored.HEADER_FIELDS
             "idempotency_key": idempotency_key or "",
@@ -256,6 +264,8 @@ class PushEndpoint:
         return NewPush(
             event_id,
             dedup_key,
+            keys.signature_dedup_key(signature.timestamp, body) if signature else "",
+            keys.legacy_dedup_key(idempotency_key) if idempotency_key else "",
             received_at,
             job_timestamp,
             describe(push),

@@ -97,8 +97,9 @@ def verify_signature(
     *,
     now: float,
     tolerance: int,
-) -> None:
-    """Raise unless ``header`` carries a fresh ``v1`` made with one of ``secrets``."""
+) -> Signature:
+    """The header's :class:`Signature` if it carries a fresh ``v1`` made with one of
+    ``secrets``; raise otherwise."""
     if not header:
         raise VerificationFailure("Moneybird-Signature missing but a secret is configured")
     signature = parse_signature(header)
@@ -114,7 +115,7 @@ def verify_signature(
         for candidate in signature.v1:
             matched |= hmac.compare_digest(expected, candidate)
         if matched:
-            return
+            return signature
     raise VerificationFailure("Moneybird-Signature does not match")
 
 
@@ -127,8 +128,12 @@ def authenticate(
     credentials: Credentials | None,
     now: float,
     tolerance: int,
-) -> None:
-    """All checks for one push, in order; raises :class:`VerificationFailure`."""
+) -> Signature | None:
+    """All checks for one push, in order; raises :class:`VerificationFailure`.
+
+    Returns the verified signature, or None for a push whose webhook has no secret:
+    the receiver dedups a signed push on what its signature covers as well.
+    """
     if credentials is None:
         raise VerificationFailure("unknown webhook and no HOOKBIRD_WEBHOOK_TOKEN configured")
     if not credentials.enabled:
@@ -140,4 +145,7 @@ def authenticate(
         raise VerificationFailure("administration_id does not match the webhook's")
     check_token(presented_token, credentials.token_sha256)
     if credentials.secrets:
-        verify_signature(body, signature_header, credentials.secrets, now=now, tolerance=tolerance)
+        return verify_signature(
+            body, signature_header, credentials.secrets, now=now, tolerance=tolerance
+        )
+    return None

@@ -55,10 +55,12 @@ def test_accepted_push_is_stored_and_enqueued(
     assert stored["remote_addr"] == "127.0.0.1"
     assert stored["action"] == "sales_invoice_state_changed_to_paid"
     assert stored["administration_id"] == "123456789"
-    assert stored["dedup_key"] == keys.dedup_key("idem-1", body)
+    dedup = keys.dedup_key(
+        "idem-1", body, keys.idempotency_scope("4180000000000000001", "123456789")
+    )
+    assert stored["dedup_key"] == dedup
     assert set(stored) == {*HEADER_FIELDS, "body"}
     assert 0 < redis_client.ttl(keys.event_key(event_id)) <= 7 * 24 * 3600
-    dedup = keys.dedup_key("idem-1", body)
     assert redis_client.get(dedup) == event_id.encode()
     assert 7 * 24 * 3600 - 10 < redis_client.ttl(dedup) <= 7 * 24 * 3600
 
@@ -97,6 +99,65 @@ def test_without_idempotency_key_the_body_hash_dedups(
     assert post(http, receiver, push_body()).json()["status"] == "duplicate"
     assert post(http, receiver, push_body(state="open")).json()["status"] == "accepted"
     assert len(queued(redis_client)) == 2
+
+
+def test_a_signed_push_replayed_with_a_fresh_idempotency_key_is_a_duplicate(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """Keys orig-1, orig-1, attacker-2 on one signed push: accepted, duplicate, duplicate."""
+    body = push_body()
+    signature = signature_header(body)
+    with make_receiver(webhook_secrets=(SECRET,)) as base:
+        answers = [
+            post(http, base, body, **{"Idempotency-Key": key, "Moneybird-Signature": signature})
+            for key in ("orig-1", "orig-1", "attacker-2")
+        ]
+        # Moneybird's own retry is signed afresh: its Idempotency-Key still dedups it
+        resigned = signature_header(body, t=int(time.time()) - 60)
+        retry = post(
+            http, base, body, **{"Idempotency-Key": "orig-1", "Moneybird-Signature": resigned}
+        )
+    first = answers[0].json()["event_id"]
+    assert [a.json() for a in answers] == [
+        {"status": "accepted", "event_id": first},
+        {"status": "duplicate", "event_id": first},
+        {"status": "duplicate", "event_id": first},
+    ]
+    assert retry.json() == {"status": "duplicate", "event_id": first}
+    assert queued(redis_client) == [first]
+
+
+def test_idempotency_keys_are_scoped_by_webhook(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """Two webhooks (and the environment token's administrations) sending the same key value
+    are different pushes; the same key again within one of them is a duplicate."""
+    store = SubscriptionStore(redis_client, SECRET_KEY)
+    for webhook_id in ("81", "82"):
+        store.add(webhook_id=webhook_id, administration_id="123456789", token="store-token-81")
+    key = {"Idempotency-Key": "same-key"}
+    with make_receiver(subscription_cache_ttl=0) as base:
+        one = push_body(webhook_id="81", webhook_token="store-token-81")
+        two = push_body(webhook_id="82", webhook_token="store-token-81")
+        assert post(http, base, one, **key).json()["status"] == "accepted"
+        assert post(http, base, two, **key).json()["status"] == "accepted"
+        assert post(http, base, two, **key).json()["status"] == "duplicate"
+        for administration_id in ("111", "222"):
+            data = json.loads(push_body(administration_id=administration_id))
+            del data["webhook_id"]
+            body = json.dumps(data).encode()
+            assert post(http, base, body, **key).json()["status"] == "accepted"
+    assert len(queued(redis_client)) == 4
+
+
+def test_a_key_stored_before_keys_were_scoped_still_dedups(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """An Idempotency-Key an older receiver stored (unscoped) is a duplicate after an upgrade."""
+    redis_client.set(keys.legacy_dedup_key("old-key"), "0190f3c2a1b2c3d4e5f60718293a", ex=60)
+    answer = post(http, receiver, push_body(), **{"Idempotency-Key": "old-key"})
+    assert answer.json() == {"status": "duplicate", "event_id": "0190f3c2a1b2c3d4e5f60718293a"}
+    assert queued(redis_client) == []
 
 
 def test_integer_ids_are_accepted_and_stored_as_strings(

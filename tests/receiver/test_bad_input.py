@@ -64,7 +64,7 @@ class Case:
     status: int
     body: bytes | None = None
     # a function when the headers hold a time: made as the request is sent, not collected
-    headers: dict[str, str] | Callable[[], dict[str, str]] | None = None
+    headers: dict[str, str] | Callable[[], dict[str, str | bytes]] | None = None
     method: str = "POST"
     sign: bool = True  # add a valid signature for the body unless headers say otherwise
     raw: Callable[[str], int] | None = None  # sends bytes itself, returns the status
@@ -197,6 +197,9 @@ SIGNATURE_SHAPES = {
     "stale t": "t={stale},v1={stale_sig}",
     "future t": "t={future},v1={future_sig}",
     "only unknown schemes": "t={now},v0={sig},v2={sig}",
+    "non-ASCII v1": "t={now},v1=" + "\u00e9" * 64,
+    "v1 of 64 non-hex letters": "t={now},v1=" + "z" * 64,
+    "v1 cut short": "t={now},v1={short_sig}",
     "many v1s, none right": "t={now}," + ",".join(["v1=" + "b" * 64] * 15),
     "too many v1s": "t={now}," + ",".join(["v1=" + "b" * 64] * 20) + ",v1={sig}",
     "very long header": "t={now},v1={sig}," + "x" * 8000,
@@ -211,7 +214,7 @@ SIGNATURE_SHAPES = {
 def signature_case(name: str, shape: str) -> Case:
     body = encode(good())
 
-    def headers() -> dict[str, str]:
+    def headers() -> dict[str, str | bytes]:
         now = int(time.time())
         header = shape.format(
             now=now,
@@ -221,9 +224,10 @@ def signature_case(name: str, shape: str) -> Case:
             future=now + 400,
             future_sig=sign(body, SECRET, now + 400),
             other_sig=sign(body, "another-secret-entirely", now),
+            short_sig=sign(body, SECRET, now)[:-1],
             other_body_sig=sign(encode(good(state="x")), SECRET, now),
         )
-        return {"Moneybird-Signature": header}
+        return {"Moneybird-Signature": header.encode("utf-8")}  # sent as it is, non-ASCII too
 
     return Case(f"signature: {name}", 401, body, headers=headers)
 

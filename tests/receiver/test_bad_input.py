@@ -157,6 +157,16 @@ CASES: list[Case] = [
         400,
         encode(good())[:-1] + b', "x": ' + b'{"a":' * 10_000 + b"1" + b"}" * 10_000 + b"}",
     ),
+    Case(
+        "nesting 200 levels inside entity",
+        400,
+        encode(good())[:-1] + b', "x": ' + b'{"a":' * 198 + b"1" + b"}" * 198 + b"}",
+    ),
+    Case(
+        "nesting 1000 levels inside entity (orjson reads it)",
+        400,
+        encode(good())[:-1] + b', "x": ' + b"[" * 998 + b"]" * 998 + b"}",
+    ),
     Case("integer past 64 bits", 400, encode(good(administration_id=2**64))),
     Case("entity_id past 64 bits", 400, encode(good(entity_id=str(2**70)))),
     Case("int with 5000 digits", 400, encode(good()).replace(b'"123456789"', b"9" * 5000, 1)),

@@ -111,6 +111,14 @@ FIELDS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "HOOKBIRD_REQUIRE_SIGNATURE",
+        "require_signature",
+        "false",
+        "Refuse (401) every push without a valid `Moneybird-Signature`, also for stored "
+        "webhooks without a signing secret and for `HOOKBIRD_WEBHOOK_TOKEN` without "
+        "`HOOKBIRD_WEBHOOK_SECRET`.",
+    ),
+    Setting(
         "HOOKBIRD_MAX_BODY_BYTES",
         "max_body_bytes",
         "1048576",
@@ -361,6 +369,7 @@ FIELDS: tuple[Setting, ...] = (
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "webhook_secrets": lambda _n, raw: _parse_list(raw),
     "handlers": lambda _n, raw: _parse_list(raw),
+    "require_signature": _parse_bool,
     "max_body_bytes": lambda n, raw: _parse_int(n, raw, minimum=1),
     "body_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
     "header_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
@@ -406,6 +415,7 @@ class Settings:
     redis_url: str | None = None
     webhook_token: str | None = field(default=None, repr=False)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    require_signature: bool = False
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 10.0
     header_timeout: float = 10.0

@@ -190,6 +190,7 @@ class PushEndpoint:
                 credentials=await self.credentials.resolve(push.webhook_id),
                 now=received_ns / 1e9,
                 tolerance=settings.signature_tolerance,
+                require_signature=settings.require_signature,
             )
         except VerificationFailure as exc:
             counts["unauthorized"] += 1

@@ -135,11 +135,14 @@ def authenticate(
     credentials: Credentials | None,
     now: float,
     tolerance: int,
+    require_signature: bool = False,
 ) -> Signature | None:
     """All checks for one push, in order; raises :class:`VerificationFailure`.
 
     Returns the verified signature, or None for a push whose webhook has no secret:
-    the receiver dedups a signed push on what its signature covers as well.
+    the receiver dedups a signed push on what its signature covers as well. With
+    ``require_signature`` (``HOOKBIRD_REQUIRE_SIGNATURE``) a webhook without a known
+    secret is refused: its pushes could not prove more than the token.
     """
     if credentials is None:
         raise VerificationFailure("unknown webhook and no HOOKBIRD_WEBHOOK_TOKEN configured")
@@ -154,5 +157,10 @@ def authenticate(
     if credentials.secrets:
         return verify_signature(
             body, signature_header, credentials.secrets, now=now, tolerance=tolerance
+        )
+    if require_signature:
+        raise VerificationFailure(
+            f"no signing secret known for this webhook ({credentials.source}) "
+            "and HOOKBIRD_REQUIRE_SIGNATURE is on"
         )
     return None

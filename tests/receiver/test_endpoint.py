@@ -340,6 +340,26 @@ def test_multi_webhook_mode_checks_the_subscription(
     assert len(queued(redis_client)) == 1
 
 
+def test_required_signature_refuses_unsigned_pushes_whatever_the_token_source(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """HOOKBIRD_REQUIRE_SIGNATURE: a stored webhook without secrets and the environment
+    token without HOOKBIRD_WEBHOOK_SECRET both get 401; a signed webhook's push 200."""
+    store = SubscriptionStore(redis_client, SECRET_KEY)
+    store.add(webhook_id="91", administration_id="123456789", token="store-token-91")
+    store.add(
+        webhook_id="92", administration_id="123456789", token="store-token-92", secrets=(SECRET,)
+    )
+    with make_receiver(require_signature=True, subscription_cache_ttl=0) as base:
+        unsigned_store = push_body(webhook_id="91", webhook_token="store-token-91")
+        assert post(http, base, unsigned_store).status_code == 401
+        assert post(http, base, push_body(webhook_id="93")).status_code == 401  # environment
+        signed = push_body(webhook_id="92", webhook_token="store-token-92")
+        header = {"Moneybird-Signature": signature_header(signed)}
+        assert post(http, base, signed, **header).status_code == 200
+    assert len(queued(redis_client)) == 1
+
+
 def test_subscription_wins_over_the_environment_token(
     make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
 ) -> None:

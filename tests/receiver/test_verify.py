@@ -130,6 +130,7 @@ def check(
     token: str | None = "right-token",
     administration_id: str = "1",
     header: str | None = None,
+    require_signature: bool = False,
 ) -> None:
     authenticate(
         body=BODY,
@@ -139,6 +140,7 @@ def check(
         credentials=credentials,
         now=NOW,
         tolerance=300,
+        require_signature=require_signature,
     )
 
 
@@ -172,3 +174,13 @@ def test_authenticate_requires_a_valid_signature_when_a_secret_is_known() -> Non
     check(creds(secrets=(SECRET,)), header=header)
     with pytest.raises(VerificationFailure):
         check(creds(secrets=(SECRET,)), header=f"t={NOW},v1={'0' * 64}")
+
+
+@pytest.mark.parametrize("source", ["environment", "subscription"])
+def test_required_signature_refuses_a_webhook_without_a_secret(source: str) -> None:
+    """HOOKBIRD_REQUIRE_SIGNATURE: the right token is not enough where no secret is known,
+    whether the token came from the environment or the store; a signed push still passes."""
+    with pytest.raises(VerificationFailure, match="HOOKBIRD_REQUIRE_SIGNATURE"):
+        check(creds(source=source), require_signature=True)
+    header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY)}"
+    check(creds(secrets=(SECRET,), source=source), header=header, require_signature=True)

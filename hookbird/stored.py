@@ -12,11 +12,17 @@ about half the memory of the equivalent hash (a hash with a 2 KB field is stored
 as a full hash table), and it is fewer bytes in the append-only file. The header
 is ASCII JSON (``json.dumps`` escapes every control character), so the first
 newline always ends it; the workers' Lua scripts read it with ``cjson``.
+
+The body is stored as received except for its ``webhook_token``, blanked to ``""``
+once the push is verified (:func:`without_token`): whoever reads Redis or a backup
+must not find a token to forge pushes with. Of the signature header only ``t`` is
+kept. Dedup keys are derived from the body as received, before blanking.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as quote
 from typing import Any
@@ -39,6 +45,31 @@ HEADER_FIELDS: tuple[str, ...] = (
 )
 
 _NAMES = {name: quote(name) + ":" for name in HEADER_FIELDS}
+_TOKEN_FIELD = re.compile(rb'"webhook_token"\s*:\s*')
+
+
+def without_token(body: bytes, token: str | None, data: Mapping[str, Any]) -> bytes:
+    """``body`` with its ``webhook_token`` value replaced by ``""``; ``data`` is the
+    parsed body. The other bytes stay as they came when the field and the token each
+    appear once (every push Moneybird sends); otherwise the body is written anew from
+    ``data``, the same fields in the same order with the token blanked.
+    """
+    if not token:
+        return body
+    encoded = orjson.dumps(token)
+    found = _TOKEN_FIELD.search(body)
+    if (
+        found is not None
+        and body.startswith(encoded, found.end())
+        and body.count(b'"webhook_token"') == 1
+        and body.count(token.encode("utf-8", "surrogateescape")) == 1
+    ):
+        return body[: found.end()] + b'""' + body[found.end() + len(encoded) :]
+    rewritten = {**data, "webhook_token": ""}
+    try:
+        return orjson.dumps(rewritten)
+    except orjson.JSONEncodeError:  # an integer past 64 bits, say
+        return json.dumps(rewritten, separators=(",", ":")).encode()
 
 
 def pack_push(header: Mapping[str, str], body: bytes) -> bytes:

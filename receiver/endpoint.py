@@ -32,7 +32,7 @@ from hookbird import keys
 from hookbird.crypto import SecretKeyError
 from hookbird.logs import get_logger
 from hookbird.settings import Settings
-from hookbird.stored import pack_push
+from hookbird.stored import pack_push, without_token
 from receiver.body import BodyError, BodyReader, declared_length
 from receiver.credentials import CredentialsResolver
 from receiver.enqueue import Enqueuer, NewPush, QueueUnavailable, timestamps
@@ -251,7 +251,8 @@ class PushEndpoint:
         received_at, job_timestamp = timestamps(received_ns)
         header = {  # the fields of hookbird.stored.HEADER_FIELDS
             "idempotency_key": idempotency_key or "",
-            "signature": headers.get(b"moneybird-signature", ""),
+            # only t: the v1 values could only be checked against the body as received
+            "signature": f"t={signature.timestamp}" if signature else "",
             "user_agent": headers.get(b"user-agent", ""),
             "remote_addr": remote_addr,
             "received_at": received_at,
@@ -270,7 +271,7 @@ class PushEndpoint:
             received_at,
             job_timestamp,
             describe(push),
-            pack_push(header, body),
+            pack_push(header, without_token(body, push.webhook_token, push.data)),
         )
 
     def unavailable(self, exc: BaseException) -> Reply:

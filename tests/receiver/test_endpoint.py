@@ -18,7 +18,14 @@ from hookbird.subscriptions import SubscriptionStore
 from receiver.endpoint import DESCRIPTION_BYTES, describe
 from receiver.payload import parse_push
 from tests.receiver.conftest import MakeReceiver
-from tests.receiver.pushes import SECRET, SECRET_KEY, push_body, signature_header
+from tests.receiver.pushes import (
+    SECRET,
+    SECRET_KEY,
+    TOKEN,
+    as_stored,
+    push_body,
+    signature_header,
+)
 from tests.support import send_raw
 
 URL = "/webhooks/moneybird"
@@ -49,7 +56,7 @@ def test_accepted_push_is_stored_and_enqueued(
     event_id = response.json()["event_id"]
 
     stored = unpack_push(redis_client.get(keys.event_key(event_id)))
-    assert stored["body"] == body
+    assert stored["body"] == as_stored(body)
     assert stored["idempotency_key"] == "idem-1"
     assert stored["user_agent"] == "Moneybird webhook"
     assert stored["remote_addr"] == "127.0.0.1"
@@ -158,6 +165,50 @@ def test_a_key_stored_before_keys_were_scoped_still_dedups(
     answer = post(http, receiver, push_body(), **{"Idempotency-Key": "old-key"})
     assert answer.json() == {"status": "duplicate", "event_id": "0190f3c2a1b2c3d4e5f60718293a"}
     assert queued(redis_client) == []
+
+
+def every_value(client: redis.Redis) -> bytes:
+    """Every key name and value in Redis, whatever its type, as one byte string."""
+    found = []
+    for key in client.keys("*"):
+        kind = client.type(key)
+        found.append(key)
+        if kind == b"string":
+            found.append(client.get(key) or b"")
+        elif kind == b"hash":
+            found += [b for pair in client.hgetall(key).items() for b in pair]
+        elif kind == b"list":
+            found += client.lrange(key, 0, -1)
+        elif kind == b"set":
+            found += client.smembers(key)
+        elif kind == b"zset":
+            found += client.zrange(key, 0, -1)
+    return b"\n".join(found)
+
+
+def test_no_key_in_redis_holds_the_token_or_the_signature_after_a_push(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """The stored body's webhook_token is blanked and of the signature only t is kept; the
+    body hash still dedups the push as received."""
+    body = push_body()
+    header = signature_header(body)
+    with make_receiver(webhook_secrets=(SECRET,)) as base:
+        first = post(http, base, body, **{"Moneybird-Signature": header})
+        again = post(http, base, body, **{"Moneybird-Signature": signature_header(body, t=1)})
+        resigned = signature_header(body, t=int(time.time()) - 5)
+        retry = post(http, base, body, **{"Moneybird-Signature": resigned})
+    assert first.json()["status"] == "accepted"
+    assert again.status_code == 401  # stale: not stored either
+    assert retry.json() == {"status": "duplicate", "event_id": first.json()["event_id"]}
+    everything = every_value(redis_client)
+    token_kept = TOKEN.encode() in everything
+    signature_kept = header.split("v1=")[1].encode() in everything
+    assert not token_kept, "the webhook token is stored in Redis"
+    assert not signature_kept, "the signature's v1 is stored in Redis"
+    stored = unpack_push(redis_client.get(keys.event_key(first.json()["event_id"])))
+    assert stored["signature"] == header.split(",")[0]  # t=…
+    assert json.loads(stored["body"]) == {**json.loads(body), "webhook_token": ""}
 
 
 def test_integer_ids_are_accepted_and_stored_as_strings(

@@ -86,6 +86,9 @@ class Setting:
     secret: bool = False
 
 
+#: The examples' stand-in for a secret; refused as a webhook token or signing secret.
+PLACEHOLDER = "change-me"
+
 #: Every variable hookbird reads, in the order the docs list them.
 FIELDS: tuple[Setting, ...] = (
     Setting(
@@ -99,7 +102,8 @@ FIELDS: tuple[Setting, ...] = (
         "HOOKBIRD_WEBHOOK_TOKEN",
         "webhook_token",
         None,
-        "Single-webhook mode: the `webhook_token` every push must carry.",
+        "Single-webhook mode: the `webhook_token` every push must carry. A master key for "
+        "webhooks not in the store (see docs/security.md); the examples' `change-me` is refused.",
         secret=True,
     ),
     Setting(
@@ -183,7 +187,8 @@ FIELDS: tuple[Setting, ...] = (
         "HOOKBIRD_DEDUP_TTL",
         "dedup_ttl",
         "604800",
-        "Seconds an Idempotency-Key is remembered (duplicates within it get 200 duplicate).",
+        "Seconds an Idempotency-Key is remembered (duplicates within it get 200 duplicate). "
+        "At least twice HOOKBIRD_SIGNATURE_TOLERANCE, or signed pushes could be replayed.",
     ),
     Setting(
         "HOOKBIRD_EVENT_RETENTION",
@@ -460,6 +465,30 @@ class Settings:
     retry_base: float = 60.0
     shutdown_grace: float = 25.0
     worker_liveness: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.dedup_ttl < 2 * self.signature_tolerance:
+            raise SettingsError(
+                f"HOOKBIRD_DEDUP_TTL ({self.dedup_ttl} s) must be at least twice "
+                f"HOOKBIRD_SIGNATURE_TOLERANCE ({self.signature_tolerance} s), so at least "
+                f"{2 * self.signature_tolerance} s: a signature stays valid for that long "
+                "(its t may be that far behind or ahead of our clock), and a captured push "
+                "replayed after its dedup key expired would be accepted as new"
+            )
+
+    def refuse_placeholders(self) -> None:
+        """Raise :class:`SettingsError` if the webhook token or a signing secret is still
+        the examples' ``change-me``; called by the commands that receive or handle pushes."""
+        named = [("HOOKBIRD_WEBHOOK_TOKEN", self.webhook_token)]
+        named += [("HOOKBIRD_WEBHOOK_SECRET", secret) for secret in self.webhook_secrets]
+        for env, value in named:
+            if value and value.strip().lower().startswith(PLACEHOLDER):
+                raise SettingsError(
+                    f"{env} is still the placeholder {PLACEHOLDER!r} from the examples: "
+                    "anyone who has read them could send pushes. Use the value Moneybird "
+                    "returned when the webhook was created, or make a random one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
 
     @classmethod
     def from_env(

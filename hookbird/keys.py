@@ -42,9 +42,8 @@ def dedup_key(idempotency_key: str | None, body: bytes, scope: str) -> str:
     source has its own prefix so none can collide with another.
     """
     if idempotency_key:
-        digest = hashlib.sha256(
-            b"i:%s:%s" % (scope.encode(), idempotency_key.encode("utf-8", "surrogateescape"))
-        )
+        key = idempotency_key.encode("utf-8", "surrogateescape")
+        digest = hashlib.sha256(b"i:" + scope.encode() + b":" + key)
     else:
         digest = hashlib.sha256(b"b:" + body)
     return f"{PREFIX}dedup:{digest.hexdigest()}"

@@ -2,7 +2,7 @@
 
 The value is a JSON object on one line (what the receiver knew about the push:
 its headers, where it came from, when, and the fields it extracted), a newline,
-then the raw body bytes exactly as Moneybird sent them::
+then the body bytes as Moneybird sent them (the token blanked, below)::
 
     {"idempotency_key":"…","received_at":"1795323120.123","action":"contact_created",…}
     {"administration_id":"123",…the raw body…}

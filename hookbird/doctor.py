@@ -176,6 +176,57 @@ def judge_signing_secrets(
         )
 
 
+def judge_signature_policy(
+    unsigned: list[str], env_token: bool, env_signed: bool, required: bool
+) -> Iterator[Check]:
+    """Where a push is accepted on a token alone, or refused for want of a secret.
+
+    ``unsigned`` names stored webhooks without a signing secret; ``env_token`` and
+    ``env_signed`` say whether ``HOOKBIRD_WEBHOOK_TOKEN`` and ``HOOKBIRD_WEBHOOK_SECRET``
+    are set; ``required`` is ``HOOKBIRD_REQUIRE_SIGNATURE``.
+    """
+    if unsigned:
+        shown = ", ".join(unsigned[:5]) + (", …" if len(unsigned) > 5 else "")
+        count = plural(len(unsigned), "stored webhook")
+        if required:
+            yield Check(
+                ERROR,
+                f"{count} without a signing secret ({shown}): HOOKBIRD_REQUIRE_SIGNATURE "
+                "refuses all their pushes (401)",
+                "re-register them with `hookbird webhooks register` (Moneybird shows a "
+                "secret only when a webhook is created), or turn HOOKBIRD_REQUIRE_SIGNATURE off",
+            )
+        else:
+            yield Check(
+                WARN,
+                f"{count} without a signing secret ({shown}): their pushes are accepted on "
+                "the token alone",
+                "re-register them with `hookbird webhooks register`, which stores Moneybird's "
+                "secret, then set HOOKBIRD_REQUIRE_SIGNATURE=true",
+            )
+    if env_token:
+        what = (
+            "HOOKBIRD_WEBHOOK_TOKEN is a master key: it is accepted for any webhook_id not "
+            "in the store and for any administration"
+        )
+        if required and not env_signed:
+            yield Check(
+                ERROR,
+                f"{what}; without HOOKBIRD_WEBHOOK_SECRET, HOOKBIRD_REQUIRE_SIGNATURE refuses "
+                "every push it would accept",
+                "set HOOKBIRD_WEBHOOK_SECRET to the webhook's signing secret",
+            )
+        else:
+            yield Check(
+                WARN,
+                what + ("" if env_signed else ", on the token alone (no HOOKBIRD_WEBHOOK_SECRET)"),
+                "keep it as secret as an API key; better, store each webhook with "
+                "`hookbird webhooks register` and unset HOOKBIRD_WEBHOOK_TOKEN",
+            )
+    elif required and not unsigned:
+        yield Check(OK, "every push must carry a valid signature (HOOKBIRD_REQUIRE_SIGNATURE)")
+
+
 #: Moneybird scope → a cheap read that needs it (``settings`` is probed through webhooks).
 SCOPE_PROBES = {
     "sales_invoices": "sales_invoices",

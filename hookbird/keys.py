@@ -27,16 +27,46 @@ WEBHOOKS_INDEX = PREFIX + "webhooks"
 RQ_QUEUES = "rq:queues"
 
 
-def dedup_key(idempotency_key: str | None, body: bytes) -> str:
-    """The dedup key of a push: its ``Idempotency-Key``, else a hash of the raw body.
+def idempotency_scope(webhook_id: str | None, administration_id: str) -> str:
+    """Whose ``Idempotency-Key`` namespace a push is in: its webhook's, else (a push
+    checked against ``HOOKBIRD_WEBHOOK_TOKEN`` without a ``webhook_id``) its
+    administration's. Two webhooks that happen to send the same key never collide."""
+    return "w" + webhook_id if webhook_id else "a" + administration_id
 
-    Both are hashed so a hostile header cannot make a huge Redis key, and the two
-    sources are prefixed so they can never collide.
+
+def dedup_key(idempotency_key: str | None, body: bytes, scope: str) -> str:
+    """The dedup key of a push: its ``Idempotency-Key`` within ``scope``
+    (:func:`idempotency_scope`), else a hash of the raw body.
+
+    Both are hashed so a hostile header cannot make a huge Redis key, and each
+    source has its own prefix so none can collide with another.
     """
     if idempotency_key:
-        digest = hashlib.sha256(b"k:" + idempotency_key.encode("utf-8", "surrogateescape"))
+        key = idempotency_key.encode("utf-8", "surrogateescape")
+        digest = hashlib.sha256(b"i:" + scope.encode() + b":" + key)
     else:
         digest = hashlib.sha256(b"b:" + body)
+    return f"{PREFIX}dedup:{digest.hexdigest()}"
+
+
+def signature_dedup_key(timestamp: int, body: bytes) -> str:
+    """The second dedup key of a signed push: what its signature covers, ``t`` and the body.
+
+    The ``Idempotency-Key`` header is not signed: a captured push sent again with a
+    new key must still be a duplicate. Everything that makes a signature valid is in
+    this key, so a replay within the signature tolerance always finds it; Moneybird's
+    own retries are signed afresh and are recognised by their ``Idempotency-Key``.
+    """
+    return f"{PREFIX}dedup:{hashlib.sha256(b's:%d.' % timestamp + body).hexdigest()}"
+
+
+def legacy_dedup_key(idempotency_key: str) -> str:
+    """The dedup key hookbird wrote for an ``Idempotency-Key`` before keys were scoped by
+    webhook. The receiver only reads it (``enqueue.lua``), so a push accepted by an
+    older receiver is still a duplicate after an upgrade; no key of this form is
+    written any more, and one ``HOOKBIRD_DEDUP_TTL`` after the upgrade none is left.
+    """
+    digest = hashlib.sha256(b"k:" + idempotency_key.encode("utf-8", "surrogateescape"))
     return f"{PREFIX}dedup:{digest.hexdigest()}"
 
 

@@ -86,6 +86,9 @@ class Setting:
     secret: bool = False
 
 
+#: The examples' stand-in for a secret; refused as a webhook token or signing secret.
+PLACEHOLDER = "change-me"
+
 #: Every variable hookbird reads, in the order the docs list them.
 FIELDS: tuple[Setting, ...] = (
     Setting(
@@ -99,7 +102,8 @@ FIELDS: tuple[Setting, ...] = (
         "HOOKBIRD_WEBHOOK_TOKEN",
         "webhook_token",
         None,
-        "Single-webhook mode: the `webhook_token` every push must carry.",
+        "Single-webhook mode: the `webhook_token` every push must carry. A master key for "
+        "webhooks not in the store (see docs/security.md); the examples' `change-me` is refused.",
         secret=True,
     ),
     Setting(
@@ -109,6 +113,14 @@ FIELDS: tuple[Setting, ...] = (
         "Single-webhook mode: the signing secret(s), comma-separated during rotation. "
         "When set, `Moneybird-Signature` is required.",
         secret=True,
+    ),
+    Setting(
+        "HOOKBIRD_REQUIRE_SIGNATURE",
+        "require_signature",
+        "false",
+        "Refuse (401) every push without a valid `Moneybird-Signature`, also for stored "
+        "webhooks without a signing secret and for `HOOKBIRD_WEBHOOK_TOKEN` without "
+        "`HOOKBIRD_WEBHOOK_SECRET`.",
     ),
     Setting(
         "HOOKBIRD_MAX_BODY_BYTES",
@@ -175,7 +187,8 @@ FIELDS: tuple[Setting, ...] = (
         "HOOKBIRD_DEDUP_TTL",
         "dedup_ttl",
         "604800",
-        "Seconds an Idempotency-Key is remembered (duplicates within it get 200 duplicate).",
+        "Seconds an Idempotency-Key is remembered (duplicates within it get 200 duplicate). "
+        "At least twice HOOKBIRD_SIGNATURE_TOLERANCE, or signed pushes could be replayed.",
     ),
     Setting(
         "HOOKBIRD_EVENT_RETENTION",
@@ -361,6 +374,7 @@ FIELDS: tuple[Setting, ...] = (
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "webhook_secrets": lambda _n, raw: _parse_list(raw),
     "handlers": lambda _n, raw: _parse_list(raw),
+    "require_signature": _parse_bool,
     "max_body_bytes": lambda n, raw: _parse_int(n, raw, minimum=1),
     "body_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
     "header_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
@@ -406,6 +420,7 @@ class Settings:
     redis_url: str | None = None
     webhook_token: str | None = field(default=None, repr=False)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    require_signature: bool = False
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 10.0
     header_timeout: float = 10.0
@@ -450,6 +465,30 @@ class Settings:
     retry_base: float = 60.0
     shutdown_grace: float = 25.0
     worker_liveness: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.dedup_ttl < 2 * self.signature_tolerance:
+            raise SettingsError(
+                f"HOOKBIRD_DEDUP_TTL ({self.dedup_ttl} s) must be at least twice "
+                f"HOOKBIRD_SIGNATURE_TOLERANCE ({self.signature_tolerance} s), so at least "
+                f"{2 * self.signature_tolerance} s: a signature stays valid for that long "
+                "(its t may be that far behind or ahead of our clock), and a captured push "
+                "replayed after its dedup key expired would be accepted as new"
+            )
+
+    def refuse_placeholders(self) -> None:
+        """Raise :class:`SettingsError` if the webhook token or a signing secret is still
+        the examples' ``change-me``; called by the commands that receive or handle pushes."""
+        named = [("HOOKBIRD_WEBHOOK_TOKEN", self.webhook_token)]
+        named += [("HOOKBIRD_WEBHOOK_SECRET", secret) for secret in self.webhook_secrets]
+        for env, value in named:
+            if value and value.strip().lower().startswith(PLACEHOLDER):
+                raise SettingsError(
+                    f"{env} is still the placeholder {PLACEHOLDER!r} from the examples: "
+                    "anyone who has read them could send pushes. Use the value Moneybird "
+                    "returned when the webhook was created, or make a random one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
 
     @classmethod
     def from_env(

@@ -154,5 +154,6 @@ def create_app_from_env() -> Starlette:
     from hookbird.logs import configure_logging
 
     settings = Settings.from_env()
+    settings.refuse_placeholders()
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     return create_app(settings)

@@ -32,13 +32,13 @@ from hookbird import keys
 from hookbird.crypto import SecretKeyError
 from hookbird.logs import get_logger
 from hookbird.settings import Settings
-from hookbird.stored import pack_push
+from hookbird.stored import pack_push, without_token
 from receiver.body import BodyError, BodyReader, declared_length
 from receiver.credentials import CredentialsResolver
 from receiver.enqueue import Enqueuer, NewPush, QueueUnavailable, timestamps
 from receiver.metrics import ReceiverMetrics
 from receiver.payload import MalformedPush, Push, parse_push
-from receiver.verify import VerificationFailure, authenticate
+from receiver.verify import Signature, VerificationFailure, authenticate
 
 log = get_logger("hookbird.receiver")
 
@@ -182,7 +182,7 @@ class PushEndpoint:
         assert self.enqueuer is not None, "set in the app's lifespan"
         signature = headers.get(b"moneybird-signature")
         try:
-            authenticate(
+            verified = authenticate(
                 body=body,
                 administration_id=push.administration_id,
                 presented_token=push.webhook_token,
@@ -190,6 +190,7 @@ class PushEndpoint:
                 credentials=await self.credentials.resolve(push.webhook_id),
                 now=received_ns / 1e9,
                 tolerance=settings.signature_tolerance,
+                require_signature=settings.require_signature,
             )
         except VerificationFailure as exc:
             counts["unauthorized"] += 1
@@ -211,7 +212,7 @@ class PushEndpoint:
 
         try:
             outcome = await self.enqueuer.submit(
-                self.new_push(push, body, headers, remote_addr, received_ns)
+                self.new_push(push, body, headers, remote_addr, received_ns, verified)
             )
         except QueueUnavailable as exc:
             return self.unavailable(exc)
@@ -234,15 +235,24 @@ class PushEndpoint:
 
     @staticmethod
     def new_push(
-        push: Push, body: bytes, headers: dict[bytes, str], remote_addr: str, received_ns: int
+        push: Push,
+        body: bytes,
+        headers: dict[bytes, str],
+        remote_addr: str,
+        received_ns: int,
+        signature: Signature | None = None,
     ) -> NewPush:
+        """The push as the enqueue script takes it. ``signature`` is the verified one:
+        the push is then also a duplicate of any push with the same ``t`` and body."""
         idempotency_key = headers.get(b"idempotency-key")
         event_id = keys.new_event_id(received_ns / 1e9)
-        dedup_key = keys.dedup_key(idempotency_key, body)
+        scope = keys.idempotency_scope(push.webhook_id, push.administration_id)
+        dedup_key = keys.dedup_key(idempotency_key, body, scope)
         received_at, job_timestamp = timestamps(received_ns)
         header = {  # the fields of hookbird.stored.HEADER_FIELDS
             "idempotency_key": idempotency_key or "",
-            "signature": headers.get(b"moneybird-signature", ""),
+            # only t: the v1 values could only be checked against the body as received
+            "signature": f"t={signature.timestamp}" if signature else "",
             "user_agent": headers.get(b"user-agent", ""),
             "remote_addr": remote_addr,
             "received_at": received_at,
@@ -256,10 +266,12 @@ class PushEndpoint:
         return NewPush(
             event_id,
             dedup_key,
+            keys.signature_dedup_key(signature.timestamp, body) if signature else "",
+            keys.legacy_dedup_key(idempotency_key) if idempotency_key else "",
             received_at,
             job_timestamp,
             describe(push),
-            pack_push(header, body),
+            pack_push(header, without_token(body, push.webhook_token, push.data)),
         )
 
     def unavailable(self, exc: BaseException) -> Reply:

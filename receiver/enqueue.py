@@ -1,11 +1,13 @@
 """Dedup, store and enqueue: the receiver's one Redis step, shared by concurrent requests.
 
 Each push becomes, atomically (one Lua script, ``enqueue.lua``): a dedup key set
-with ``SET NX``; the raw push in ``hookbird:event:<id>`` (one string, see
-``hookbird.stored``); an RQ job hash ``rq:job:<id>`` in RQ's own format, without
-meta and with a short description so that Redis keeps it as a compact listpack
-(the worker reads the push's entity from the stored push); the id on the RQ
-queue. A duplicate changes nothing and reports the id of the push it repeats.
+with ``SET NX`` (and, for a signed push, a second one for what the signature
+covers, so a replay with a fresh ``Idempotency-Key`` is a duplicate too); the raw
+push in ``hookbird:event:<id>`` (one string, see ``hookbird.stored``); an RQ job
+hash ``rq:job:<id>`` in RQ's own format, without meta and with a short
+description so that Redis keeps it as a compact listpack (the worker reads the
+push's entity from the stored push); the id on the RQ queue. A duplicate changes
+nothing and reports the id of the push it repeats.
 
 Group commit: requests that arrive during the same event-loop turn are sent as one
 script call, and while one call is in flight the next batch collects. A push costs
@@ -59,6 +61,10 @@ class NewPush(NamedTuple):
 
     event_id: str
     dedup_key: str
+    #: ``hookbird.keys.signature_dedup_key`` of a signed push, else ""
+    signature_key: str
+    #: ``hookbird.keys.legacy_dedup_key`` of a push with an Idempotency-Key, else ""
+    legacy_key: str
     #: epoch seconds to the microsecond: the events index's score (``timestamps``)
     received_at: str
     #: the same instant as RQ writes ``created_at`` and ``enqueued_at``
@@ -205,6 +211,8 @@ class Enqueuer:
             args += (
                 push.event_id.encode(),
                 push.dedup_key.encode(),
+                push.signature_key.encode(),
+                push.legacy_key.encode(),
                 push.received_at.encode(),
                 push.job_timestamp.encode(),
                 push.description.encode("utf-8", "surrogateescape"),

@@ -11,6 +11,12 @@ on a typical 2 KB push: parsing was the largest single cost of a push in the
 receiver. It reads the bytes as they came (invalid UTF-8 is refused, as are
 unpaired surrogates, NaN and Infinity). When it refuses a body, the standard
 library's parser is asked again, only to name the reason.
+
+Nesting is capped at :data:`MAX_DEPTH` levels. orjson reads up to 1024, but the
+workers' ``json`` module and anything recursive over a push (redaction in ``events
+show``) fail with ``RecursionError`` long before that; a Moneybird push is a handful
+of levels deep. The depth is only walked when the body holds more than
+``MAX_DEPTH`` opening brackets, so a typical push pays two ``bytes.count`` calls.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import orjson
 
 MAX_ID = 2**64 - 1
 MAX_NAME_LENGTH = 200
+#: Deepest nesting accepted, the push object itself being level 1 (400 beyond it).
+MAX_DEPTH = 64
 
 
 class MalformedPush(ValueError):
@@ -143,6 +151,23 @@ def _optional_name(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def nested_deeper_than(data: Any, limit: int) -> bool:
+    """Whether ``data`` has containers more than ``limit`` levels deep; iterative, level
+    by level, so it cannot exhaust the stack whatever the input."""
+    level = [data]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for container in level:
+            values = container.values() if container.__class__ is dict else container
+            below += [v for v in values if v.__class__ is dict or v.__class__ is list]
+        level = below
+    return False
+
+
 def parse_push(body: bytes) -> Push:
     """Parse and normalise a push body, or raise :class:`MalformedPush`."""
     try:
@@ -151,6 +176,8 @@ def parse_push(body: bytes) -> Push:
         raise MalformedPush(_why_not_json(body)) from None
     if not isinstance(data, dict):
         raise MalformedPush("body must be a JSON object")
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and nested_deeper_than(data, MAX_DEPTH):
+        raise MalformedPush(f"JSON nested deeper than {MAX_DEPTH} levels")
 
     action = data.get("action")
     if not isinstance(action, str) or not action:

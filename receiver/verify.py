@@ -6,20 +6,24 @@ says nothing more to the caller.
 
 ``Moneybird-Signature: t=<epoch>,v1=<hex>[,v1=<hex>…]`` is a hex HMAC-SHA256 with
 the webhook's secret over ``"{t}.{raw body}"``. Any matching ``v1`` is accepted
-(several are sent while a secret rotates), unknown schemes are ignored, a header
-with no ``v1`` at all is refused, and ``t`` must be within the tolerance of now.
+(several are sent while a secret rotates), unknown schemes are ignored, and so is
+a ``v1`` that is not 64 hex digits (what SHA-256 gives): nothing else can match, and
+comparing it could only fail. A header with no well-formed ``v1`` is refused, and
+``t`` must be within the tolerance of now.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 
 from hookbird.subscriptions import token_digest
 
 MAX_SIGNATURE_HEADER = 4096
 MAX_V1_VALUES = 16
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class VerificationFailure(Exception):
@@ -61,6 +65,7 @@ def parse_signature(header: str) -> Signature:
         raise VerificationFailure("Moneybird-Signature header too long")
     timestamp: int | None = None
     v1: list[str] = []
+    v1_seen = 0
     for part in header.split(","):
         scheme, sep, value = part.strip().partition("=")
         if not sep:
@@ -73,14 +78,16 @@ def parse_signature(header: str) -> Signature:
                 raise VerificationFailure("Moneybird-Signature t is not an epoch")
             timestamp = int(value)
         elif scheme == "v1":
-            if len(v1) >= MAX_V1_VALUES:
+            v1_seen += 1
+            if v1_seen > MAX_V1_VALUES:
                 raise VerificationFailure("Moneybird-Signature has too many v1 values")
-            v1.append(value.lower())
+            if _HEX_SHA256.fullmatch(value):
+                v1.append(value.lower())
         # Unknown schemes are ignored so Moneybird can add new ones.
     if timestamp is None:
         raise VerificationFailure("Moneybird-Signature has no t")
     if not v1:
-        raise VerificationFailure("Moneybird-Signature has no v1")
+        raise VerificationFailure("Moneybird-Signature has no well-formed v1")
     return Signature(timestamp=timestamp, v1=tuple(v1))
 
 
@@ -97,8 +104,9 @@ def verify_signature(
     *,
     now: float,
     tolerance: int,
-) -> None:
-    """Raise unless ``header`` carries a fresh ``v1`` made with one of ``secrets``."""
+) -> Signature:
+    """The header's :class:`Signature` if it carries a fresh ``v1`` made with one of
+    ``secrets``; raise otherwise."""
     if not header:
         raise VerificationFailure("Moneybird-Signature missing but a secret is configured")
     signature = parse_signature(header)
@@ -114,7 +122,7 @@ def verify_signature(
         for candidate in signature.v1:
             matched |= hmac.compare_digest(expected, candidate)
         if matched:
-            return
+            return signature
     raise VerificationFailure("Moneybird-Signature does not match")
 
 
@@ -127,8 +135,15 @@ def authenticate(
     credentials: Credentials | None,
     now: float,
     tolerance: int,
-) -> None:
-    """All checks for one push, in order; raises :class:`VerificationFailure`."""
+    require_signature: bool = False,
+) -> Signature | None:
+    """All checks for one push, in order; raises :class:`VerificationFailure`.
+
+    Returns the verified signature, or None for a push whose webhook has no secret:
+    the receiver dedups a signed push on what its signature covers as well. With
+    ``require_signature`` (``HOOKBIRD_REQUIRE_SIGNATURE``) a webhook without a known
+    secret is refused: its pushes could not prove more than the token.
+    """
     if credentials is None:
         raise VerificationFailure("unknown webhook and no HOOKBIRD_WEBHOOK_TOKEN configured")
     if not credentials.enabled:
@@ -140,4 +155,12 @@ def authenticate(
         raise VerificationFailure("administration_id does not match the webhook's")
     check_token(presented_token, credentials.token_sha256)
     if credentials.secrets:
-        verify_signature(body, signature_header, credentials.secrets, now=now, tolerance=tolerance)
+        return verify_signature(
+            body, signature_header, credentials.secrets, now=now, tolerance=tolerance
+        )
+    if require_signature:
+        raise VerificationFailure(
+            f"no signing secret known for this webhook ({credentials.source}) "
+            "and HOOKBIRD_REQUIRE_SIGNATURE is on"
+        )
+    return None

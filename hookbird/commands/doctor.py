@@ -35,6 +35,7 @@ from hookbird.doctor import (
     judge_queue,
     judge_redis,
     judge_scopes,
+    judge_signature_policy,
     judge_signing_secrets,
     judge_webhooks,
 )
@@ -64,6 +65,13 @@ def check_signing_secrets(client: redis.Redis, settings: Settings) -> Iterator[C
         unreadable = str(exc)
     yield from judge_signing_secrets(
         signed, store.plaintext(), unreadable, has_key=bool(settings.secret_key)
+    )
+    unsigned = [s.webhook_id for s in store.list(decrypt=False) if not s.signed]
+    yield from judge_signature_policy(
+        unsigned,
+        env_token=bool(settings.webhook_token),
+        env_signed=bool(settings.webhook_secrets),
+        required=settings.require_signature,
     )
 
 

@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from receiver.server import uvicorn_options
 
+    settings.refuse_placeholders()
     if not settings.redis_url:
         raise CommandError(
             "REDIS_URL is not set: `hookbird serve` needs the Redis your workers use.\n"
@@ -147,6 +148,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.app import create_app
     from receiver.server import uvicorn_options
 
+    settings.refuse_placeholders()
     lock = children.lock_data_dir(settings.data_dir)
     if lock is None:
         holder = (settings.data_dir / "dev.lock").read_text().strip() or "?"

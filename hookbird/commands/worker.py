@@ -34,6 +34,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers import runtime
     from workers.worker import WORKER_CLASSES
 
+    settings.refuse_placeholders()
     if args.worker_class:
         settings = settings.replace(worker_class=args.worker_class)
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())

@@ -77,6 +77,30 @@ def test_signing_secrets_judgement() -> None:
     assert broken.advice == "set the right key"
 
 
+def test_signature_policy_judgement() -> None:
+    """Unsigned stored webhooks and the environment token warn (errors when signatures are
+    required and nothing could pass); all signed and required is ok; nothing says nothing."""
+    judge = doctor.judge_signature_policy
+    assert list(judge([], env_token=False, env_signed=False, required=False)) == []
+    (unsigned,) = judge(["41", "42"], env_token=False, env_signed=False, required=False)
+    assert unsigned.status == WARN
+    assert "2 stored webhooks without a signing secret (41, 42)" in unsigned.what
+    assert "HOOKBIRD_REQUIRE_SIGNATURE=true" in unsigned.advice
+    (refused,) = judge(["41"], env_token=False, env_signed=False, required=True)
+    assert refused.status == ERROR
+    (master,) = judge([], env_token=True, env_signed=True, required=False)
+    assert master.status == WARN
+    assert "HOOKBIRD_WEBHOOK_TOKEN is a master key" in master.what
+    assert "token alone" not in master.what
+    (bare,) = judge([], env_token=True, env_signed=False, required=False)
+    assert "on the token alone" in bare.what
+    (dead,) = judge([], env_token=True, env_signed=False, required=True)
+    assert dead.status == ERROR
+    assert "HOOKBIRD_WEBHOOK_SECRET" in dead.advice
+    (fine,) = judge([], env_token=False, env_signed=False, required=True)
+    assert fine.status == OK
+
+
 def test_exit_code_is_the_worst_status() -> None:
     """0 all ok, 1 with a warning, 2 with an error."""
     assert doctor.exit_code([Check(OK, "a")]) == 0
@@ -280,3 +304,18 @@ def test_wrong_token_is_an_error(
     checks = list(check_moneybird(redis_client, settings))
     assert [c.status for c in checks] == [ERROR]
     assert "MONEYBIRD_API_TOKEN" in checks[0].advice
+
+
+def test_unsigned_webhooks_and_the_environment_token_are_warnings(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A stored webhook without secrets and HOOKBIRD_WEBHOOK_TOKEN: two ⚠, naming the webhook
+    and calling the environment token a master key."""
+    SubscriptionStore(redis_client).add(
+        webhook_id="4190", administration_id="1234", token="doctor-unsigned-token"
+    )
+    settings = Settings(redis_url=redis_url, webhook_token="doctor-environment-token")
+    checks = list(check_signing_secrets(redis_client, settings))
+    assert statuses(checks, "without a signing secret (4190)") == [WARN]
+    assert statuses(checks, "HOOKBIRD_WEBHOOK_TOKEN is a master key") == [WARN]
+    assert not any("doctor-environment-token" in c.what + c.advice for c in checks)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +97,67 @@ def test_every_field_is_documented() -> None:
     documented = {f.attr for f in FIELDS}
     assert documented == set(Settings.__dataclass_fields__)
     assert all(f.doc for f in FIELDS)
+
+
+@pytest.mark.parametrize(("tolerance", "ttl"), [("300", "599"), ("600", "900"), ("60", "60")])
+def test_a_dedup_ttl_shorter_than_twice_the_tolerance_is_refused(tolerance: str, ttl: str) -> None:
+    """A dedup key must outlive every signature that could replay its push."""
+    environ = {"HOOKBIRD_SIGNATURE_TOLERANCE": tolerance, "HOOKBIRD_DEDUP_TTL": ttl}
+    with pytest.raises(SettingsError, match=r"HOOKBIRD_DEDUP_TTL .* at least twice"):
+        Settings.from_env(environ, dotenv=None)
+
+
+def test_a_dedup_ttl_of_exactly_twice_the_tolerance_is_accepted() -> None:
+    """The floor itself is fine."""
+    environ = {"HOOKBIRD_SIGNATURE_TOLERANCE": "300", "HOOKBIRD_DEDUP_TTL": "600"}
+    assert Settings.from_env(environ, dotenv=None).dedup_ttl == 600
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HOOKBIRD_WEBHOOK_TOKEN", "change-me"),
+        ("HOOKBIRD_WEBHOOK_TOKEN", " Change-Me "),
+        ("HOOKBIRD_WEBHOOK_SECRET", "a-real-secret-value,change-me-old"),
+    ],
+)
+def test_the_examples_placeholder_is_refused_with_a_way_to_make_a_real_one(
+    name: str, value: str
+) -> None:
+    """change-me as a token or secret: the message names the variable and how to make one."""
+    settings = Settings.from_env({name: value}, dotenv=None)  # config and doctor still load
+    with pytest.raises(SettingsError, match=name) as caught:
+        settings.refuse_placeholders()
+    assert "secrets.token_urlsafe(32)" in str(caught.value)
+    Settings.from_env({name: "a-real-random-value"}, dotenv=None).refuse_placeholders()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "dev"])
+def test_serve_worker_and_dev_refuse_the_placeholder_token(command: str, tmp_path: Path) -> None:
+    """`hookbird serve|worker|dev` with HOOKBIRD_WEBHOOK_TOKEN=change-me exit 1 at once,
+    saying how to make a real token (a command that starts anyway is killed and fails)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOOKBIRD_WEBHOOK_TOKEN": "change-me",
+        "REDIS_URL": "redis://127.0.0.1:1/0",  # never reached
+        "PORT": "1",  # nor bound
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hookbird", command],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, err = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        pytest.fail(f"`hookbird {command}` started with the placeholder token")
+    assert child.returncode == 1
+    assert "HOOKBIRD_WEBHOOK_TOKEN is still the placeholder 'change-me'" in err
+    assert "secrets.token_urlsafe(32)" in err
+    assert not (tmp_path / ".hookbird").exists()  # dev stopped before making anything

@@ -24,7 +24,7 @@ from hookbird.subscriptions import SubscriptionStore
 from receiver.app import create_app
 from receiver.protocol import ReceiverProtocol
 from receiver.verify import sign
-from tests.receiver.pushes import SECRET_KEY
+from tests.receiver.pushes import SECRET_KEY, as_stored
 from tests.support import send_raw, serve_in_thread
 
 URL = "/webhooks/moneybird"
@@ -64,7 +64,7 @@ class Case:
     status: int
     body: bytes | None = None
     # a function when the headers hold a time: made as the request is sent, not collected
-    headers: dict[str, str] | Callable[[], dict[str, str]] | None = None
+    headers: dict[str, str] | Callable[[], dict[str, str | bytes]] | None = None
     method: str = "POST"
     sign: bool = True  # add a valid signature for the body unless headers say otherwise
     raw: Callable[[str], int] | None = None  # sends bytes itself, returns the status
@@ -157,6 +157,16 @@ CASES: list[Case] = [
         400,
         encode(good())[:-1] + b', "x": ' + b'{"a":' * 10_000 + b"1" + b"}" * 10_000 + b"}",
     ),
+    Case(
+        "nesting 200 levels inside entity",
+        400,
+        encode(good())[:-1] + b', "x": ' + b'{"a":' * 198 + b"1" + b"}" * 198 + b"}",
+    ),
+    Case(
+        "nesting 1000 levels inside entity (orjson reads it)",
+        400,
+        encode(good())[:-1] + b', "x": ' + b"[" * 998 + b"]" * 998 + b"}",
+    ),
     Case("integer past 64 bits", 400, encode(good(administration_id=2**64))),
     Case("entity_id past 64 bits", 400, encode(good(entity_id=str(2**70)))),
     Case("int with 5000 digits", 400, encode(good()).replace(b'"123456789"', b"9" * 5000, 1)),
@@ -197,6 +207,9 @@ SIGNATURE_SHAPES = {
     "stale t": "t={stale},v1={stale_sig}",
     "future t": "t={future},v1={future_sig}",
     "only unknown schemes": "t={now},v0={sig},v2={sig}",
+    "non-ASCII v1": "t={now},v1=" + "\u00e9" * 64,
+    "v1 of 64 non-hex letters": "t={now},v1=" + "z" * 64,
+    "v1 cut short": "t={now},v1={short_sig}",
     "many v1s, none right": "t={now}," + ",".join(["v1=" + "b" * 64] * 15),
     "too many v1s": "t={now}," + ",".join(["v1=" + "b" * 64] * 20) + ",v1={sig}",
     "very long header": "t={now},v1={sig}," + "x" * 8000,
@@ -211,7 +224,7 @@ SIGNATURE_SHAPES = {
 def signature_case(name: str, shape: str) -> Case:
     body = encode(good())
 
-    def headers() -> dict[str, str]:
+    def headers() -> dict[str, str | bytes]:
         now = int(time.time())
         header = shape.format(
             now=now,
@@ -221,9 +234,10 @@ def signature_case(name: str, shape: str) -> Case:
             future=now + 400,
             future_sig=sign(body, SECRET, now + 400),
             other_sig=sign(body, "another-secret-entirely", now),
+            short_sig=sign(body, SECRET, now)[:-1],
             other_body_sig=sign(encode(good(state="x")), SECRET, now),
         )
-        return {"Moneybird-Signature": header}
+        return {"Moneybird-Signature": header.encode("utf-8")}  # sent as it is, non-ASCII too
 
     return Case(f"signature: {name}", 401, body, headers=headers)
 
@@ -335,7 +349,9 @@ def test_unknown_fields_are_kept_not_refused(
     response = httpx2.post(receiver + URL, content=body, headers=signed(body))
     assert response.status_code == 200
     event = response.json()["event_id"]
-    assert unpack_push(redis_client.get(f"hookbird:event:{event}"))["body"] == body
+    assert unpack_push(redis_client.get(f"hookbird:event:{event}"))["body"] == as_stored(
+        body, TOKEN
+    )
 
 
 def test_body_just_under_the_cap_is_accepted(

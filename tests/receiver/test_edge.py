@@ -25,7 +25,7 @@ from receiver.app import create_app
 from receiver.protocol import ReceiverProtocol
 from receiver.server import missing_internals, protocol_supported, uvicorn_options
 from tests.receiver.conftest import MakeReceiver
-from tests.receiver.pushes import SECRET_KEY, TOKEN, push_body
+from tests.receiver.pushes import SECRET_KEY, TOKEN, as_stored, push_body
 from tests.receiver.test_protocol import Connection, connect, request, stored
 from tests.support import serve_in_thread
 
@@ -317,7 +317,7 @@ def test_a_refusal_behind_an_answer_in_flight_waits_for_it(
         status, _, answer = connection.response()
         assert status == 200
         assert until_closed(connection, within=5) == b""
-    assert stored(redis_client, answer)["body"] == push_body()
+    assert stored(redis_client, answer)["body"] == as_stored(push_body())
 
 
 # --- uvicorn's internals, and the fallback when they change ------------------------------

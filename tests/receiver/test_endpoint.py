@@ -18,7 +18,14 @@ from hookbird.subscriptions import SubscriptionStore
 from receiver.endpoint import DESCRIPTION_BYTES, describe
 from receiver.payload import parse_push
 from tests.receiver.conftest import MakeReceiver
-from tests.receiver.pushes import SECRET, SECRET_KEY, push_body, signature_header
+from tests.receiver.pushes import (
+    SECRET,
+    SECRET_KEY,
+    TOKEN,
+    as_stored,
+    push_body,
+    signature_header,
+)
 from tests.support import send_raw
 
 URL = "/webhooks/moneybird"
@@ -49,16 +56,18 @@ def test_accepted_push_is_stored_and_enqueued(
     event_id = response.json()["event_id"]
 
     stored = unpack_push(redis_client.get(keys.event_key(event_id)))
-    assert stored["body"] == body
+    assert stored["body"] == as_stored(body)
     assert stored["idempotency_key"] == "idem-1"
     assert stored["user_agent"] == "Moneybird webhook"
     assert stored["remote_addr"] == "127.0.0.1"
     assert stored["action"] == "sales_invoice_state_changed_to_paid"
     assert stored["administration_id"] == "123456789"
-    assert stored["dedup_key"] == keys.dedup_key("idem-1", body)
+    dedup = keys.dedup_key(
+        "idem-1", body, keys.idempotency_scope("4180000000000000001", "123456789")
+    )
+    assert stored["dedup_key"] == dedup
     assert set(stored) == {*HEADER_FIELDS, "body"}
     assert 0 < redis_client.ttl(keys.event_key(event_id)) <= 7 * 24 * 3600
-    dedup = keys.dedup_key("idem-1", body)
     assert redis_client.get(dedup) == event_id.encode()
     assert 7 * 24 * 3600 - 10 < redis_client.ttl(dedup) <= 7 * 24 * 3600
 
@@ -97,6 +106,109 @@ def test_without_idempotency_key_the_body_hash_dedups(
     assert post(http, receiver, push_body()).json()["status"] == "duplicate"
     assert post(http, receiver, push_body(state="open")).json()["status"] == "accepted"
     assert len(queued(redis_client)) == 2
+
+
+def test_a_signed_push_replayed_with_a_fresh_idempotency_key_is_a_duplicate(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """Keys orig-1, orig-1, attacker-2 on one signed push: accepted, duplicate, duplicate."""
+    body = push_body()
+    signature = signature_header(body)
+    with make_receiver(webhook_secrets=(SECRET,)) as base:
+        answers = [
+            post(http, base, body, **{"Idempotency-Key": key, "Moneybird-Signature": signature})
+            for key in ("orig-1", "orig-1", "attacker-2")
+        ]
+        # Moneybird's own retry is signed afresh: its Idempotency-Key still dedups it
+        resigned = signature_header(body, t=int(time.time()) - 60)
+        retry = post(
+            http, base, body, **{"Idempotency-Key": "orig-1", "Moneybird-Signature": resigned}
+        )
+    first = answers[0].json()["event_id"]
+    assert [a.json() for a in answers] == [
+        {"status": "accepted", "event_id": first},
+        {"status": "duplicate", "event_id": first},
+        {"status": "duplicate", "event_id": first},
+    ]
+    assert retry.json() == {"status": "duplicate", "event_id": first}
+    assert queued(redis_client) == [first]
+
+
+def test_idempotency_keys_are_scoped_by_webhook(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """Two webhooks (and the environment token's administrations) sending the same key value
+    are different pushes; the same key again within one of them is a duplicate."""
+    store = SubscriptionStore(redis_client, SECRET_KEY)
+    for webhook_id in ("81", "82"):
+        store.add(webhook_id=webhook_id, administration_id="123456789", token="store-token-81")
+    key = {"Idempotency-Key": "same-key"}
+    with make_receiver(subscription_cache_ttl=0) as base:
+        one = push_body(webhook_id="81", webhook_token="store-token-81")
+        two = push_body(webhook_id="82", webhook_token="store-token-81")
+        assert post(http, base, one, **key).json()["status"] == "accepted"
+        assert post(http, base, two, **key).json()["status"] == "accepted"
+        assert post(http, base, two, **key).json()["status"] == "duplicate"
+        for administration_id in ("111", "222"):
+            data = json.loads(push_body(administration_id=administration_id))
+            del data["webhook_id"]
+            body = json.dumps(data).encode()
+            assert post(http, base, body, **key).json()["status"] == "accepted"
+    assert len(queued(redis_client)) == 4
+
+
+def test_a_key_stored_before_keys_were_scoped_still_dedups(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """An Idempotency-Key an older receiver stored (unscoped) is a duplicate after an upgrade."""
+    redis_client.set(keys.legacy_dedup_key("old-key"), "0190f3c2a1b2c3d4e5f60718293a", ex=60)
+    answer = post(http, receiver, push_body(), **{"Idempotency-Key": "old-key"})
+    assert answer.json() == {"status": "duplicate", "event_id": "0190f3c2a1b2c3d4e5f60718293a"}
+    assert queued(redis_client) == []
+
+
+def every_value(client: redis.Redis) -> bytes:
+    """Every key name and value in Redis, whatever its type, as one byte string."""
+    found = []
+    for key in client.keys("*"):
+        kind = client.type(key)
+        found.append(key)
+        if kind == b"string":
+            found.append(client.get(key) or b"")
+        elif kind == b"hash":
+            found += [b for pair in client.hgetall(key).items() for b in pair]
+        elif kind == b"list":
+            found += client.lrange(key, 0, -1)
+        elif kind == b"set":
+            found += client.smembers(key)
+        elif kind == b"zset":
+            found += client.zrange(key, 0, -1)
+    return b"\n".join(found)
+
+
+def test_no_key_in_redis_holds_the_token_or_the_signature_after_a_push(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """The stored body's webhook_token is blanked and of the signature only t is kept; the
+    body hash still dedups the push as received."""
+    body = push_body()
+    header = signature_header(body)
+    with make_receiver(webhook_secrets=(SECRET,)) as base:
+        first = post(http, base, body, **{"Moneybird-Signature": header})
+        again = post(http, base, body, **{"Moneybird-Signature": signature_header(body, t=1)})
+        resigned = signature_header(body, t=int(time.time()) - 5)
+        retry = post(http, base, body, **{"Moneybird-Signature": resigned})
+    assert first.json()["status"] == "accepted"
+    assert again.status_code == 401  # stale: not stored either
+    assert retry.json() == {"status": "duplicate", "event_id": first.json()["event_id"]}
+    everything = every_value(redis_client)
+    token_kept = TOKEN.encode() in everything
+    signature_kept = header.split("v1=")[1].encode() in everything
+    assert not token_kept, "the webhook token is stored in Redis"
+    assert not signature_kept, "the signature's v1 is stored in Redis"
+    stored = unpack_push(redis_client.get(keys.event_key(first.json()["event_id"])))
+    assert stored["signature"] == header.split(",")[0]  # t=…
+    assert json.loads(stored["body"]) == {**json.loads(body), "webhook_token": ""}
 
 
 def test_integer_ids_are_accepted_and_stored_as_strings(
@@ -276,6 +388,26 @@ def test_multi_webhook_mode_checks_the_subscription(
         again = push_body(webhook_id="77", webhook_token="store-token-value-1", state="y")
         header = {"Moneybird-Signature": signature_header(again)}
         assert post(http, base, again, **header).status_code == 401
+    assert len(queued(redis_client)) == 1
+
+
+def test_required_signature_refuses_unsigned_pushes_whatever_the_token_source(
+    make_receiver: MakeReceiver, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """HOOKBIRD_REQUIRE_SIGNATURE: a stored webhook without secrets and the environment
+    token without HOOKBIRD_WEBHOOK_SECRET both get 401; a signed webhook's push 200."""
+    store = SubscriptionStore(redis_client, SECRET_KEY)
+    store.add(webhook_id="91", administration_id="123456789", token="store-token-91")
+    store.add(
+        webhook_id="92", administration_id="123456789", token="store-token-92", secrets=(SECRET,)
+    )
+    with make_receiver(require_signature=True, subscription_cache_ttl=0) as base:
+        unsigned_store = push_body(webhook_id="91", webhook_token="store-token-91")
+        assert post(http, base, unsigned_store).status_code == 401
+        assert post(http, base, push_body(webhook_id="93")).status_code == 401  # environment
+        signed = push_body(webhook_id="92", webhook_token="store-token-92")
+        header = {"Moneybird-Signature": signature_header(signed)}
+        assert post(http, base, signed, **header).status_code == 200
     assert len(queued(redis_client)) == 1
 
 

@@ -23,7 +23,7 @@ def test_the_script_writes_the_installed_rqs_job_fields(redis_client: redis.Redi
     script = enqueue_script("hookbird")
     assert "{{" not in script
     args = ["60", "60", "1795323120.5"]
-    args += ["ev1", "hookbird:dedup:x", "1795323120.5", "2026-11-22T05:00:00.000000Z"]
+    args += ["ev1", "hookbird:dedup:x", "", "", "1795323120.5", "2026-11-22T05:00:00.000000Z"]
     args += ["contact_created", b"stored"]
     redis_client.eval(script, 3, keys.RQ_QUEUES, "rq:queue:hookbird", keys.EVENTS_INDEX, *args)
     job = redis_client.hgetall(keys.rq_job_key("ev1"))
@@ -45,7 +45,7 @@ def test_a_batch_queues_its_new_pushes_in_order_and_skips_repeats(
 
     def push(event_id: str, dedup: str, received_at: str) -> list[str | bytes]:
         stamp = "2026-11-22T05:00:00.000000Z"
-        return [event_id, dedup, received_at, stamp, "contact_created", b"stored"]
+        return [event_id, dedup, "", "", received_at, stamp, "contact_created", b"stored"]
 
     args: list[str | bytes] = ["60", "60", "1795323125.0"]
     args += push("ev1", "hookbird:dedup:a", "1795323121.0")
@@ -66,6 +66,6 @@ def test_a_batch_queues_its_new_pushes_in_order_and_skips_repeats(
     assert not redis_client.exists(keys.rq_job_key("ev3"), keys.event_key("ev3"))
 
     # a batch of repeats only writes nothing at all
-    again = redis_client.eval(script, 3, keys.RQ_QUEUES, queue, keys.EVENTS_INDEX, *args[:9])
+    again = redis_client.eval(script, 3, keys.RQ_QUEUES, queue, keys.EVENTS_INDEX, *args[:11])
     assert again == [0, b"ev1"]
     assert redis_client.llen(queue) == 3

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from receiver.payload import MalformedPush, normalise_id, parse_push
+from receiver.payload import MAX_DEPTH, MalformedPush, nested_deeper_than, normalise_id, parse_push
 
 
 def body(**fields: object) -> bytes:
@@ -95,6 +95,34 @@ def test_deeply_nested_entity_is_refused() -> None:
     raw += b"1" + b"}" * 10_000 + b"}"
     with pytest.raises(MalformedPush):
         parse_push(raw)
+
+
+def nested(depth: int) -> bytes:
+    """A push whose deepest container is ``depth`` levels down (the push itself is 1)."""
+    inner = b'{"a":' * (depth - 2) + b"[]" + b"}" * (depth - 2)
+    return b'{"action":"x","administration_id":"1","entity":' + inner + b"}"
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 200, 1000])
+def test_nesting_past_the_limit_is_refused(depth: int) -> None:
+    """Deeper than MAX_DEPTH, even where orjson reads it (1000): 400, before the workers'
+    json module or a recursive walk could hit the recursion limit."""
+    with pytest.raises(MalformedPush, match=f"nested deeper than {MAX_DEPTH} levels"):
+        parse_push(nested(depth))
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    """Exactly MAX_DEPTH levels, and many shallow containers (the walk's trigger), parse."""
+    assert parse_push(nested(MAX_DEPTH)).action == "x"
+    wide = body(entity={"details": [{"id": str(n), "tax": {"rate": n}} for n in range(200)]})
+    assert parse_push(wide).entity_id is None
+
+
+def test_nested_deeper_than_counts_levels_from_the_top() -> None:
+    """The top container is level 1; lists and objects both count."""
+    assert not nested_deeper_than({"a": [{"b": []}]}, 4)
+    assert nested_deeper_than({"a": [{"b": []}]}, 3)
+    assert not nested_deeper_than({"a": "[[[[", "b": 1}, 1)
 
 
 def test_normalise_id_bounds() -> None:

@@ -28,7 +28,7 @@ from receiver.endpoint import PushEndpoint
 from receiver.protocol import ReceiverProtocol, _CoalescingTransport
 from tests.commands.processes import wait_for
 from tests.receiver.conftest import MakeReceiver
-from tests.receiver.pushes import TOKEN, push_body
+from tests.receiver.pushes import TOKEN, as_stored, push_body
 from tests.support import uvicorn_in_thread
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
@@ -225,7 +225,7 @@ def test_a_push_that_arrives_whole_is_answered_without_the_asgi_app(
         connection.send(request(whole))
         status, _, answer = connection.response()
         assert (status, json.loads(answer)["status"]) == (200, "accepted")
-        assert stored(redis_client, answer)["body"] == whole
+        assert stored(redis_client, answer)["body"] == as_stored(whole)
         assert asgi_calls == []
 
         data = request(split)
@@ -234,7 +234,7 @@ def test_a_push_that_arrives_whole_is_answered_without_the_asgi_app(
         connection.send(data[-100:])
         status, _, answer = connection.response()
         assert (status, json.loads(answer)["status"]) == (200, "accepted")
-        assert stored(redis_client, answer)["body"] == split
+        assert stored(redis_client, answer)["body"] == as_stored(split)
         assert asgi_calls == ["/webhooks/moneybird"]
 
 
@@ -249,8 +249,8 @@ def test_pipelined_pushes_are_answered_in_order(receiver: str, redis_client: red
         answers = [connection.response() for _ in range(3)]
     assert [status for status, _, _ in answers] == [200, 200, 200]
     assert answers[1][2] == b'{"status":"test"}'
-    assert stored(redis_client, answers[0][2])["body"] == first
-    assert stored(redis_client, answers[2][2])["body"] == second
+    assert stored(redis_client, answers[0][2])["body"] == as_stored(first)
+    assert stored(redis_client, answers[2][2])["body"] == as_stored(second)
     assert redis_client.llen(keys.rq_queue_key("hookbird")) == 2
 
 
@@ -311,7 +311,7 @@ def test_expect_100_continue_gets_its_interim_answer(
         connection.send(data[head_end:])
         status, _, answer = connection.response()
     assert status == 200
-    assert stored(redis_client, answer)["body"] == body
+    assert stored(redis_client, answer)["body"] == as_stored(body)
 
 
 def test_a_client_that_leaves_before_its_answer_still_has_its_push_queued(
@@ -380,5 +380,5 @@ def test_a_shutdown_lets_the_answer_to_a_push_in_flight_go_out(
             assert status == 200
             assert headers[b"connection"] == b"close"
             assert connection.closed_by_server()
-    assert stored(redis_client, answer)["body"] == push_body()
+    assert stored(redis_client, answer)["body"] == as_stored(push_body())
     assert not [t for t in threading.enumerate() if t.name.startswith("uvicorn-")]

@@ -66,8 +66,13 @@ def test_uppercase_hex_is_accepted() -> None:
         ("", "missing"),
         ("garbage", "malformed"),
         (f"v1={'a' * 64}", "no t"),
-        (f"t={NOW}", "no v1"),
-        (f"t={NOW},v0=abc,v2=def", "no v1"),
+        (f"t={NOW}", "no well-formed v1"),
+        (f"t={NOW},v0=abc,v2=def", "no well-formed v1"),
+        (f"t={NOW},v1={'é' * 64}", "no well-formed v1"),
+        (f"t={NOW},v1={'g' * 64}", "no well-formed v1"),
+        (f"t={NOW},v1={'a' * 63}", "no well-formed v1"),
+        (f"t={NOW},v1={'a' * 65}", "no well-formed v1"),
+        (f"t={NOW},v1={'a' * 62}\u00e9\u00e9", "no well-formed v1"),
         (f"t=abc,v1={'a' * 64}", "not an epoch"),
         (f"t=-5,v1={'a' * 64}", "not an epoch"),
         (f"t={NOW},t={NOW},v1={'a' * 64}", "more than one t"),
@@ -97,9 +102,17 @@ def test_signature_over_other_body_is_refused() -> None:
 
 def test_parse_signature_keeps_every_v1() -> None:
     """Whitespace is tolerated and all v1 values are kept in order."""
-    parsed = parse_signature(" t=12 , v1=AB ,v1=cd")
+    parsed = parse_signature(f" t=12 , v1={'AB' * 32} ,v1={'cd' * 32}")
     assert parsed.timestamp == 12
-    assert parsed.v1 == ("ab", "cd")
+    assert parsed.v1 == ("ab" * 32, "cd" * 32)
+
+
+def test_a_v1_that_is_not_64_hex_digits_is_ignored() -> None:
+    """A malformed or non-ASCII v1 beside a good one is skipped, not compared (no error)."""
+    good = hmac_hex(SECRET, NOW, BODY)
+    header = f"t={NOW},v1={'é' * 64},v1=xyz,v1={good}"
+    assert parse_signature(header).v1 == (good,)
+    verify_signature(BODY, header, (SECRET,), now=NOW, tolerance=300)
 
 
 def creds(**changes: object) -> Credentials:
@@ -117,6 +130,7 @@ def check(
     token: str | None = "right-token",
     administration_id: str = "1",
     header: str | None = None,
+    require_signature: bool = False,
 ) -> None:
     authenticate(
         body=BODY,
@@ -126,6 +140,7 @@ def check(
         credentials=credentials,
         now=NOW,
         tolerance=300,
+        require_signature=require_signature,
     )
 
 
@@ -159,3 +174,13 @@ def test_authenticate_requires_a_valid_signature_when_a_secret_is_known() -> Non
     check(creds(secrets=(SECRET,)), header=header)
     with pytest.raises(VerificationFailure):
         check(creds(secrets=(SECRET,)), header=f"t={NOW},v1={'0' * 64}")
+
+
+@pytest.mark.parametrize("source", ["environment", "subscription"])
+def test_required_signature_refuses_a_webhook_without_a_secret(source: str) -> None:
+    """HOOKBIRD_REQUIRE_SIGNATURE: the right token is not enough where no secret is known,
+    whether the token came from the environment or the store; a signed push still passes."""
+    with pytest.raises(VerificationFailure, match="HOOKBIRD_REQUIRE_SIGNATURE"):
+        check(creds(source=source), require_signature=True)
+    header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY)}"
+    check(creds(secrets=(SECRET,), source=source), header=header, require_signature=True)

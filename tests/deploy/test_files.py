@@ -142,6 +142,62 @@ def test_pods_run_unprivileged_as_the_image_user() -> None:
             assert refs == ["hookbird-config", "hookbird-secrets"]
 
 
+def test_every_empty_dir_has_a_size_limit() -> None:
+    """A pod filling its emptyDir is evicted instead of filling the node's disk."""
+    found = 0
+    for name in ("hookbird-web", "hookbird-worker"):
+        for volume in by_kind("Deployment", name)["spec"]["template"]["spec"]["volumes"]:
+            if "emptyDir" in volume:
+                found += 1
+                assert volume["emptyDir"].get("sizeLimit"), f"{name}: {volume['name']}"
+    assert found
+
+
+def policies() -> dict[str, dict[str, Any]]:
+    return {
+        d["metadata"]["name"]: d["spec"] for _, d in manifests() if d["kind"] == "NetworkPolicy"
+    }
+
+
+def test_network_policies_deny_by_default_and_keep_redis_to_hookbird() -> None:
+    """One policy drops all traffic in and out of every pod; Redis takes 6379 from
+    hookbird's pods only; the web pods take their port from outside the namespace (the
+    ingress controller, Prometheus) and nothing else does."""
+    found = policies()
+    deny = found["default-deny"]
+    assert deny["podSelector"] == {}
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny
+    assert "egress" not in deny
+    hookbird = {"app.kubernetes.io/name": "hookbird"}
+    web_labels = by_kind("Deployment", "hookbird-web")["spec"]["template"]["metadata"]["labels"]
+    worker = by_kind("Deployment", "hookbird-worker")["spec"]["template"]["metadata"]["labels"]
+    for labels in (web_labels, worker):
+        assert hookbird.items() <= labels.items()
+    allowed_in: dict[str, list[dict[str, Any]]] = {}
+    for spec in found.values():
+        for rule in spec.get("ingress", []):
+            target = spec["podSelector"]["matchLabels"].get("app.kubernetes.io/name")
+            allowed_in.setdefault(target, []).append(rule)
+    assert set(allowed_in) == {"redis", "hookbird"}
+    for rule in allowed_in["redis"]:
+        assert rule["from"] == [{"podSelector": {"matchLabels": hookbird}}]
+        assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    for rule in allowed_in["hookbird"]:
+        assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"])
+        assert rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    assert found["hookbird-web-from-ingress"]["podSelector"]["matchLabels"] == web_labels
+    assert (
+        by_kind("Deployment", "hookbird-web")["spec"]["template"]["spec"]["containers"][0]["ports"][
+            0
+        ]["containerPort"]
+        == 8000
+    )
+    egress = found["hookbird-worker-to-moneybird"]
+    assert egress["podSelector"]["matchLabels"] == worker
+    assert [p["port"] for rule in egress["egress"] for p in rule["ports"]] == [443]
+
+
 def test_config_and_secret_examples_use_real_settings_and_placeholders() -> None:
     """Every key is a hookbird setting; every secret value is an obvious placeholder."""
     known = {f.env for f in FIELDS}

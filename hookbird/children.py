@@ -233,19 +233,31 @@ def dashboard_installed() -> bool:
     return importlib.util.find_spec("rq_dashboard") is not None
 
 
-def dashboard_command(redis_url: str, host: str, port: int) -> list[str]:
-    """rq-dashboard through this interpreter (its script's shebang may point elsewhere)."""
+#: Where dev's rq-dashboard listens, whatever ``--host`` says: it can delete and requeue
+#: jobs and has no password in dev.
+DASHBOARD_HOST = "127.0.0.1"
+
+
+def dashboard_command(port: int) -> list[str]:
+    """rq-dashboard through this interpreter (its script's shebang may point elsewhere),
+    on :data:`DASHBOARD_HOST` only. The Redis URL, password included, goes through
+    :func:`dashboard_env`, not argv, which every local user can read in ``/proc``."""
     return [
         sys.executable,
         "-c",
         "import sys; from rq_dashboard.cli import main; sys.exit(main())",
-        "--redis-url",
-        redis_url,
         "--bind",
-        host,
+        DASHBOARD_HOST,
         "--port",
         str(port),
     ]
+
+
+def dashboard_env(redis_url: str) -> dict[str, str]:
+    """Our environment plus ``RQ_DASHBOARD_REDIS_URL``, which rq-dashboard reads."""
+    env = dict(os.environ)
+    env["RQ_DASHBOARD_REDIS_URL"] = redis_url
+    return env
 
 
 def lock_data_dir(data_dir: Path) -> IO[str] | None:

@@ -92,13 +92,13 @@ def dev_token(data_dir: Path) -> str:
 
 def check_ports(host: str, port: int, redis_port: int | None, dashboard_port: int | None) -> None:
     """Refuse, naming the flag to change, before anything starts on a taken port."""
-    from hookbird.children import port_taken
+    from hookbird.children import DASHBOARD_HOST, port_taken
 
     wanted = [("--port (or PORT)", host, port)]
     if redis_port is not None:
         wanted.append(("--redis-port", "127.0.0.1", redis_port))
     if dashboard_port is not None:
-        wanted.append(("--dashboard-port (or --no-dashboard)", host, dashboard_port))
+        wanted.append(("--dashboard-port (or --no-dashboard)", DASHBOARD_HOST, dashboard_port))
     seen: dict[int, str] = {}
     for flag, where, number in wanted:
         if number in seen:
@@ -220,19 +220,31 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
             dashboard_line = "off (--no-dashboard)"
         elif with_dashboard:
             dashboard_output = children.Output()
-            command = children.dashboard_command(redis_url, host, args.dashboard_port)
+            command = children.dashboard_command(args.dashboard_port)
+            dashboard_env = children.dashboard_env(redis_url)
             dashboard = children.Child(
                 "dashboard",
                 start=lambda: dashboard_output.follow(
-                    children.spawn(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                    children.spawn(
+                        command,
+                        env=dashboard_env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                    )
                 ),
                 output=dashboard_output.last,
             )
             dashboard.launch()
             watched.append(dashboard)
             assert dashboard.process is not None
+            local_only = (
+                ""
+                if host in ("127.0.0.1", "localhost")
+                else f"; local only, not on {host}: it can delete jobs and has no password"
+            )
             dashboard_line = (
-                f"http://{host}:{args.dashboard_port}/  (rq-dashboard, pid {dashboard.process.pid})"
+                f"http://{children.DASHBOARD_HOST}:{args.dashboard_port}/  "
+                f"(rq-dashboard, pid {dashboard.process.pid}{local_only})"
             )
         else:
             dashboard_line = f"not installed: {INSTALL_DASHBOARD}"

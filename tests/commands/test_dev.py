@@ -54,7 +54,7 @@ class Dev:
         self.proc: subprocess.Popen[bytes] | None = None
         self.redis_pid: int | None = None
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
         self.runs += 1
         self.log = self.folder / f"dev-{self.runs}.log"
         with self.log.open("wb") as out:
@@ -66,6 +66,7 @@ class Dev:
                     str(self.port),
                     "--dashboard-port",
                     str(self.dashboard_port),
+                    *args,
                 ],
                 cwd=self.folder,
                 env=self.env,
@@ -176,6 +177,40 @@ def test_dev_then_send_is_handled_and_stops_cleanly(dev: Dev) -> None:
     assert dev.proc is not None
     assert dev.proc.returncode == 0
     assert json.loads((dev.data_dir / "dev.json").read_text())["pid"] is None  # not running
+
+
+def listening(port: int) -> set[str]:
+    """The IPv4 and IPv6 addresses (as /proc/net shows them) listening on ``port``."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("rq_dashboard"), reason="rq-dashboard")
+def test_dev_on_every_interface_keeps_the_dashboard_local(dev: Dev) -> None:
+    """`dev --host 0.0.0.0`: the receiver listens everywhere, the dashboard (no password,
+    can delete jobs) only on 127.0.0.1, and the banner says so; the Redis URL is not on
+    the dashboard's command line, where any local user could read it."""
+    dev.start("--host", "0.0.0.0")
+    banner = dev.output()
+    found = re.search(
+        r"dashboard +http://127\.0\.0\.1:\d+/ +\(rq-dashboard, pid (\d+); local only", banner
+    )
+    assert found, banner
+    pid = int(found[1])
+    wait_for(lambda: listening(dev.dashboard_port), message=f"the dashboard:\n{dev.output()}")
+    assert listening(dev.dashboard_port) == {"0100007F"}  # 127.0.0.1
+    assert listening(dev.port) == {"00000000"}  # 0.0.0.0: --host still counts for the receiver
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert b"rq_dashboard" in cmdline
+    assert b"redis://" not in cmdline
+    assert b"RQ_DASHBOARD_REDIS_URL=redis://" in Path(f"/proc/{pid}/environ").read_bytes()
+    dev.stop(signal.SIGINT)
 
 
 def test_restart_keeps_redis_data_and_kill_9_leaves_no_orphans(dev: Dev) -> None:

@@ -142,6 +142,62 @@ def test_pods_run_unprivileged_as_the_image_user() -> None:
             assert refs == ["hookbird-config", "hookbird-secrets"]
 
 
+def test_every_empty_dir_has_a_size_limit() -> None:
+    """A pod filling its emptyDir is evicted instead of filling the node's disk."""
+    found = 0
+    for name in ("hookbird-web", "hookbird-worker"):
+        for volume in by_kind("Deployment", name)["spec"]["template"]["spec"]["volumes"]:
+            if "emptyDir" in volume:
+                found += 1
+                assert volume["emptyDir"].get("sizeLimit"), f"{name}: {volume['name']}"
+    assert found
+
+
+def policies() -> dict[str, dict[str, Any]]:
+    return {
+        d["metadata"]["name"]: d["spec"] for _, d in manifests() if d["kind"] == "NetworkPolicy"
+    }
+
+
+def test_network_policies_deny_by_default_and_keep_redis_to_hookbird() -> None:
+    """One policy drops all traffic in and out of every pod; Redis takes 6379 from
+    hookbird's pods only; the web pods take their port from outside the namespace (the
+    ingress controller, Prometheus) and nothing else does."""
+    found = policies()
+    deny = found["default-deny"]
+    assert deny["podSelector"] == {}
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny
+    assert "egress" not in deny
+    hookbird = {"app.kubernetes.io/name": "hookbird"}
+    web_labels = by_kind("Deployment", "hookbird-web")["spec"]["template"]["metadata"]["labels"]
+    worker = by_kind("Deployment", "hookbird-worker")["spec"]["template"]["metadata"]["labels"]
+    for labels in (web_labels, worker):
+        assert hookbird.items() <= labels.items()
+    allowed_in: dict[str, list[dict[str, Any]]] = {}
+    for spec in found.values():
+        for rule in spec.get("ingress", []):
+            target = spec["podSelector"]["matchLabels"].get("app.kubernetes.io/name")
+            allowed_in.setdefault(target, []).append(rule)
+    assert set(allowed_in) == {"redis", "hookbird"}
+    for rule in allowed_in["redis"]:
+        assert rule["from"] == [{"podSelector": {"matchLabels": hookbird}}]
+        assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    for rule in allowed_in["hookbird"]:
+        assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"])
+        assert rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    assert found["hookbird-web-from-ingress"]["podSelector"]["matchLabels"] == web_labels
+    assert (
+        by_kind("Deployment", "hookbird-web")["spec"]["template"]["spec"]["containers"][0]["ports"][
+            0
+        ]["containerPort"]
+        == 8000
+    )
+    egress = found["hookbird-worker-to-moneybird"]
+    assert egress["podSelector"]["matchLabels"] == worker
+    assert [p["port"] for rule in egress["egress"] for p in rule["ports"]] == [443]
+
+
 def test_config_and_secret_examples_use_real_settings_and_placeholders() -> None:
     """Every key is a hookbird setting; every secret value is an obvious placeholder."""
     known = {f.env for f in FIELDS}
@@ -215,9 +271,9 @@ def test_compose_runs_redis_web_two_workers_and_a_protected_dashboard() -> None:
     two workers with a stop grace above the shutdown grace; dashboard on localhost with auth."""
     services = compose()["services"]
     assert set(services) >= {"redis", "web", "worker", "dashboard", "proxy"}
-    redis_cmd = services["redis"]["command"]
+    redis_cmd = " ".join(services["redis"]["command"])
     assert "/usr/local/etc/redis/redis.conf" in redis_cmd
-    assert "--requirepass" in redis_cmd
+    assert "--requirepass" not in redis_cmd  # argv is world-readable: see the next test
     assert "./redis.conf:/usr/local/etc/redis/redis.conf:ro" in services["redis"]["volumes"]
     web = services["web"]
     assert "/readyz" in " ".join(web["healthcheck"]["test"])
@@ -241,6 +297,64 @@ def test_compose_runs_redis_web_two_workers_and_a_protected_dashboard() -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (DEPLOY / source).is_file(), source
+
+
+def test_compose_redis_is_locked_down() -> None:
+    """Redis runs as the image's redis user (so its entrypoint skips the root-only steps),
+    without capabilities or privilege gain, on a read-only root with /data and /tmp
+    writable; the image names a tag that README.md says how to pin."""
+    redis_service = compose()["services"]["redis"]
+    assert redis_service["user"] == "999:999"
+    assert redis_service["cap_drop"] == ["ALL"]
+    assert redis_service["security_opt"] == ["no-new-privileges:true"]
+    assert redis_service["read_only"] is True
+    assert redis_service["tmpfs"] == ["/tmp"]
+    assert "redis-data:/data" in redis_service["volumes"]
+    assert "@sha256:" in (DEPLOY / "README.md").read_text()
+
+
+def test_compose_redis_command_takes_the_password_from_the_environment(tmp_path: Path) -> None:
+    """The redis service's own command, run here with a real redis-server: the password
+    from REDIS_PASSWORD is required, and it is on no process's command line."""
+    password = "compose-test-password-0123456789"
+    command = compose()["services"]["redis"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    script = (
+        command[2]
+        .replace("$$", "$")  # Compose's escape for a literal $
+        .replace("/usr/local/etc/redis/redis.conf", str(DEPLOY / "redis.conf"))
+        .replace("/tmp/", f"{tmp_path}/")
+    )
+    port = free_port()
+    server = Path(find_redis_server())
+    args = ["--dir", str(tmp_path), "--bind", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "redis.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", script, *command[3:], *args],
+            env={"PATH": f"{server.parent}:/usr/bin:/bin", "REDIS_PASSWORD": password},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        client = redis.Redis(port=port, password=password, socket_timeout=2)
+        for _ in range(250):
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if proc.poll() is not None:
+                    raise AssertionError(f"redis refused: {log.read_text()}") from None
+                time.sleep(0.02)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=port, socket_timeout=2).ping()
+        assert proc.pid == int(client.info("server")["process_id"])  # exec'd, no shell left
+        assert password.encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert (tmp_path / "requirepass.conf").stat().st_mode & 0o077 == 0
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_caddy_forwards_only_the_push_endpoint() -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -20,14 +21,78 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_procfile_lines_are_real_commands() -> None:
-    """Each line names a process type and a command installed in this environment."""
-    bin_dir = Path(sys.executable).parent
+def procfile() -> dict[str, str]:
+    """The Procfile's process types and their commands."""
     types = {}
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, command = line.partition(":")
-            types[name.strip()] = command.split()[0]
+            types[name.strip()] = command.strip()
+    return types
+
+
+def dashboard(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The Procfile's dashboard line under /bin/sh, as honcho runs it."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", procfile()["dashboard"]],
+            env={
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                "DASHBOARD_PORT": str(port),
+                **env,
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def test_dashboard_refuses_a_public_address_without_a_password(tmp_path: Path) -> None:
+    """DASHBOARD_HOST=0.0.0.0 and no RQ_DASHBOARD_PASSWORD: the line exits 1, saying why,
+    and nothing listens."""
+    port = free_port()
+    proc = dashboard({"DASHBOARD_HOST": "0.0.0.0"}, port, tmp_path / "out.log")
+    assert proc.wait(30) == 1
+    assert "set RQ_DASHBOARD_PASSWORD" in (tmp_path / "out.log").read_text()
+
+
+def test_dashboard_on_a_public_address_asks_for_the_password(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """With a password the dashboard listens where DASHBOARD_HOST says and answers 401
+    without credentials, 200 with them (user ops by default); the Redis URL is not in
+    its command line."""
+    port, password = free_port(), "procfile-dashboard-password"
+    proc = dashboard(
+        {"DASHBOARD_HOST": "0.0.0.0", "RQ_DASHBOARD_PASSWORD": password, "REDIS_URL": redis_url},
+        port,
+        tmp_path / "out.log",
+    )
+    try:
+
+        def status(**auth: Any) -> int | None:
+            if proc.poll() is not None:
+                raise AssertionError(f"dashboard exited:\n{(tmp_path / 'out.log').read_text()}")
+            try:
+                return httpx2.get(f"http://127.0.0.1:{port}/", timeout=1, **auth).status_code
+            except httpx2.HTTPError:
+                return None
+
+        wait_for(lambda: status() is not None, message="the dashboard")
+        assert status() == 401
+        assert status(auth=("ops", password)) == 200
+        assert redis_url.encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_procfile_lines_are_real_commands() -> None:
+    """Each line names a process type and a command installed in this environment."""
+    bin_dir = Path(sys.executable).parent
+    types = {}
+    for name, command in procfile().items():
+        types[name] = command.rpartition("exec ")[2].split()[0]  # after the dashboard's guard
     assert set(types) >= {"web", "worker", "dashboard"}
     for name, program in types.items():
         assert (bin_dir / program).exists(), f"{name}: {program} is not installed"

@@ -36,6 +36,7 @@ from rq import Queue, Retry, get_current_job
 from rq.job import Job
 
 from hookbird.events import Event, UnreadableEvent, event_from_stored
+from hookbird.labels import label
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
 from workers import runtime
@@ -147,20 +148,22 @@ def describe_job(event: Event, handlers: list[Handler]) -> str:
     """``contact_created Contact 456 adm 123 → crm:sync_contact``: what rq-dashboard shows.
 
     A handled push names every handler it reached; a push still to run again (retry,
-    dead letter, interrupted) names only the handlers that run then.
+    dead letter, interrupted) names only the handlers that run then. What came from the
+    push passes :func:`~hookbird.labels.label`: rq-dashboard does not escape it.
     """
-    names = ", ".join(h.name for h in handlers) if handlers else "(no handlers)"
-    return f"{event.summary()} → {names}"
+    names = ", ".join(label(h.name) for h in handlers) if handlers else "(no handlers)"
+    parts = [event.action, event.entity_type, event.entity_id, "adm", event.administration_id]
+    return " ".join(label(part) for part in parts if part) + f" → {names}"
 
 
 def job_meta(event: Event) -> dict[str, str]:
-    """What rq-dashboard shows as a handled job's metadata."""
+    """What rq-dashboard shows as a handled job's metadata (labels only, see describe_job)."""
     return {
-        "event_id": event.event_id,
-        "action": event.action,
-        "administration_id": event.administration_id,
-        "entity_type": event.entity_type or "",
-        "entity_id": event.entity_id or "",
+        "event_id": label(event.event_id),
+        "action": label(event.action),
+        "administration_id": label(event.administration_id),
+        "entity_type": label(event.entity_type),
+        "entity_id": label(event.entity_id),
     }
 
 

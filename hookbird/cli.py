@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -60,12 +61,24 @@ def add_command(
     return sub
 
 
+_SECRET_QUERY = re.compile(r"([?&][^=&#]*(?:password|secret|token)[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
 def safe_url(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    """A Redis URL without its password, for messages.
+
+    ``redis://default:p@ss@host`` → ``redis://default:***@host``: the password runs to
+    the last ``@`` (it may hold ``@`` itself, unescaped). Query values that are
+    passwords (``?password=``, ``sentinel_password=``) become ``***`` too.
+    """
+    url = _SECRET_QUERY.sub(r"\1***", url)
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0 or rest.startswith("/"):  # a socket path may hold an @
+        return url
+    user, colon, _password = rest[:at].partition(":")
+    shown = f"{user}:***" if colon and user else "***"
+    return f"{scheme}://{shown}@{rest[at + 1 :]}"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

@@ -7,7 +7,9 @@ JSON when stderr is not a terminal and a readable console format when it is.
 Every event passes :func:`redact` last before rendering: keys that name a token,
 secret, signature, password or Authorization header are dropped, and any known
 secret value (the configured tokens and keys) is blanked wherever it appears in a
-string. Log calls should still never pass secrets; this is the net under them.
+string, exception messages and tracebacks included (they are plain text by then,
+in the console format too). Log calls should still never pass secrets; this is
+the net under them.
 """
 
 from __future__ import annotations
@@ -106,10 +108,11 @@ def configure_logging(
     renderer: Any
     if as_json:
         renderer = structlog.processors.JSONRenderer()
-        tail: list[Any] = [structlog.processors.format_exc_info, redact]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
-        tail = [redact]
+    # Tracebacks become text before redact, in both formats: the console renderer's own
+    # (pretty, maybe colourised) traceback would be written after redact had run.
+    tail: list[Any] = [structlog.processors.format_exc_info, redact]
 
     structlog.configure(
         processors=[*shared, *tail, renderer],

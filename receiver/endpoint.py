@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from hookbird import keys
 from hookbird.crypto import SecretKeyError
+from hookbird.labels import label
 from hookbird.logs import get_logger
 from hookbird.settings import Settings
 from hookbird.stored import pack_push, without_token
@@ -81,7 +82,7 @@ def describe(push: Push) -> str:
     Cut to :data:`DESCRIPTION_BYTES`; the worker writes the whole story (entity type,
     administration, handlers) when it has handled the push.
     """
-    text = f"{push.action} {push.entity_id}" if push.entity_id else push.action
+    text = f"{label(push.action)} {push.entity_id}" if push.entity_id else label(push.action)
     if len(text) <= DESCRIPTION_BYTES and text.isascii():
         return text
     return text.encode("utf-8", "surrogateescape")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")

@@ -109,24 +109,77 @@ def iter_events(
 
 
 def raw_push(connection: redis.Redis, event_id: str) -> dict[str, Any]:
-    """The stored push with secrets (``webhook_token``, signature) blanked."""
+    """The stored push with secrets (``webhook_token``, signature) blanked.
+
+    A body nested too deeply for Python's parser (orjson, and so receivers before
+    2026-12-06, accepted 1024 levels) is shown as a note, not parsed.
+    """
     stored = stored_push(connection, event_id)
     try:
         body = json.loads(stored.pop("body", b"") or b"null")
     except ValueError:
         body = "(body is not JSON)"
+    except RecursionError:
+        body = "(body is nested too deeply to show)"
     meta = {k: text(v) for k, v in stored.items() if not is_sensitive_key(k)}
-    return {"meta": meta, "body": _redact(body)}
+    return {"meta": meta, "body": redact(body)}
 
 
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: ("[redacted]" if is_sensitive_key(str(k)) else _redact(v)) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    return value
+def redact(value: Any) -> Any:
+    """A copy of parsed JSON with the value of every sensitive key blanked, at any depth.
+
+    An explicit stack rather than recursion: a hostile push may be nested deeper than
+    Python's recursion limit.
+    """
+    top: list[Any] = [None]
+    todo: list[tuple[Any, Any, Any]] = [(top, 0, value)]  # (container, slot, value to copy)
+    while todo:
+        into, slot, item = todo.pop()
+        if isinstance(item, dict):
+            copied: dict[Any, Any] = {}
+            for key, inner in item.items():
+                copied[key] = "[redacted]" if is_sensitive_key(str(key)) else None
+                if copied[key] is None:
+                    todo.append((copied, key, inner))
+            into[slot] = copied
+        elif isinstance(item, list):
+            listed: list[Any] = [None] * len(item)
+            todo.extend((listed, i, inner) for i, inner in enumerate(item))
+            into[slot] = listed
+        else:
+            into[slot] = item
+    return top[0]
+
+
+def pretty_json(value: Any) -> str:
+    """``json.dumps(value, indent=2, sort_keys=True)`` for parsed JSON of any depth.
+
+    The standard library's indenting encoder recurses (and gives up from about 300
+    levels); this keeps its own stack of what is still to write.
+    """
+    parts: list[str] = []
+    todo: list[tuple[Any, int] | str] = [(value, 0)]
+    while todo:
+        entry = todo.pop()
+        if isinstance(entry, str):  # punctuation queued before the value that follows it
+            parts.append(entry)
+            continue
+        item, level = entry
+        pad = "\n" + "  " * (level + 1)
+        if isinstance(item, dict) and item:
+            todo.append("\n" + "  " * level + "}")
+            pairs = sorted(item.items())
+            for i in range(len(pairs) - 1, -1, -1):
+                todo.append((pairs[i][1], level + 1))
+                todo.append(("{" if i == 0 else ",") + pad + json.dumps(str(pairs[i][0])) + ": ")
+        elif isinstance(item, list) and item:
+            todo.append("\n" + "  " * level + "]")
+            for i in range(len(item) - 1, -1, -1):
+                todo.append((item[i], level + 1))
+                todo.append(("[" if i == 0 else ",") + pad)
+        else:  # a scalar, {} or []
+            parts.append(json.dumps(item))
+    return "".join(parts)
 
 
 def replay(connection: redis.Redis, queue_name: str, event_id: str) -> Job:

@@ -16,6 +16,11 @@ is the event id and the raw push waits in ``hookbird:event:<id>``. One run:
 A stopping worker whose grace period ran out interrupts the handler
 (:mod:`workers.running`); the push goes back to the front of the queue without using
 up an attempt. What becomes of a push after a run is :func:`workers.policy.decide`.
+
+Whatever goes wrong in hookbird's own part of a run (a body that breaks the JSON
+parser, Redis failing between the two scripts) releases the entity's turn at once
+rather than leaving it locked until the lock expires, and dead-letters the push with
+the reason: a :class:`_Turn` is finished exactly once, on every path.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from rq import Queue, Retry, get_current_job
 from rq.job import Job
 
 from hookbird.events import Event, UnreadableEvent, event_from_stored
+from hookbird.labels import label
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
 from workers import runtime
@@ -41,6 +47,7 @@ from workers.policy import (
     SUCCEEDED,
     Verdict,
     decide,
+    describe,
 )
 from workers.running import Interrupted, is_stale, run_one
 from workers.store import Store, entity_suffix, state_key, stored_push, text, version_key
@@ -58,6 +65,45 @@ FIRST_PARK, MAX_PARK = 10, 300
 
 class DeadLettered(Exception):
     """The push goes to the dead letter; the message says which handler and why."""
+
+
+class _Turn:
+    """One run's hold on its push and its entity: FINISH runs once, whatever happens."""
+
+    def __init__(
+        self, store: Store, event_id: str, token: str, entity: tuple[str, str, str] | None
+    ):
+        self.store = store
+        self.event_id = event_id
+        self.token = token
+        self.entity = entity
+        self.finished = False
+
+    def finish(self, **outcome: Any) -> str | None:
+        """:meth:`Store.finish` for this run: records the outcome, releases the entity."""
+        self.finished = True
+        return self.store.finish(self.event_id, self.token, entity=self.entity, **outcome)
+
+    def abandon(self, ttl: int, reason: str | None) -> None:
+        """After an exception hookbird did not expect: dead-letter the push with ``reason``
+        (None: only release the entity, the push stays to run again), if not finished.
+
+        Best effort: when Redis itself is failing the entity lock still expires on its own.
+        """
+        if self.finished:
+            return
+        now = time.time()
+        fields = {} if reason is None else {"status": "dead", "error": reason}
+        try:
+            self.finish(
+                done="no" if reason is None else "dead",
+                ttl=ttl,
+                description="",
+                now=now,
+                fields={**fields, "updated_at": repr(now)},
+            )
+        except Exception as exc:  # the original exception is the one worth raising
+            log.error("could not release the entity after a failed run", error=describe(exc))
 
 
 _stores: dict[tuple[int, str], Store] = {}
@@ -102,20 +148,22 @@ def describe_job(event: Event, handlers: list[Handler]) -> str:
     """``contact_created Contact 456 adm 123 → crm:sync_contact``: what rq-dashboard shows.
 
     A handled push names every handler it reached; a push still to run again (retry,
-    dead letter, interrupted) names only the handlers that run then.
+    dead letter, interrupted) names only the handlers that run then. What came from the
+    push passes :func:`~hookbird.labels.label`: rq-dashboard does not escape it.
     """
-    names = ", ".join(h.name for h in handlers) if handlers else "(no handlers)"
-    return f"{event.summary()} → {names}"
+    names = ", ".join(label(h.name) for h in handlers) if handlers else "(no handlers)"
+    parts = [event.action, event.entity_type, event.entity_id, "adm", event.administration_id]
+    return " ".join(label(part) for part in parts if part) + f" → {names}"
 
 
 def job_meta(event: Event) -> dict[str, str]:
-    """What rq-dashboard shows as a handled job's metadata."""
+    """What rq-dashboard shows as a handled job's metadata (labels only, see describe_job)."""
     return {
-        "event_id": event.event_id,
-        "action": event.action,
-        "administration_id": event.administration_id,
-        "entity_type": event.entity_type or "",
-        "entity_id": event.entity_id or "",
+        "event_id": label(event.event_id),
+        "action": label(event.action),
+        "administration_id": label(event.administration_id),
+        "entity_type": label(event.entity_type),
+        "entity_id": label(event.entity_id),
     }
 
 
@@ -135,42 +183,40 @@ def process_event() -> Any:
         # an outcome record left by an earlier run (its crash count) goes with the push
         rt.redis.expire(state_key(job.id), retention)
         return {"event_id": job.id, "status": "expired"}
+    turn = _Turn(store, job.id, token, entity)
+    dead_ttl = max(retention, int(job.failure_ttl or 0))
     try:
-        event = event_from_stored(job.id, begun.stored)
-    except UnreadableEvent as exc:  # nothing to retry: record it, release the entity
-        store.finish(
-            job.id,
-            token,
-            entity=entity,
-            done="dead",
-            ttl=max(retention, int(job.failure_ttl or 0)),
-            description="",
-            now=time.time(),
-            fields={"status": "dead", "error": str(exc)},
-        )
-        raise DeadLettered(str(exc)) from None
-    with structlog.contextvars.bound_contextvars(
-        event_id=event.event_id, action=event.action, administration_id=event.administration_id
-    ):
-        if begun.verdict == "wait":
-            return _park(rt, store, job, event, entity, begun.state)
-        return _dispatch(rt, store, job, event, entity, token, begun.state)
+        try:
+            event = event_from_stored(job.id, begun.stored)
+        except UnreadableEvent as exc:  # nothing to retry: record it, release the entity
+            turn.abandon(dead_ttl, str(exc))
+            raise DeadLettered(str(exc)) from None
+        except Exception as exc:  # a body the parser chokes on (RecursionError from nesting)
+            reason = f"event {job.id}: body cannot be read ({describe(exc)})"
+            turn.abandon(dead_ttl, reason)
+            raise DeadLettered(reason) from None
+        with structlog.contextvars.bound_contextvars(
+            event_id=event.event_id, action=event.action, administration_id=event.administration_id
+        ):
+            if begun.verdict == "wait":
+                return _park(rt, turn, job, event, begun.state)
+            return _dispatch(rt, turn, job, event, begun.state)
+    except DeadLettered:
+        raise
+    except Exception as exc:
+        reason = f"hookbird failed while handling the push: {describe(exc)}"
+        log.error("push sent to the dead letter", event_id=job.id, error=reason)
+        turn.abandon(dead_ttl, reason)
+        raise DeadLettered(reason) from exc
+    except BaseException:  # the worker is going away: free the entity, keep the push
+        turn.abandon(retention, None)
+        raise
 
 
-def _park(
-    rt: runtime.Runtime,
-    store: Store,
-    job: Job,
-    event: Event,
-    entity: tuple[str, str, str] | None,
-    state: dict[str, str],
-) -> Retry:
+def _park(rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[str, str]) -> Retry:
     parks = int(state.get("parks", "0")) + 1
     delay = min(FIRST_PARK * 2 ** (parks - 1), MAX_PARK)
-    free = store.finish(
-        event.event_id,
-        "",
-        entity=entity,
+    free = turn.finish(
         done="park",
         ttl=rt.settings.event_retention,
         description="",
@@ -184,19 +230,13 @@ def _park(
 
 
 def _dispatch(
-    rt: runtime.Runtime,
-    store: Store,
-    job: Job,
-    event: Event,
-    entity: tuple[str, str, str] | None,
-    token: str,
-    state: dict[str, str],
+    rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[str, str]
 ) -> Any:
     handlers = rt.router.handlers_for(event.action, event.entity_type)
     outcomes: dict[str, dict[str, Any]] = json.loads(state.get("handlers") or "{}")
     pending = _unsettled(handlers, outcomes)
     job.description = describe_job(event, pending)
-    suffix = entity_suffix(*entity) if entity else None
+    suffix = entity_suffix(*turn.entity) if turn.entity else None
     failures: list[tuple[str, Verdict]] = []
     interrupted = False
     for handler in pending:
@@ -221,9 +261,7 @@ def _dispatch(
                 break  # the job's time is spent; the rest run on the retry
         if len(pending) > 1:  # a crash later in this run must not re-run this handler
             rt.redis.hset(state_key(event.event_id), "handlers", json.dumps(outcomes))
-    return _conclude(
-        rt, store, job, event, entity, token, state, handlers, outcomes, failures, interrupted
-    )
+    return _conclude(rt, turn, job, event, state, handlers, outcomes, failures, interrupted)
 
 
 def _unsettled(handlers: list[Handler], outcomes: dict[str, dict[str, Any]]) -> list[Handler]:
@@ -233,11 +271,9 @@ def _unsettled(handlers: list[Handler], outcomes: dict[str, dict[str, Any]]) -> 
 
 def _conclude(
     rt: runtime.Runtime,
-    store: Store,
+    turn: _Turn,
     job: Job,
     event: Event,
-    entity: tuple[str, str, str] | None,
-    token: str,
     state: dict[str, str],
     handlers: list[Handler],
     outcomes: dict[str, dict[str, Any]],
@@ -280,10 +316,7 @@ def _conclude(
     ttl = settings.event_retention
     if done == "dead":  # keep the raw push as long as the dead letter shows it
         ttl = max(ttl, int(job.failure_ttl or 0))
-    woken = store.finish(
-        event.event_id,
-        token,
-        entity=entity,
+    woken = turn.finish(
         done=done,
         ttl=ttl,
         description=job.description or "",

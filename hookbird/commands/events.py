@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -73,7 +72,7 @@ def cmd_events_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.admin import get_event, raw_push
+    from workers.admin import get_event, pretty_json, raw_push
 
     conn = redis_client(settings)
     row = get_event(conn, args.event_id)
@@ -86,7 +85,7 @@ def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
     print(f"event {row.event_id}  status {row.status}  received {_when(row.received_at)} UTC")
     for name, value in sorted(push["meta"].items()):
         print(f"  {name}: {value}")
-    print(json.dumps(push["body"], indent=2, sort_keys=True))
+    print(pretty_json(push["body"]))
     if not row.handlers:
         print("handlers: none has run yet")
     for name, record in row.handlers.items():

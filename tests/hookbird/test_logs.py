@@ -54,3 +54,22 @@ def test_json_when_not_a_terminal() -> None:
     assert data["level"] == "info"
     assert data["n"] == 1
     assert "timestamp" in data
+
+
+def test_console_format_blanks_secrets_in_exception_text() -> None:
+    """A configured token in an exception message is blanked in the console format too,
+    from structlog and from a standard library logger, and the traceback is still shown."""
+    buffer = io.StringIO()
+    configure_logging("info", "console", secrets=("super-secret-token-value",), stream=buffer)
+    try:
+        try:
+            raise ValueError("refused super-secret-token-value")
+        except ValueError:
+            get_logger("test").exception("handler failed")
+            logging.getLogger("rq.worker").exception("job failed")
+    finally:
+        configure_logging("info", "json")
+    text = buffer.getvalue()
+    assert "super-secret-token-value" not in text
+    assert text.count("ValueError: refused [redacted]") == 2
+    assert text.count("Traceback (most recent call last)") == 2

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx2
 import pytest
 import redis
+from rq.job import Job
 
 from hookbird.redis_server import free_port
 from tests.workers.conftest import Pusher, Workers, wait_for
@@ -63,3 +64,27 @@ def test_dead_lettered_push_shows_in_the_dashboard_with_a_readable_description(
     assert "contact 42 is gone" in job["exc_info"]
     detail = httpx2.get(f"{dashboard}/0/data/job/{event_id}.json", timeout=5).json()
     assert '"entity_id": "456"' in detail["metadata"]
+
+
+def test_markup_in_a_push_never_reaches_the_dashboard(
+    push: Pusher, workers: Workers, redis_client: redis.Redis, dashboard: str
+) -> None:
+    """rq-dashboard renders job descriptions and meta unescaped: an `action` or `entity_type`
+    carrying HTML is written into the job, by the receiver and by the worker, as safe text."""
+    action, entity_type = "<img src=x onerror=alert(1)>", "<script>alert(2)</script>"
+    event_id = push(action=action, entity_type=entity_type)
+    queued = redis_client.hget(f"rq:job:{event_id}", "description") or b""
+    assert queued.startswith(b"_img_src_x_onerror_alert_1__")
+    workers.start()
+    wait_for(
+        lambda: redis_client.hget(state_key(event_id), "status") == b"succeeded", message="handled"
+    )
+    job = Job.fetch(event_id, connection=redis_client)
+    assert "<" not in job.description
+    assert job.meta["action"] == "_img_src_x_onerror_alert_1__"
+    assert not any("<" in str(value) for value in job.meta.values())
+    for name, value in redis_client.hgetall(f"rq:job:{event_id}").items():
+        assert b"<img" not in value, name
+        assert b"<script" not in value, name
+    detail = httpx2.get(f"{dashboard}/0/data/job/{event_id}.json", timeout=5).json()
+    assert "<" not in detail["description"] + detail["metadata"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
+from hookbird.stored import pack_push, unpack_push
 from tests.workers.conftest import TOKEN, Pusher, Workers, calls, run_cli, wait_for
 from workers.store import state_key
 
@@ -80,3 +83,24 @@ def test_bulk_requeue_asks_first_and_reports_a_count(
     assert done.returncode == 0, done.stderr
     assert "2 requeued" in done.stdout
     wait_for(lambda: succeeded(redis_client, first, second), message="both handled")
+
+
+@pytest.mark.parametrize(
+    ("depth", "shown_as"), [(900, '"webhook_token": "[redacted]"'), (2000, "nested too deeply")]
+)
+def test_show_a_deeply_nested_push(
+    push: Pusher, redis_client: redis.Redis, redis_url: str, depth: int, shown_as: str
+) -> None:
+    """`events show` of a push nested 900 levels (parseable) shows it with the nested token
+    blanked; 2000 levels (past Python's parser) says so; neither crashes nor leaks a token."""
+    event_id = push(entity_id="901")
+    stored = unpack_push(redis_client.get(f"hookbird:event:{event_id}"))
+    body = json.loads(stored.pop("body"))
+    inner = json.dumps({"webhook_token": TOKEN, "id": "901"}).encode()
+    deep = b'{"entity":' * depth + inner + b"}" * depth
+    raw = json.dumps({**body, "entity": "DEEP"}).encode().replace(b'"DEEP"', deep)
+    redis_client.set(f"hookbird:event:{event_id}", pack_push(stored, raw), keepttl=True)
+    shown = run_cli(redis_url, "events", "show", event_id)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown_as in shown.stdout
+    assert TOKEN not in shown.stdout + shown.stderr

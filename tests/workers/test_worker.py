@@ -203,6 +203,32 @@ def test_a_damaged_stored_push_is_dead_lettered_and_frees_its_entity(
     assert damaged in FailedJobRegistry("hookbird", connection=redis_client).get_job_ids()
 
 
+def test_a_push_too_deep_to_parse_is_dead_lettered_and_the_next_runs_at_once(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """A stored body nested 1020 levels deep (which orjson, and so the receiver, once
+    accepted) makes the worker's parser raise RecursionError: the push is dead-lettered with
+    the reason and frees its entity, so the next push for it runs without waiting."""
+    poison = push(entity_id="790")
+    stored = unpack_push(redis_client.get(f"hookbird:event:{poison}"))
+    body = json.loads(stored.pop("body"))
+    deep = b"[" * 1020 + b"]" * 1020
+    raw = json.dumps({**body, "entity": "DEEP"}).encode().replace(b'"DEEP"', deep)
+    redis_client.set(f"hookbird:event:{poison}", pack_push(stored, raw), keepttl=True)
+    after = push(entity_id="790")
+    workers.start()
+    wait_for(lambda: status_is(redis_client, after, "succeeded"), message="the next push")
+    assert "parks" not in state(redis_client, after), "the next push had to wait its turn"
+    assert status_is(redis_client, poison, "dead")
+    assert "RecursionError" in state(redis_client, poison)["error"]
+    assert not redis_client.keys("hookbird:entity-lock:*")
+    failed = FailedJobRegistry("hookbird", connection=redis_client)
+    assert poison in failed.get_job_ids()
+    result = Job.fetch(poison, connection=redis_client).latest_result()
+    assert result is not None
+    assert "DeadLettered" in (result.exc_string or "")
+
+
 def test_pushes_stored_as_hashes_by_an_older_receiver_are_still_handled(
     push: Pusher, workers: Workers, redis_client: redis.Redis
 ) -> None:

@@ -83,9 +83,7 @@ def describe(push: Push) -> str:
     administration, handlers) when it has handled the push.
     """
     text = f"{label(push.action)} {push.entity_id}" if push.entity_id else label(push.action)
-    if len(text) <= DESCRIPTION_BYTES and text.isascii():
-        return text
-    return text.encode("utf-8", "surrogateescape")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")
+    return text[:DESCRIPTION_BYTES]  # ASCII: a label, a space and digits
 
 
 class Reply(NamedTuple):

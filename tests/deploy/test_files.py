@@ -322,8 +322,8 @@ def test_compose_redis_command_takes_the_password_from_the_environment(tmp_path:
     script = (
         command[2]
         .replace("$$", "$")  # Compose's escape for a literal $
+        .replace("/tmp/", f"{tmp_path}/")  # first: the checkout itself may be under /tmp
         .replace("/usr/local/etc/redis/redis.conf", str(DEPLOY / "redis.conf"))
-        .replace("/tmp/", f"{tmp_path}/")
     )
     port = free_port()
     server = Path(find_redis_server())

@@ -14,8 +14,10 @@ nowhere else, ``transport=`` injectable) and owns the policy of every request:
    backoff + jitter a bounded number of times; POST and PATCH never are (Moneybird
    has no idempotency keys): they raise the transient error for the job to decide.
 
-Resources (contacts, invoices, …) live in :mod:`resources`; the client only knows
-paths. The workers build theirs with :meth:`Client.for_worker`.
+The client knows paths, never resources: :mod:`resources` builds an administration's
+resources on it (``Administration(client, id)``) and adds ``administration(id)`` in
+the ``Client`` that :mod:`hookbird.moneybird` exports, so imports run one way,
+resources → client. The workers build their client with :meth:`Client.for_worker`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Self
 
 import httpx2
 import redis
@@ -49,9 +51,6 @@ from hookbird.moneybird.responses import (
     stringify_ids,
 )
 from hookbird.settings import Settings
-
-if TYPE_CHECKING:
-    from hookbird.moneybird.resources import Administration
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 PER_PAGE = 100
@@ -125,25 +124,20 @@ class Client:
         self.calls = 0  # requests sent (benchmarks, tests)
 
     @classmethod
-    def for_worker(cls, settings: Settings, redis: redis.Redis, **kwargs: Any) -> Client:
+    def for_worker(cls, settings: Settings, redis: redis.Redis, **kwargs: Any) -> Self:
         """The client a worker process shares between jobs: out of budget → RateLimited."""
         return cls(settings, redis=redis, on_budget="raise", **kwargs)
 
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the scoped API ------------------------------------------------------------
-
-    def administration(self, administration_id: str | int) -> Administration:
-        from hookbird.moneybird.resources import Administration
-
-        return Administration(self, str(administration_id))
+    # -- the unscoped API ----------------------------------------------------------
 
     def administrations(self) -> list[dict[str, Any]]:
         """The administrations the (default) token can see."""

@@ -7,7 +7,7 @@ a handler gets as ``ctx.moneybird``. Workers build theirs with
 
 Inside, imports run one way: ``resources`` (an administration's resources, and this
 ``Client``) sits on ``client`` (sending: budget, auth, retries, errors), which never
-imports it.
+imports it; code generated from Moneybird's spec goes in ``_generated``, between them.
 """
 
 from __future__ import annotations

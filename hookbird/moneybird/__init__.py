@@ -4,11 +4,14 @@
 budget in Redis, typed errors); ``client.administration(id)`` is the scoped object
 a handler gets as ``ctx.moneybird``. Workers build theirs with
 ``Client.for_worker(settings, redis)``.
+
+Inside, imports run one way: ``resources`` (an administration's resources, and this
+``Client``) sits on ``client`` (sending: budget, auth, retries, errors), which never
+imports it; code generated from Moneybird's spec goes in ``_generated``, between them.
 """
 
 from __future__ import annotations
 
-from hookbird.moneybird.client import Client
 from hookbird.moneybird.errors import (
     BadRequest,
     ConnectionFailed,
@@ -24,7 +27,7 @@ from hookbird.moneybird.errors import (
     Unauthorized,
     Unprocessable,
 )
-from hookbird.moneybird.resources import Administration
+from hookbird.moneybird.resources import Administration, Client
 
 __all__ = [
     "Administration",

@@ -1,21 +1,32 @@
 """The shared Moneybird client: one HTTP pool, one rate budget, typed errors.
 
 :class:`Client` wraps one ``httpx2.Client`` (keep-alive pool, timeouts set here and
-nowhere else, ``transport=`` injectable) and owns the policy of every request:
+nowhere else, ``transport=`` injectable) and owns the policy of every request.
+:meth:`Client.send` hands each request down four layers, one concern each, the way
+httpx layers ``_send_handling_auth`` → ``_send_handling_redirects`` →
+``_send_single_request``:
 
-1. take a slot from the shared :mod:`budget` *before* sending; none free →
-   ``on_budget="raise"`` (workers) raises :class:`RateLimited` with ``retry_at`` so
-   the job is rescheduled instead of sleeping; ``"wait"`` (CLI) sleeps and says so;
-2. send with the bearer token of the administration (:mod:`oauth` token sources);
-   a 401 gets one retry with a refreshed token;
-3. reconcile the budget with the rate-limit headers; a 429 holds the budget until
-   the server's ``Retry-After``;
-4. 5xx, timeouts and dropped connections: idempotent methods are retried with
-   backoff + jitter a bounded number of times; POST and PATCH never are (Moneybird
-   has no idempotency keys): they raise the transient error for the job to decide.
+1. :meth:`~Client._send_handling_retries`: 5xx, timeouts and dropped connections of
+   idempotent methods are retried with backoff + jitter a bounded number of times;
+   POST and PATCH never are (Moneybird has no idempotency keys): they raise the
+   transient error for the job to decide. With ``on_budget="wait"`` a 429 is waited
+   out and retried too; both kinds share the one ``retries`` allowance;
+2. :meth:`~Client._send_handling_auth`: the bearer token of the administration
+   (:mod:`oauth` token sources); a 401 gets one retry with a refreshed token;
+3. :meth:`~Client._send_handling_budget`: take a slot from the shared :mod:`budget`
+   *before* sending; none free → ``on_budget="raise"`` (workers) raises
+   :class:`RateLimited` with ``retry_at`` so the job is rescheduled instead of
+   sleeping; ``"wait"`` (CLI) sleeps and says so. Afterwards the budget is reconciled
+   with the rate-limit headers, and a 429 holds it until the server's ``Retry-After``;
+4. :meth:`~Client._send_single_request`: one HTTP exchange, its answer mapped to the
+   response or to an :mod:`errors` exception.
 
-Resources (contacts, invoices, …) live in :mod:`resources`; the client only knows
-paths. The workers build theirs with :meth:`Client.for_worker`.
+The client knows paths, never resources: :mod:`resources` builds an administration's
+resources on it (``Administration(client, id)``) and adds ``administration(id)`` in
+the ``Client`` that :mod:`hookbird.moneybird` exports, so imports run one way,
+resources → client. The code generated from Moneybird's spec will live between the
+two, in :mod:`hookbird.moneybird._generated`, and import only this side. The workers
+build their client with :meth:`Client.for_worker`.
 """
 
 from __future__ import annotations
@@ -23,7 +34,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Self
 
 import httpx2
 import redis
@@ -50,9 +62,6 @@ from hookbird.moneybird.responses import (
 )
 from hookbird.settings import Settings
 
-if TYPE_CHECKING:
-    from hookbird.moneybird.resources import Administration
-
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 PER_PAGE = 100
 
@@ -64,6 +73,24 @@ def api_path(path: str) -> str:
     path = "/" + path.lstrip("/")
     last = path.rsplit("/", 1)[-1]
     return path if "." in last else path + ".json"
+
+
+@dataclass(slots=True)
+class _Call:
+    """One :meth:`Client.send` on its way down the layers, and what it has used up."""
+
+    method: str
+    url: str
+    shown: str  # the API path errors and logs show
+    params: dict[str, Any] | None
+    json: Any
+    files: Any
+    administration_id: str | None
+    follow_redirects: bool
+    tokens: TokenSource
+    token: str  # the bearer token; replaced once when a 401 gets it refreshed
+    retries: int = 0  # retries spent on 5xx, timeouts, dropped connections and 429s
+    refreshed: bool = False
 
 
 class Client:
@@ -125,25 +152,20 @@ class Client:
         self.calls = 0  # requests sent (benchmarks, tests)
 
     @classmethod
-    def for_worker(cls, settings: Settings, redis: redis.Redis, **kwargs: Any) -> Client:
+    def for_worker(cls, settings: Settings, redis: redis.Redis, **kwargs: Any) -> Self:
         """The client a worker process shares between jobs: out of budget → RateLimited."""
         return cls(settings, redis=redis, on_budget="raise", **kwargs)
 
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the scoped API ------------------------------------------------------------
-
-    def administration(self, administration_id: str | int) -> Administration:
-        from hookbird.moneybird.resources import Administration
-
-        return Administration(self, str(administration_id))
+    # -- the unscoped API ----------------------------------------------------------
 
     def administrations(self) -> list[dict[str, Any]]:
         """The administrations the (default) token can see."""
@@ -205,7 +227,7 @@ class Client:
         administration_id: str | None = None,
         follow_redirects: bool = False,
     ) -> httpx2.Response:
-        """Send with budget, auth, retries and error mapping; the raw 2xx response."""
+        """Send with retries, auth, budget and error mapping; the raw 2xx response."""
         method = method.upper()
         url = path if path.startswith(("http://", "https://")) else api_path(path)
         shown = self._api_path_of(url)
@@ -216,77 +238,116 @@ class Client:
                 method=method,
                 path=shown,
             )
-        token = self.tokens.token_for(administration_id)
-        refreshed = False
-        attempt = 0
+        call = _Call(
+            method=method,
+            url=url,
+            shown=shown,
+            params=params,
+            json=json,
+            files=files,
+            administration_id=administration_id,
+            follow_redirects=follow_redirects,
+            tokens=self.tokens,
+            token=self.tokens.token_for(administration_id),
+        )
+        return self._send_handling_retries(call)
+
+    def _send_handling_retries(self, call: _Call) -> httpx2.Response:
+        """Send again after a 5xx, a timeout or a dropped connection (idempotent methods
+        only), and after a 429 when waiting is allowed; ``retries`` times in all."""
         while True:
-            key = (
-                "global" if self.global_budget else self.tokens.budget_key(administration_id, token)
-            )
-            self._take_slot(key, shown, method)
-            self.calls += 1
             try:
-                response = self.http.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    files=files,
-                    headers={"Authorization": f"Bearer {token}"},
-                    follow_redirects=follow_redirects,
-                )
-                response.read()
-            except httpx2.TimeoutException:
-                error: MoneybirdError = Timeout(
-                    f"no answer to {method} {shown} in time", method=method, path=shown
-                )
-            except httpx2.TransportError as exc:
-                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                error = ConnectionFailed(f"{method} {shown}: {reason}", method=method, path=shown)
-            else:
-                now = time.time()
-                rate = RateHeaders.parse(response.headers, now)
-                body = decode_body(response.content, response.headers.get("content-type"))
-                found = error_for(
-                    response.status_code,
-                    method=method,
-                    path=shown,
-                    body=body,
-                    headers=response.headers,
-                    now=now,
-                )
-                if found is None:
-                    self._reconcile(key, shown, rate, now)
-                    return response
-                error = found
-                if isinstance(error, RateLimited) and error.retry_at:
-                    self._hold(key, shown, error.retry_at)
-                    if self.on_budget == "wait" and attempt < self.retries:
-                        attempt += 1
-                        self._wait(error.retry_at)
-                        continue
-                if isinstance(error, Unauthorized) and not refreshed:
-                    fresh = self.tokens.after_unauthorized(administration_id, token)
-                    refreshed = True
-                    if fresh:
-                        token = fresh
-                        continue
-            if isinstance(error, (ServerError, Timeout, ConnectionFailed)) and (
-                method in IDEMPOTENT and attempt < self.retries
-            ):
-                attempt += 1
-                delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+                return self._send_handling_auth(call)
+            except RateLimited as error:
+                # In "wait" mode only Moneybird's 429 gets here (our own budget waits in
+                # _take_slot); in "raise" mode every RateLimited is the job's to reschedule.
+                if self.on_budget != "wait" or not error.retry_at or call.retries >= self.retries:
+                    raise
+                call.retries += 1
+                self._wait(error.retry_at)
+            except (ServerError, Timeout, ConnectionFailed) as error:
+                if call.method not in IDEMPOTENT or call.retries >= self.retries:
+                    raise
+                call.retries += 1
+                delay = min(30.0, 0.5 * 2**call.retries) * random.uniform(0.5, 1.0)
                 log.info(
                     "moneybird_retry",
-                    method=method,
-                    path=shown,
-                    attempt=attempt,
+                    method=call.method,
+                    path=call.shown,
+                    attempt=call.retries,
                     error=type(error).__name__,
                     delay=round(delay, 2),
                 )
                 self._sleep(delay)
-                continue
-            raise error
+
+    def _send_handling_auth(self, call: _Call) -> httpx2.Response:
+        """On the first 401, ask the token source for a fresh token and send once more."""
+        try:
+            return self._send_handling_budget(call)
+        except Unauthorized as error:
+            if call.refreshed:
+                raise
+            refused = error
+        call.refreshed = True
+        fresh = call.tokens.after_unauthorized(call.administration_id, call.token)
+        if not fresh:
+            raise refused
+        call.token = fresh
+        return self._send_handling_budget(call)
+
+    def _send_handling_budget(self, call: _Call) -> httpx2.Response:
+        """Take a budget slot before sending; afterwards tell the budget what Moneybird said."""
+        key = (
+            "global"
+            if self.global_budget
+            else call.tokens.budget_key(call.administration_id, call.token)
+        )
+        self._take_slot(key, call.shown, call.method)
+        self.calls += 1
+        try:
+            response = self._send_single_request(call)
+        except RateLimited as error:
+            if error.retry_at:
+                self._hold(key, call.shown, error.retry_at)
+            raise
+        now = time.time()
+        self._reconcile(key, call.shown, RateHeaders.parse(response.headers, now), now)
+        return response
+
+    def _send_single_request(self, call: _Call) -> httpx2.Response:
+        """One HTTP exchange: the response, or the :mod:`errors` exception its answer means."""
+        method, shown = call.method, call.shown
+        try:
+            response = self.http.request(
+                method,
+                call.url,
+                params=call.params,
+                json=call.json,
+                files=call.files,
+                headers={"Authorization": f"Bearer {call.token}"},
+                follow_redirects=call.follow_redirects,
+            )
+            response.read()
+        except httpx2.TimeoutException:
+            error: MoneybirdError = Timeout(
+                f"no answer to {method} {shown} in time", method=method, path=shown
+            )
+        except httpx2.TransportError as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error = ConnectionFailed(f"{method} {shown}: {reason}", method=method, path=shown)
+        else:
+            found = error_for(
+                response.status_code,
+                method=method,
+                path=shown,
+                body=decode_body(response.content, response.headers.get("content-type")),
+                headers=response.headers,
+                now=time.time(),
+            )
+            if found is None:
+                return response
+            error = found
+        raise error  # outside the except clauses: no httpx2 exception chained to it
 
     def _api_path_of(self, url: str) -> str:
         """The API path errors and logs show: no host, no base path, never a token."""

@@ -8,15 +8,18 @@ JSON parsers in other languages round.
 What each resource offers follows the API: ``get``, ``list`` (an iterator over every
 page), ``create``, ``update``, ``delete``, and for synchronizable ones ``sync`` (ids
 and versions of everything, cheap) and ``fetch_many`` (full records, 100 per call).
+
+This module sits on :mod:`client`, which never imports it: :class:`Administration`
+takes any client (``Administration(client, id)``), and the :class:`Client` exported
+by :mod:`hookbird.moneybird` is the sending client plus ``administration(id)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from hookbird.moneybird.client import Client
+from hookbird.moneybird import client as base
 
 SYNC_CHUNK = 100
 
@@ -202,7 +205,7 @@ class Webhooks(Resource):
 class Administration:
     """One administration's resources; a handler's ``ctx.moneybird``."""
 
-    def __init__(self, client: Client, administration_id: str) -> None:
+    def __init__(self, client: base.Client, administration_id: str) -> None:
         self.client = client
         self.id = str(administration_id)
         self.contacts = Synced(self, "contacts", "contact")
@@ -230,3 +233,12 @@ class Administration:
 
     def __repr__(self) -> str:
         return f"Administration({self.id!r})"
+
+
+class Client(base.Client):
+    """The sending :class:`client.Client` plus :meth:`administration`; what
+    ``from hookbird.moneybird import Client`` gives handlers and commands."""
+
+    def administration(self, administration_id: str | int) -> Administration:
+        """One administration's resources: a handler's ``ctx.moneybird``."""
+        return Administration(self, str(administration_id))

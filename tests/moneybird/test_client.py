@@ -299,3 +299,99 @@ def test_typeless_documents_refuse_update_before_sending(admin_id: str) -> None:
     with pytest.raises(NotImplementedError):
         client.administration(admin_id).typeless_documents.update("1", reference="x")
     assert sent == []
+
+
+def _scripted(answers: list[httpx2.Response], sent: list[httpx2.Request]) -> httpx2.MockTransport:
+    """A transport giving ``answers`` in order (the last one again once they run out)."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return answers[min(len(sent), len(answers)) - 1]
+
+    return httpx2.MockTransport(handler)
+
+
+def test_cli_client_waits_out_a_429_and_sends_again(admin_id: str) -> None:
+    """on_budget="wait": Moneybird's 429 is waited out until its Retry-After, then resent."""
+    sent: list[httpx2.Request] = []
+    waits: list[float] = []
+    answers = [
+        httpx2.Response(429, text="Retry later", headers={"Retry-After": "0.05"}),
+        httpx2.Response(200, json=[]),
+    ]
+    client = Client(
+        token=TOKEN, transport=_scripted(answers, sent), on_budget="wait", on_wait=waits.append
+    )
+    assert client.administration(admin_id).contacts.sync() == []
+    assert len(sent) == 2
+    assert waits
+    assert 0 < waits[0] <= 0.05
+
+
+def test_429_waits_and_5xx_retries_share_one_allowance(admin_id: str) -> None:
+    """retries=2 covers a waited-out 429 and a retried 503 together: the next 429 raises."""
+    sent: list[httpx2.Request] = []
+    limited = httpx2.Response(429, text="Retry later", headers={"Retry-After": "0.01"})
+    answers = [limited, httpx2.Response(503), limited, httpx2.Response(503)]
+    client = Client(
+        token=TOKEN,
+        transport=_scripted(answers, sent),
+        on_budget="wait",
+        retries=2,
+        sleep=lambda s: time.sleep(min(s, 0.01)),
+    )
+    with pytest.raises(errors.RateLimited):
+        client.administration(admin_id).contacts.sync()
+    assert len(sent) == 3
+
+
+class _RefreshingTokens:
+    """A token source that hands out a fresh token whenever a 401 asks for one."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+
+    def token_for(self, administration_id: str | None) -> str:
+        return "stale"
+
+    def after_unauthorized(self, administration_id: str | None, stale: str) -> str | None:
+        self.refreshes += 1
+        return f"fresh-{self.refreshes}"
+
+    def budget_key(self, administration_id: str | None, token: str) -> str:
+        return "one"
+
+
+def test_a_401_gets_one_refresh_per_call_even_across_retries(admin_id: str) -> None:
+    """401 → refresh → 503 → retry → 401 again: Unauthorized, no second refresh."""
+    sent: list[httpx2.Request] = []
+    answers = [httpx2.Response(401), httpx2.Response(503), httpx2.Response(401)]
+    tokens = _RefreshingTokens()
+    client = Client(
+        transport=_scripted(answers, sent), tokens=tokens, retries=2, sleep=lambda _s: None
+    )
+    with pytest.raises(errors.Unauthorized):
+        client.administration(admin_id).contacts.get("5")
+    assert tokens.refreshes == 1
+    assert [r.headers["Authorization"] for r in sent] == [
+        "Bearer stale",
+        "Bearer fresh-1",
+        "Bearer fresh-1",
+    ]
+
+
+def test_transport_failures_chain_no_httpx_exception(admin_id: str) -> None:
+    """Timeout and ConnectionFailed stand alone: no httpx2 exception hangs off them."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/1.json"):
+            raise httpx2.ReadTimeout("slow", request=request)
+        raise httpx2.ConnectError("refused", request=request)
+
+    client = Client(token=TOKEN, transport=httpx2.MockTransport(handler), retries=0)
+    contacts = client.administration(admin_id).contacts
+    for contact_id, kind in (("1", errors.Timeout), ("2", errors.ConnectionFailed)):
+        with pytest.raises(kind) as caught:
+            contacts.get(contact_id)
+        assert caught.value.__cause__ is None
+        assert caught.value.__context__ is None

@@ -152,15 +152,18 @@ def _post_within(
 ) -> httpx2.Response:
     """POST, giving up after ``deadline`` seconds in all (httpx's timeouts are per phase).
 
-    The request runs in a daemon thread whose every phase is also capped at the
-    deadline; past it the caller gets a TransientError and the answer is dropped.
+    The request runs in a daemon thread; past the deadline the caller gets a
+    TransientError and the answer is dropped. The thread's own per-phase timeouts
+    end a second after the deadline, so that a slow endpoint is always reported as
+    slow (a read timeout firing first would say "unreachable") and the thread still
+    ends soon after.
     """
     outcome: list[httpx2.Response | BaseException] = []
     done = threading.Event()
 
     def send() -> None:
         try:
-            outcome.append(http.post(url, data=form, timeout=httpx2.Timeout(deadline)))
+            outcome.append(http.post(url, data=form, timeout=httpx2.Timeout(deadline + 1.0)))
         except BaseException as exc:  # handed to the caller below
             outcome.append(exc)
         finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hookbird import __version__
-from hookbird.cli import (
+from hookbird.commands.helpers import (
     EXIT_OK,
     CommandError,
     add_command,
@@ -138,12 +138,8 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from hookbird import children, devstate
-    from hookbird.commands.worker import (
-        handlers_import_error,
-        load_handlers,
-        start_dev_worker,
-        stop_dev_worker,
-    )
+    from hookbird.commands.helpers import load_handlers
+    from hookbird.commands.worker import handlers_import_error, start_dev_worker, stop_dev_worker
     from hookbird.redis_server import RedisServer, RedisServerError
     from receiver.app import create_app
     from receiver.server import uvicorn_options

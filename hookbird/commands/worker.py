@@ -13,19 +13,9 @@ from typing import Any
 import redis
 
 from hookbird.children import die_with_parent_hook
-from hookbird.cli import EXIT_OK, CommandError, add_command, redis_client
+from hookbird.commands.helpers import EXIT_OK, add_command, load_handlers, redis_client
 from hookbird.logs import configure_logging, get_logger
-from hookbird.routing import Router
 from hookbird.settings import Settings
-
-
-def load_handlers(settings: Settings) -> Router:
-    from workers.plugins import PluginError, load_router
-
-    try:
-        return load_router(settings)
-    except PluginError as exc:
-        raise CommandError(str(exc)) from exc
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

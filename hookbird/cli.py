@@ -1,9 +1,9 @@
 """The ``hookbird`` command line: parser assembly, settings, errors and exit codes.
 
-Each group of sub-commands lives in its own module under ``hookbird.commands`` and
-exposes ``register(commands)``; :data:`COMMAND_MODULES` lists them in help order.
-What they share (:class:`~hookbird.commands.helpers.CommandError`, exit codes, Redis,
-secrets) is in :mod:`hookbird.commands.helpers`. The command line
+Each command (with its sub-commands) lives in the module of its name under
+``hookbird.commands`` and exposes ``register(commands)``; :data:`COMMAND_MODULES` lists
+them in help order. What they share (:class:`~hookbird.commands.helpers.CommandError`,
+exit codes, Redis, secrets) is in :mod:`hookbird.commands.helpers`. The command line
 sits on top: it may import the receiver and the workers, and nothing imports it.
 """
 
@@ -23,7 +23,19 @@ from hookbird.logs import configure_logging
 from hookbird.settings import Settings, SettingsError
 
 #: Modules under ``hookbird.commands`` that register sub-commands, in help order.
-COMMAND_MODULES = ("serve", "worker", "send", "events", "webhooks", "oauth", "config", "doctor")
+COMMAND_MODULES = (
+    "serve",
+    "dev",
+    "worker",
+    "handlers",
+    "send",
+    "events",
+    "failed",
+    "webhooks",
+    "oauth",
+    "config",
+    "doctor",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

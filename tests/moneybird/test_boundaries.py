@@ -13,19 +13,6 @@ CLI = ("hookbird.cli", "hookbird.__main__", "hookbird.commands")
 EDGES = ("receiver", "workers")
 
 
-def test_receiver_never_loads_the_moneybird_client() -> None:
-    """Importing the receiver app loads neither hookbird.moneybird nor httpx2."""
-    code = (
-        "import sys, receiver.app\n"
-        "bad = sorted(m for m in sys.modules if m.startswith(('hookbird.moneybird', 'httpx2')))\n"
-        "print(','.join(bad))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == ""
-
-
 def _within(name: str, packages: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in packages)
 
@@ -109,3 +96,16 @@ def test_the_edges_import_neither_each_other_nor_the_cli() -> None:
             if found:
                 wrong[name] = found
     assert wrong == {}
+
+
+def test_receiver_never_loads_the_moneybird_client() -> None:
+    """Importing the receiver app loads neither hookbird.moneybird nor httpx2."""
+    code = (
+        "import sys, receiver.app\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('hookbird.moneybird', 'httpx2')))\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from receiver.verify import sign
+from hookbird.signing import sign
 
 
 @dataclass

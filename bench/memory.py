@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.memory_keys import Group, audit, duration, unbounded  # noqa: E402
 from bench.processes import HOOKBIRD, TOKEN, env_for, start_receiver  # noqa: E402
+from hookbird.jobspec import JOB_RESULT_TTL  # noqa: E402
 from hookbird.redis_server import RedisServer  # noqa: E402
 from hookbird.settings import Settings  # noqa: E402
-from receiver.enqueue import JOB_RESULT_TTL  # noqa: E402
 
 #: How long each pattern's keys live, per push: the dedup TTL, the retention, or the
 #: finished-job TTL. Patterns not listed are a constant, not a cost per push.

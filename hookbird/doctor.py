@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from hookbird.cli import plural
 from hookbird.subscriptions import Subscription, token_digest
+from hookbird.wording import plural
 
 OK, WARN, ERROR = "ok", "warn", "error"
 SEVERITY = {OK: 0, WARN: 1, ERROR: 2}

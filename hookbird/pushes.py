@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 from hookbird import catalog
-from receiver.verify import sign
+from hookbird.signing import sign
 
 #: What ``hookbird send`` puts in ``User-Agent``: recognisably a simulated delivery.
 USER_AGENT = "Moneybird-Webhook (hookbird send)"

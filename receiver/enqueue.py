@@ -34,16 +34,9 @@ from redis import Redis as SyncRedis
 from rq.job import Job
 
 from hookbird import keys
+from hookbird.jobspec import JOB_FAILURE_TTL, JOB_FUNCTION, JOB_RESULT_TTL, JOB_TIMEOUT
 from receiver.resp import RedisLink, ReplyError, pack
 
-#: The job function, as a dotted path so the receiver never imports handler code.
-JOB_FUNCTION = "workers.jobs.process_event"
-#: Longest a single handler run may take before RQ kills the job.
-JOB_TIMEOUT = 600
-#: How long RQ keeps a finished job's hash (seconds).
-JOB_RESULT_TTL = 3600
-#: How long a job stays in RQ's failed registry (the dead letter).
-JOB_FAILURE_TTL = 30 * 24 * 3600
 #: Largest number of pushes sent in one script call.
 MAX_BATCH = 256
 #: Script calls in flight at once: the next batch goes out while Redis works on one.

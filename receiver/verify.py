@@ -14,11 +14,11 @@ comparing it could only fail. A header with no well-formed ``v1`` is refused, an
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
 
+from hookbird.signing import sign
 from hookbird.subscriptions import token_digest
 
 MAX_SIGNATURE_HEADER = 4096
@@ -89,12 +89,6 @@ def parse_signature(header: str) -> Signature:
     if not v1:
         raise VerificationFailure("Moneybird-Signature has no well-formed v1")
     return Signature(timestamp=timestamp, v1=tuple(v1))
-
-
-def sign(body: bytes, secret: str, timestamp: int) -> str:
-    """The hex ``v1`` Moneybird computes for this body, secret and timestamp."""
-    message = str(timestamp).encode("ascii") + b"." + body
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
 def verify_signature(

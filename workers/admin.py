@@ -20,6 +20,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
 from hookbird import catalog, keys
+from hookbird.jobspec import JOB_FAILURE_TTL, JOB_FUNCTION, JOB_RESULT_TTL, JOB_TIMEOUT
 from hookbird.logs import is_sensitive_key
 from workers.store import state_key, stored_fields, stored_push, text
 
@@ -184,8 +185,6 @@ def pretty_json(value: Any) -> str:
 
 def replay(connection: redis.Redis, queue_name: str, event_id: str) -> Job:
     """Queue a stored push again with a clean outcome record (every handler runs)."""
-    from receiver.enqueue import JOB_FAILURE_TTL, JOB_FUNCTION, JOB_RESULT_TTL, JOB_TIMEOUT
-
     row = _row(connection, event_id)
     if row is None:
         raise AdminError(f"{event_id}: the stored push has expired or never existed")

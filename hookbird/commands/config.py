@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hookbird.cli import EXIT_OK, add_command, safe_url
+from hookbird.commands.helpers import EXIT_OK, add_command, safe_url
 from hookbird.devstate import from_dev
 from hookbird.settings import FIELDS, Settings
 

@@ -15,10 +15,9 @@ from typing import Any
 
 import redis
 
-from hookbird.cli import (
+from hookbird.commands.helpers import (
     add_command,
     ping_failure,
-    plural,
     redis_url_problem,
     safe_url,
     unchecked_redis_client,
@@ -41,6 +40,7 @@ from hookbird.doctor import (
 )
 from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore
+from hookbird.wording import plural
 
 
 def check_redis(client: redis.Redis, settings: Settings) -> Iterator[Check]:

@@ -1,47 +1,23 @@
-"""``hookbird events`` (list, show, replay stored pushes) and ``hookbird failed`` (dead letter)."""
+"""``hookbird events``: list, show and replay stored pushes."""
 
 from __future__ import annotations
 
 import argparse
-import re
-import sys
-import time
-from datetime import UTC, datetime
 from typing import Any
 
-from hookbird.cli import EXIT_ERROR, EXIT_OK, CommandError, add_command, plural, redis_client
+from hookbird.commands.helpers import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CommandError,
+    add_command,
+    add_filters,
+    confirm,
+    pick_one,
+    redis_client,
+    utc_time,
+)
 from hookbird.settings import Settings
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_since(value: str, now: float | None = None) -> float:
-    """``30m``, ``2h``, ``1d`` ago, or an ISO date/time (UTC unless it says otherwise)."""
-    match = _RELATIVE.match(value.strip().lower())
-    if match:
-        return (now or time.time()) - float(match[1]) * _UNITS[match[2]]
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--since takes 30m, 2h, 1d or an ISO time like 2026-05-01T12:00, not {value!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _confirm(question: str, assume_yes: bool) -> bool:
-    if assume_yes:
-        return True
-    if not sys.stdin.isatty():
-        raise CommandError(f"{question} Not asking on a non-interactive input: add --yes.")
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+from hookbird.wording import plural
 
 
 def cmd_events_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -65,7 +41,7 @@ def cmd_events_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         entity = " ".join(p for p in (row.entity_type, row.entity_id) if p)
         print(
-            f"{_when(row.received_at):<19}  {row.event_id:<28}  {row.status:<10}  "
+            f"{utc_time(row.received_at):<19}  {row.event_id:<28}  {row.status:<10}  "
             f"{row.action} {entity} adm {row.administration_id}"
         )
     return EXIT_OK
@@ -82,7 +58,7 @@ def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
             "`hookbird events list` shows what is stored"
         )
     push = raw_push(conn, args.event_id)
-    print(f"event {row.event_id}  status {row.status}  received {_when(row.received_at)} UTC")
+    print(f"event {row.event_id}  status {row.status}  received {utc_time(row.received_at)} UTC")
     for name, value in sorted(push["meta"].items()):
         print(f"  {name}: {value}")
     print(pretty_json(push["body"]))
@@ -114,7 +90,7 @@ def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
             print("no stored pushes match")
             return EXIT_OK
         what = plural(len(ids), "stored push", "stored pushes")
-        if not _confirm(f"replay {what} through every handler?", args.yes):
+        if not confirm(f"replay {what} through every handler?", args.yes):
             print("nothing replayed")
             return EXIT_OK
     else:
@@ -131,81 +107,13 @@ def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_ERROR if failures and len(ids) == 1 else EXIT_OK
 
 
-def cmd_failed_list(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.admin import dead_letter
-
-    conn = redis_client(settings)
-    rows = dead_letter(
-        conn, settings.queue, action=args.action, handler=args.handler, since=args.since
-    )
-    if not rows:
-        print("the dead letter is empty" if not (args.action or args.handler) else "none match")
-        return EXIT_OK
-    for row in rows:
-        entity = " ".join(p for p in (row.entity_type, row.entity_id) if p)
-        when = _when(row.received_at)
-        print(f"{row.event_id}  {when}  {row.action} {entity} adm {row.administration_id}")
-        print(f"    {row.error or '(no reason recorded)'}")
-    print(
-        f"{len(rows)} in the dead letter; `hookbird failed requeue ID` or `--all` runs them again"
-    )
-    return EXIT_OK
-
-
-def cmd_failed_requeue(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.admin import AdminError, dead_letter, requeue
-
-    conn = redis_client(settings)
-    if args.event_id:
-        ids = [args.event_id]
-    elif args.all or args.action or args.handler or args.since is not None:
-        rows = dead_letter(
-            conn, settings.queue, action=args.action, handler=args.handler, since=args.since
-        )
-        ids = [r.event_id for r in rows]
-        if not ids:
-            print("none match")
-            return EXIT_OK
-        what = plural(len(ids), "push", "pushes")
-        if not _confirm(f"requeue {what} from the dead letter?", args.yes):
-            print("nothing requeued")
-            return EXIT_OK
-    else:
-        raise CommandError("name an EVENT_ID, or choose with --all, --action, --handler, --since")
-    failures = 0
-    for event_id in ids:
-        try:
-            requeue(conn, settings.queue, event_id)
-        except AdminError as exc:
-            failures += 1
-            print(f"skipped {exc}")
-        else:
-            print(f"requeued {event_id}")
-    print(f"{len(ids) - failures} requeued")
-    return EXIT_ERROR if failures and len(ids) == 1 else EXIT_OK
-
-
-def _pick_one(group: str, choices: str) -> Any:
-    def command(args: argparse.Namespace, settings: Settings) -> int:
-        raise CommandError(f"choose one of: {choices} (hookbird {group} --help shows each)")
-
-    return command
-
-
-def _filters(parser: argparse.ArgumentParser, *, handler: bool) -> None:
-    parser.add_argument("--action", help="an event name or event group, e.g. sales_invoice")
-    if handler:
-        parser.add_argument("--handler", help="only pushes this handler failed (module:function)")
-    parser.add_argument("--since", type=parse_since, help="30m, 2h, 1d or an ISO time (UTC)")
-
-
 def register(commands: Any) -> None:
     events = add_command(
         commands,
         "events",
         "The event log: list, show or replay stored pushes.",
         "hookbird events list --action sales_invoice --since 1d",
-        _pick_one("events", "list, show, replay"),
+        pick_one("events", "list, show, replay"),
     )
     sub = events.add_subparsers(dest="events_command", metavar="SUBCOMMAND")
     listing = add_command(
@@ -215,7 +123,7 @@ def register(commands: Any) -> None:
         "hookbird events list --status dead",
         cmd_events_list,
     )
-    _filters(listing, handler=False)
+    add_filters(listing, handler=False)
     listing.add_argument("--administration", help="administration id")
     listing.add_argument(
         "--status", help="queued, running, waiting, retrying, succeeded, dead or expired"
@@ -243,33 +151,5 @@ def register(commands: Any) -> None:
         cmd_events_replay,
     )
     rep.add_argument("event_id", metavar="EVENT_ID", nargs="?")
-    _filters(rep, handler=False)
+    add_filters(rep, handler=False)
     rep.add_argument("--yes", action="store_true", help="do not ask before a bulk replay")
-
-    failed = add_command(
-        commands,
-        "failed",
-        "The dead letter: pushes a handler could not handle (RQ's failed registry).",
-        "hookbird failed list --handler crm:sync_contact",
-        _pick_one("failed", "list, requeue"),
-    )
-    fsub = failed.add_subparsers(dest="failed_command", metavar="SUBCOMMAND")
-    flist = add_command(
-        fsub,
-        "list",
-        "List dead-lettered pushes with the reason.",
-        "hookbird failed list",
-        cmd_failed_list,
-    )
-    _filters(flist, handler=True)
-    freq = add_command(
-        fsub,
-        "requeue",
-        "Run dead-lettered pushes again (only the handlers that failed).",
-        "hookbird failed requeue --handler crm:sync_contact --yes",
-        cmd_failed_requeue,
-    )
-    freq.add_argument("event_id", metavar="EVENT_ID", nargs="?")
-    freq.add_argument("--all", action="store_true", help="every push in the dead letter")
-    _filters(freq, handler=True)
-    freq.add_argument("--yes", action="store_true", help="do not ask before a bulk requeue")

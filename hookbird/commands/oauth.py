@@ -21,9 +21,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from hookbird.cli import EXIT_OK, CommandError, add_command, plural, redis_client
-from hookbird.commands.secret_input import SecretReader
-from hookbird.commands.webhooks import explain
+from hookbird.commands.helpers import (
+    EXIT_OK,
+    CommandError,
+    SecretReader,
+    add_command,
+    explain,
+    redis_client,
+)
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import Credential, CredentialError, CredentialStore, fernet
 from hookbird.moneybird.oauth import (
@@ -34,6 +39,7 @@ from hookbird.moneybird.oauth import (
     verify_state,
 )
 from hookbird.settings import Settings
+from hookbird.wording import plural
 
 
 def _app(settings: Settings) -> OAuthApp:

@@ -18,8 +18,9 @@ from typing import Any
 import httpx2
 
 from hookbird import catalog, devstate, pushes
-from hookbird.cli import EXIT_ERROR, EXIT_OK, CommandError, add_command, plural, root_cause
+from hookbird.commands.helpers import EXIT_ERROR, EXIT_OK, CommandError, add_command, root_cause
 from hookbird.settings import Settings
+from hookbird.wording import plural
 
 DEFAULT_ADMINISTRATION = "123"
 DEFAULT_WEBHOOK_ID = "418000000000000001"

@@ -22,13 +22,21 @@ from urllib.parse import urlsplit
 import redis
 
 from hookbird import catalog, crypto
-from hookbird.cli import EXIT_OK, Command, CommandError, add_command, plural, redis_client
-from hookbird.commands.secret_input import SecretReader
+from hookbird.commands.helpers import (
+    EXIT_OK,
+    Command,
+    CommandError,
+    SecretReader,
+    add_command,
+    explain,
+    redis_client,
+)
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import CredentialError, CredentialStore
 from hookbird.moneybird.oauth import StoredTokens
 from hookbird.settings import Settings
 from hookbird.subscriptions import SIGNING_SECRETS, SubscriptionStore
+from hookbird.wording import plural
 
 
 def api_client(settings: Settings, client: redis.Redis) -> Client | None:
@@ -41,22 +49,6 @@ def api_client(settings: Settings, client: redis.Redis) -> Client | None:
         print(f"Moneybird rate budget spent: waiting {seconds:.0f} s …", file=sys.stderr)
 
     return Client(settings, redis=client, on_budget="wait", on_wait=tell)
-
-
-def explain(exc: Exception) -> CommandError:
-    """A Moneybird or credential error as a message that says what to do next."""
-    if isinstance(exc, CredentialError):
-        return CommandError(str(exc))
-    hints: dict[type[Exception], str] = {
-        errors.Unauthorized: "check MONEYBIRD_API_TOKEN, or reconnect with `hookbird oauth url`",
-        errors.Forbidden: "the token lacks the `settings` scope that webhooks need",
-        errors.NotFound: "check the administration and webhook ids (`hookbird webhooks list`)",
-        errors.BadRequest: "Moneybird refused the request as malformed",
-        errors.Unprocessable: "Moneybird refused the data",
-        errors.PaymentRequired: "the administration's plan does not include this",
-    }
-    hint = hints.get(type(exc), "try again later")
-    return CommandError(f"{exc}\n{hint}")
 
 
 def check_events(names: list[str]) -> None:

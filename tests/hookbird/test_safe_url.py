@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookbird.cli import safe_url
+from hookbird.commands.helpers import safe_url
 
 
 @pytest.mark.parametrize(

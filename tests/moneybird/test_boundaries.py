@@ -2,8 +2,100 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The command line sits on top of everything; nothing below it may import it.
+CLI = ("hookbird.cli", "hookbird.__main__", "hookbird.commands")
+EDGES = ("receiver", "workers")
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def _modules(package: str) -> dict[str, Path]:
+    """Every module of a top-level package, by dotted name."""
+    found = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def _imported(path: Path, name: str) -> set[str]:
+    """Every module ``path`` imports, at the top or inside a function, as absolute names."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _core() -> dict[str, Path]:
+    return {n: p for n, p in _modules("hookbird").items() if not _within(n, CLI)}
+
+
+def test_the_core_imports_neither_its_edges_nor_the_cli() -> None:
+    """No module of hookbird/ outside the CLI names receiver, workers or the CLI in an import."""
+    wrong = {
+        name: sorted(m for m in _imported(path, name) if _within(m, EDGES + CLI))
+        for name, path in _core().items()
+    }
+    assert {name: found for name, found in wrong.items() if found} == {}
+
+
+def test_importing_the_core_loads_neither_its_edges_nor_the_cli() -> None:
+    """Importing every core module, one after another in a fresh process, loads no edge
+    module and no CLI module, directly or through something it imports."""
+    code = (
+        "import importlib, sys\n"
+        f"edges = {EDGES + CLI!r}\n"
+        "inside = tuple(e + '.' for e in edges)\n"
+        "def bad():\n"
+        "    return {m for m in sys.modules if m in edges or m.startswith(inside)}\n"
+        "for name in sys.argv[1:]:\n"
+        "    before = bad()\n"
+        "    importlib.import_module(name)\n"
+        "    for m in sorted(bad() - before):\n"
+        "        print(name, m)\n"
+    )
+    core = sorted(_core())
+    assert "hookbird.pushes" in core
+    assert "hookbird.moneybird.client" in core
+    result = subprocess.run(
+        [sys.executable, "-c", code, *core],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.stdout.splitlines() == []
+
+
+def test_the_edges_import_neither_each_other_nor_the_cli() -> None:
+    """receiver/ and workers/ share only what the core holds, and sit below the CLI."""
+    wrong = {}
+    for edge in EDGES:
+        other = tuple(e for e in EDGES if e != edge)
+        for name, path in _modules(edge).items():
+            found = sorted(m for m in _imported(path, name) if _within(m, other + CLI))
+            if found:
+                wrong[name] = found
+    assert wrong == {}
 
 
 def test_receiver_never_loads_the_moneybird_client() -> None:

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from receiver.verify import sign
+from hookbird.signing import sign
 
 TOKEN = "test-webhook-token-0123456789"
 SECRET = "test-signing-secret-abcdefghij"

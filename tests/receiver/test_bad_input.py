@@ -19,11 +19,11 @@ import pytest
 import redis
 
 from hookbird.settings import Settings
+from hookbird.signing import sign
 from hookbird.stored import unpack_push
 from hookbird.subscriptions import SubscriptionStore
 from receiver.app import create_app
 from receiver.protocol import ReceiverProtocol
-from receiver.verify import sign
 from tests.receiver.pushes import SECRET_KEY, as_stored
 from tests.support import send_raw, serve_in_thread
 

@@ -7,13 +7,13 @@ import hmac
 
 import pytest
 
+from hookbird.signing import sign
 from hookbird.subscriptions import token_digest
 from receiver.verify import (
     Credentials,
     VerificationFailure,
     authenticate,
     parse_signature,
-    sign,
     verify_signature,
 )
 

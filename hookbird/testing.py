@@ -93,7 +93,7 @@ def _new_id() -> str:
         return str(next(_ids))
 
 
-def entity_type_of(action: str) -> str | None:
+def _entity_type_of(action: str) -> str | None:
     """The entity type Moneybird names for an action: ``sales_invoice_paid…`` → ``SalesInvoice``.
 
     Taken from the longest official event group the action starts with that names a
@@ -149,7 +149,7 @@ def make_event(
         administration_id=str(administration_id),
         webhook_id=webhook_id,
         action=action,
-        entity_type=entity_type or entity_type_of(action),
+        entity_type=entity_type or _entity_type_of(action),
         entity_id=None if entity_id is None else str(entity_id),
         state=state,
         entity=body,

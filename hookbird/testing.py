@@ -191,26 +191,26 @@ def make_context(
             administration_id=event.administration_id,
             handler=name,
         )
-    factory: Callable[[str], Any] | None
-    if moneybird is None:
-        factory = None
-    elif isinstance(moneybird, FakeMoneybird):
-        fake = moneybird
-        factory = lambda administration_id: fake.client(settings).administration(  # noqa: E731
-            administration_id
-        )
-    elif isinstance(moneybird, Client):
-        factory = moneybird.administration
-    else:
-        factory = lambda _administration_id: moneybird  # noqa: E731
     return Context(
         event=event,
         handler=name,
         settings=settings,
         redis=redis,
         log=log,
-        moneybird_factory=factory,
+        moneybird_factory=_moneybird_factory(moneybird, settings),
     )
+
+
+def _moneybird_factory(moneybird: Any, settings: Settings) -> Callable[[str], Any] | None:
+    """What builds ``ctx.moneybird`` from :func:`make_context`'s ``moneybird``."""
+    if moneybird is None:
+        return None
+    if isinstance(moneybird, FakeMoneybird):
+        fake = moneybird
+        return lambda administration_id: fake.client(settings).administration(administration_id)
+    if isinstance(moneybird, Client):
+        return moneybird.administration
+    return lambda _administration_id: moneybird
 
 
 class Call(NamedTuple):

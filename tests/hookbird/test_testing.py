@@ -83,13 +83,13 @@ def test_a_made_event_is_what_a_worker_parses_from_the_same_push() -> None:
         "entity": made.entity,
     }
     header = {
-        "idempotency_key": made.idempotency_key,
+        "idempotency_key": str(made.idempotency_key),
         "received_at": repr(made.received_at),
         "action": made.action,
         "administration_id": made.administration_id,
-        "webhook_id": made.webhook_id,
-        "entity_type": made.entity_type,
-        "entity_id": made.entity_id,
+        "webhook_id": str(made.webhook_id),
+        "entity_type": str(made.entity_type),
+        "entity_id": str(made.entity_id),
     }
     stored = unpack_push(pack_push(header, json.dumps(body).encode()))
     parsed = event_from_stored(made.event_id, stored)
@@ -143,7 +143,7 @@ def test_ctx_moneybird_is_hookbirds_client_on_the_fake() -> None:
     event = make_event("sales_invoice_state_changed_to_paid", entity=invoice)
     ctx = make_context(event, moneybird=fake)
     assert isinstance(ctx.moneybird, Administration)
-    assert ctx.moneybird.sales_invoices.get(event.entity_id) == invoice
+    assert ctx.moneybird.sales_invoices.get(invoice["id"]) == invoice
     assert fake.requests == [
         Call("GET", f"/{ADMINISTRATION}/sales_invoices/{invoice['id']}.json", {}, None)
     ]

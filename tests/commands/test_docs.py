@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,25 @@ def test_license_file_matches_the_metadata() -> None:
     """pyproject says MIT, and the MIT licence text ships beside it."""
     assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_handler_testing_example_runs(tmp_path: Path) -> None:
+    """docs/handlers.md's test passes under pytest against the page's own crm/handlers.py."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "handlers.md").read_text(), re.S)
+    handlers = next(b for b in blocks if b.startswith("# crm/handlers.py\n"))
+    test = next(b for b in blocks if b.startswith("# tests/test_handlers.py\n"))
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "crm" / "__init__.py").write_text("")
+    (tmp_path / "crm" / "handlers.py").write_text(handlers)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_handlers.py").write_text(test)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

@@ -1,10 +1,11 @@
 """hookbird: Moneybird webhooks, verified, deduplicated, durably queued and handled once.
 
-Plugin authors import from here and nowhere else::
+Plugin authors import what a handler needs from here::
 
     from hookbird import Router, Event, Context, RetryLater
 
-(The Moneybird error classes a handler may raise or catch are in
+and, in their tests, ``hookbird.testing`` (``make_event``, ``make_context`` and a
+Moneybird stand-in). (The Moneybird error classes a handler may raise or catch are in
 ``hookbird.moneybird.errors``; they are not imported here so that the receiver,
 which imports this package, never loads the HTTP client.)
 """

@@ -39,7 +39,7 @@ from hookbird import catalog, keys
 from hookbird.context import Context
 from hookbird.events import Event
 from hookbird.logs import get_logger
-from hookbird.moneybird.client import Client
+from hookbird.moneybird import Client
 from hookbird.routing import handler_name
 from hookbird.settings import Settings
 

@@ -40,16 +40,9 @@ from hookbird.labels import label
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
 from workers import runtime
-from workers.policy import (
-    DEAD_LETTER,
-    INTERRUPTED,
-    RETRYING,
-    SUCCEEDED,
-    Verdict,
-    decide,
-    describe,
-)
+from workers.policy import Verdict, decide, describe
 from workers.running import Interrupted, is_stale, run_one
+from workers.states import BeginVerdict, Done, HandlerStatus, Status
 from workers.store import Store, entity_suffix, state_key, stored_push, text, version_key
 
 log = get_logger("hookbird.worker")
@@ -57,7 +50,7 @@ log = get_logger("hookbird.worker")
 #: Retries are counted by hookbird per handler; RQ's own cap only has to be out of reach.
 RQ_RETRY_CAP = 10**6
 #: Handler outcomes that need no further run.
-SETTLED = ("ok", "skipped")
+SETTLED = (HandlerStatus.OK, HandlerStatus.SKIPPED)
 #: A parked push is woken the moment the push before it finishes; it also re-checks on
 #: its own after FIRST_PARK seconds, doubling up to MAX_PARK, in case that push is lost.
 FIRST_PARK, MAX_PARK = 10, 300
@@ -93,10 +86,10 @@ class _Turn:
         if self.finished:
             return
         now = time.time()
-        fields = {} if reason is None else {"status": "dead", "error": reason}
+        fields = {} if reason is None else {"status": Status.DEAD, "error": reason}
         try:
             self.finish(
-                done="no" if reason is None else "dead",
+                done=Done.AGAIN if reason is None else Done.DEAD,
                 ttl=ttl,
                 description="",
                 now=now,
@@ -178,11 +171,11 @@ def process_event() -> Any:
     token = f"{job.id}:{os.urandom(4).hex()}"
     retention = rt.settings.event_retention
     begun = store.begin(job.id, token, (job.timeout or 600) + 60, entity, retention)
-    if begun.verdict == "expired":
+    if begun.verdict == BeginVerdict.EXPIRED:
         log.warning("push expired before it was handled", event_id=job.id)
         # an outcome record left by an earlier run (its crash count) goes with the push
         rt.redis.expire(state_key(job.id), retention)
-        return {"event_id": job.id, "status": "expired"}
+        return {"event_id": job.id, "status": Status.EXPIRED.value}
     turn = _Turn(store, job.id, token, entity)
     dead_ttl = max(retention, int(job.failure_ttl or 0))
     try:
@@ -198,7 +191,7 @@ def process_event() -> Any:
         with structlog.contextvars.bound_contextvars(
             event_id=event.event_id, action=event.action, administration_id=event.administration_id
         ):
-            if begun.verdict == "wait":
+            if begun.verdict == BeginVerdict.WAIT:
                 return _park(rt, turn, job, event, begun.state)
             return _dispatch(rt, turn, job, event, begun.state)
     except DeadLettered:
@@ -217,11 +210,11 @@ def _park(rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[
     parks = int(state.get("parks", "0")) + 1
     delay = min(FIRST_PARK * 2 ** (parks - 1), MAX_PARK)
     free = turn.finish(
-        done="park",
+        done=Done.PARKED,
         ttl=rt.settings.event_retention,
         description="",
         now=time.time(),
-        fields={"status": "waiting", "parks": str(parks), "updated_at": repr(time.time())},
+        fields={"status": Status.WAITING, "parks": str(parks), "updated_at": repr(time.time())},
     )
     if free:  # the push before it finished in the meantime: go again right away
         return Retry(max=RQ_RETRY_CAP, interval=0, enqueue_at_front=True)
@@ -243,7 +236,7 @@ def _dispatch(
         record = outcomes.setdefault(handler.name, {})
         stale = is_stale(rt, handler, event, suffix)
         if stale:
-            record.update(status="skipped", reason=stale, at=time.time())
+            record.update(status=HandlerStatus.SKIPPED, reason=stale, at=time.time())
             log.info("skipped a stale version", handler=handler.name, reason=stale)
             continue
         try:
@@ -291,13 +284,13 @@ def _conclude(
         now=now,
     )
     # Logged once the push's fate is known: a handler's last attempt is no "retry".
-    outcome = {RETRYING: "retry", DEAD_LETTER: "dead"}.get(decision.status, decision.status)
+    outcome = {Status.RETRYING: "retry", Status.DEAD: "dead"}.get(decision.status, decision.status)
     for name, verdict in failures:
         attempt = outcomes[name].get("attempts")
         log.warning(
             "handler failed", handler=name, attempt=attempt, error=verdict.reason, outcome=outcome
         )
-    if decision.status != SUCCEEDED:  # name what the next run runs, not what is done
+    if decision.status != Status.SUCCEEDED:  # name what the next run runs, not what is done
         job.description = describe_job(event, _unsettled(handlers, outcomes))
     else:
         job.description = describe_job(event, handlers)
@@ -309,12 +302,12 @@ def _conclude(
         "status": decision.status,
         "error": decision.reason,
     }
-    done = {SUCCEEDED: "yes", DEAD_LETTER: "dead"}.get(decision.status, "no")
-    if decision.status == RETRYING and decision.delay is not None:
+    done = {Status.SUCCEEDED: Done.HANDLED, Status.DEAD: Done.DEAD}.get(decision.status, Done.AGAIN)
+    if decision.status == Status.RETRYING and decision.delay is not None:
         fields["next_attempt_at"] = repr(now + decision.delay)
         log.info("push will be retried", retry_in=decision.delay, error=decision.reason)
     ttl = settings.event_retention
-    if done == "dead":  # keep the raw push as long as the dead letter shows it
+    if done == Done.DEAD:  # keep the raw push as long as the dead letter shows it
         ttl = max(ttl, int(job.failure_ttl or 0))
     woken = turn.finish(
         done=done,
@@ -326,12 +319,12 @@ def _conclude(
     )
     if woken:
         wake(rt, job.origin, woken)
-    if decision.status == DEAD_LETTER:
+    if decision.status == Status.DEAD:
         log.error("push sent to the dead letter", error=decision.reason)
         raise DeadLettered(decision.reason)
-    if decision.status == SUCCEEDED:
-        return {"event_id": event.event_id, "status": SUCCEEDED}
-    front = decision.status == INTERRUPTED
+    if decision.status == Status.SUCCEEDED:
+        return {"event_id": event.event_id, "status": Status.SUCCEEDED.value}
+    front = decision.status == Status.QUEUED
     return Retry(max=RQ_RETRY_CAP, interval=decision.delay or 0, enqueue_at_front=front)
 
 

@@ -30,16 +30,17 @@ from rq.timeouts import JobTimeoutException
 
 from hookbird.context import RetryLater
 from hookbird.moneybird.errors import PermanentError, TransientError
+from workers.states import Status
 
-RETRY, DEAD = "retry", "dead"
 MAX_ERROR_LENGTH = 2000
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """``kind`` is RETRY or DEAD; ``retry_at`` (epoch) when the error named a time."""
+    """What a handler's failure alone makes of the push: ``kind`` is RETRYING or DEAD;
+    ``retry_at`` (epoch) when the error named a time."""
 
-    kind: str
+    kind: Status
     reason: str
     retry_at: float | None = None
 
@@ -53,14 +54,14 @@ def describe(exc: BaseException) -> str:
 def classify(exc: BaseException, now: float) -> Verdict:
     """Retry or dead letter, following the table in the module docstring."""
     if isinstance(exc, RetryLater):
-        return Verdict(RETRY, describe(exc), exc.retry_at(now))
+        return Verdict(Status.RETRYING, describe(exc), exc.retry_at(now))
     if isinstance(exc, TransientError):
-        return Verdict(RETRY, describe(exc), exc.retry_at)
+        return Verdict(Status.RETRYING, describe(exc), exc.retry_at)
     if isinstance(exc, JobTimeoutException):
-        return Verdict(RETRY, f"timed out: {exc}")
+        return Verdict(Status.RETRYING, f"timed out: {exc}")
     if isinstance(exc, PermanentError):
-        return Verdict(DEAD, describe(exc))
-    return Verdict(RETRY, "unexpected " + describe(exc))
+        return Verdict(Status.DEAD, describe(exc))
+    return Verdict(Status.RETRYING, "unexpected " + describe(exc))
 
 
 def short_traceback(exc: BaseException, limit: int = 6) -> str:
@@ -93,14 +94,11 @@ def retry_delay(
     return max(1, math.ceil(delay))
 
 
-SUCCEEDED, RETRYING, DEAD_LETTER, INTERRUPTED = "succeeded", "retrying", "dead", "queued"
-
-
 @dataclass(frozen=True)
 class Decision:
     """What becomes of a push after one run: its status, why, and when it runs again."""
 
-    status: str
+    status: Status
     reason: str = ""
     delay: int | None = None
 
@@ -122,17 +120,18 @@ def decide(
     :func:`retry_delay`. None → succeeded.
     """
     if interrupted:
-        return Decision(INTERRUPTED, "interrupted by a worker shutdown", 0)
-    dead = [(n, v) for n, v in failures if v.kind == DEAD]
-    failing = [(n, v) for n, v in failures if v.kind == RETRY]
+        return Decision(Status.QUEUED, "interrupted by a worker shutdown", 0)
+    dead = [(n, v) for n, v in failures if v.kind == Status.DEAD]
+    failing = [(n, v) for n, v in failures if v.kind == Status.RETRYING]
     worst = max((attempts.get(n, 0) for n, _ in failing), default=0)
     if failing and worst >= max_attempts:
         dead += [
-            (n, Verdict(DEAD, f"gave up after {worst} attempts: {v.reason}")) for n, v in failing
+            (n, Verdict(Status.DEAD, f"gave up after {worst} attempts: {v.reason}"))
+            for n, v in failing
         ]
     if dead:
-        return Decision(DEAD_LETTER, "; ".join(f"{n}: {v.reason}" for n, v in dead))
+        return Decision(Status.DEAD, "; ".join(f"{n}: {v.reason}" for n, v in dead))
     if failing:
         delay = retry_delay(worst, base, [v for _, v in failing], now, rng)
-        return Decision(RETRYING, "; ".join(f"{n}: {v.reason}" for n, v in failing), delay)
-    return Decision(SUCCEEDED)
+        return Decision(Status.RETRYING, "; ".join(f"{n}: {v.reason}" for n, v in failing), delay)
+    return Decision(Status.SUCCEEDED)

@@ -37,6 +37,7 @@ import redis
 
 from hookbird import keys
 from hookbird.stored import unpack_push
+from workers.states import BeginVerdict, Done
 
 WAITING_STATUSES = ("queued", "started", "scheduled", "deferred")
 
@@ -206,9 +207,9 @@ def pairs(flat: list[Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Begun:
-    """What :meth:`Store.begin` found: ``go``, ``wait`` or ``expired``."""
+    """What :meth:`Store.begin` found: may the push run now, its stored push and record."""
 
-    verdict: str
+    verdict: BeginVerdict
     stored: dict[str, Any]
     state: dict[str, str]
 
@@ -250,7 +251,7 @@ class Store:
         ]
         verdict, stored, state = self._begin(keys=script_keys, args=args)
         return Begun(
-            text(verdict),
+            BeginVerdict(text(verdict)),
             pairs(stored) if isinstance(stored, list) else unpack_push(stored or None),
             {k: text(v) for k, v in pairs(state).items()},
         )
@@ -261,17 +262,17 @@ class Store:
         token: str,
         *,
         entity: tuple[str, str, str] | None,
-        done: str,
+        done: Done,
         ttl: int,
         description: str,
         meta: bytes = b"",
         now: float,
         fields: Mapping[str, str],
     ) -> str | None:
-        """Record the outcome; ``done``: ``no`` (will run again), ``yes``, ``dead`` or ``park``.
+        """Record the outcome; ``done``: what becomes of the push's place in its entity's line.
 
         Returns the id of the next waiting push for the entity, taken out of RQ's
-        scheduled registry, for the caller to enqueue. With ``park``: this push's own
+        scheduled registry, for the caller to enqueue. With PARKED: this push's own
         id if its turn has come meanwhile (the caller then requeues it at once).
         """
         suffix = entity_suffix(*entity) if entity else None

@@ -13,7 +13,8 @@ from hookbird import RetryLater
 from hookbird.context import idempotency_key
 from hookbird.events import UnreadableEvent, event_from_stored
 from hookbird.moneybird.errors import NotFound, RateLimited, ServerError
-from workers.policy import DEAD, RETRY, backoff, classify, decide, retry_delay
+from workers.policy import backoff, classify, decide, retry_delay
+from workers.states import Status
 
 
 def stored(**body: object) -> dict[bytes, bytes]:
@@ -56,12 +57,12 @@ def test_unreadable_bodies_raise() -> None:
 
 def test_classify_follows_the_error_tree() -> None:
     """Transient errors, timeouts, RetryLater and surprises retry; permanent ones go dead."""
-    assert classify(ServerError("503"), 0).kind == RETRY
+    assert classify(ServerError("503"), 0).kind == Status.RETRYING
     assert classify(RateLimited("429", retry_at=500.0), 0).retry_at == 500.0
     assert classify(RetryLater(after=30), 100).retry_at == 130
-    assert classify(JobTimeoutException("slow"), 0).kind == RETRY
-    assert classify(KeyError("x"), 0).kind == RETRY
-    assert classify(NotFound("gone"), 0).kind == DEAD
+    assert classify(JobTimeoutException("slow"), 0).kind == Status.RETRYING
+    assert classify(KeyError("x"), 0).kind == Status.RETRYING
+    assert classify(NotFound("gone"), 0).kind == Status.DEAD
 
 
 def test_backoff_grows_three_fold_with_bounded_jitter() -> None:

@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry
 
 from tests.workers.conftest import Pusher, Workers, wait_for
 from workers.states import BeginVerdict, Done, HandlerStatus, Status
-from workers.store import state_key
+from workers.store import BEGIN, FINISH, state_key
 
 CRM = "tests.workers.sample_handlers:sync_contact"
 BILLING = "tests.workers.sample_handlers:mark_paid"
@@ -56,6 +56,16 @@ def test_a_state_formats_as_its_word_everywhere(member: enum.StrEnum, word: str)
     assert f"{member:<12}|" == f"{word:<12}|"
     assert json.dumps({"status": member}) == json.dumps({"status": word})
     assert Encoder("utf-8", "strict", False).encode(member) == word.encode()
+
+
+def test_the_scripts_name_the_same_words() -> None:
+    """begin.lua and finish.lua carry the words their callers send and read, and the key
+    prefixes of hookbird/keys.py."""
+    for word in ("'go'", "'wait'", "'expired'", "'succeeded'", "'dead'", "'hookbird:event:'"):
+        assert word in BEGIN
+    for word in ("'no'", "'dead'", "'park'", "'rq:job:'", "'hookbird:wake:'"):
+        assert word in FINISH
+    assert "{{" not in BEGIN + FINISH
 
 
 def record(client: redis.Redis, event_id: str) -> dict[bytes, bytes]:

@@ -40,7 +40,7 @@ from hookbird.labels import label
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
 from workers import runtime
-from workers.policy import Verdict, decide, describe
+from workers.policy import Verdict, decide, describe, park_delay
 from workers.running import Interrupted, is_stale, run_one
 from workers.states import BeginVerdict, Done, HandlerStatus, Status
 from workers.store import Store, entity_suffix, state_key, stored_push, text, version_key
@@ -51,9 +51,6 @@ log = get_logger("hookbird.worker")
 RQ_RETRY_CAP = 10**6
 #: Handler outcomes that need no further run.
 SETTLED = (HandlerStatus.OK, HandlerStatus.SKIPPED)
-#: A parked push is woken the moment the push before it finishes; it also re-checks on
-#: its own after FIRST_PARK seconds, doubling up to MAX_PARK, in case that push is lost.
-FIRST_PARK, MAX_PARK = 10, 300
 
 
 class DeadLettered(Exception):
@@ -208,7 +205,7 @@ def process_event() -> Any:
 
 def _park(rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[str, str]) -> Retry:
     parks = int(state.get("parks", "0")) + 1
-    delay = min(FIRST_PARK * 2 ** (parks - 1), MAX_PARK)
+    delay = park_delay(parks)
     free = turn.finish(
         done=Done.PARKED,
         ttl=rt.settings.event_retention,

@@ -1,4 +1,5 @@
-"""What to do after a handler fails, and when to try again: pure functions.
+"""What becomes of a push that failed, lost its worker or waits its turn, and when it
+runs again: every retry and backoff rule of the workers, as pure functions.
 
 ::
 
@@ -17,6 +18,25 @@ the dead letter after ``HOOKBIRD_MAX_ATTEMPTS``.
 Backoff: ``base * 3**(attempt-1)``, ±20 % jitter, at most ``base * 3**6``. With the
 defaults (base 60 s, 8 attempts) the seven waits are about 1 m, 3 m, 9 m, 27 m,
 81 m, 4 h and 12 h: the last attempt runs about 18 hours after the first.
+
+What becomes of the push after a run (:func:`decide`), first row that applies::
+
+    interrupted by a worker's shutdown  QUEUED at the front, at once; no attempt used
+    a handler's verdict is DEAD         DEAD (dead letter), with every reason
+    a handler out of attempts           DEAD ("gave up after N attempts")
+    a handler's verdict is RETRYING     RETRYING after :func:`retry_delay`
+    no failure                          SUCCEEDED
+
+A worker that died under the push (SIGKILL, OOM killer, a forked child killed), each
+time counted in its record's ``crashes`` (:func:`after_crash`)::
+
+    crashes < HOOKBIRD_MAX_ATTEMPTS     QUEUED at the front, at once
+    crashes >= HOOKBIRD_MAX_ATTEMPTS    DEAD ("its worker died while handling it")
+
+Not its turn (an earlier push for the same entity is unfinished): parked, WAITING. It
+is woken the moment that push finishes, and re-checks on its own after
+:func:`park_delay`: ``FIRST_PARK`` seconds, doubling with each park up to
+``MAX_PARK``, in case the earlier push is lost.
 """
 
 from __future__ import annotations
@@ -33,6 +53,8 @@ from hookbird.moneybird.errors import PermanentError, TransientError
 from workers.states import Status
 
 MAX_ERROR_LENGTH = 2000
+#: A parked push re-checks its turn on its own after FIRST_PARK s, doubling up to MAX_PARK.
+FIRST_PARK, MAX_PARK = 10, 300
 
 
 @dataclass(frozen=True)
@@ -135,3 +157,13 @@ def decide(
         delay = retry_delay(worst, base, [v for _, v in failing], now, rng)
         return Decision(Status.RETRYING, "; ".join(f"{n}: {v.reason}" for n, v in failing), delay)
     return Decision(Status.SUCCEEDED)
+
+
+def after_crash(crashes: int, max_attempts: int) -> Status:
+    """A push whose worker died under it, the ``crashes``-th time: QUEUED again or DEAD."""
+    return Status.DEAD if crashes >= max_attempts else Status.QUEUED
+
+
+def park_delay(parks: int) -> int:
+    """Seconds until a push parked for the ``parks``-th time (1-based) re-checks its turn."""
+    return int(min(FIRST_PARK * 2 ** (parks - 1), MAX_PARK))

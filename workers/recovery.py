@@ -34,6 +34,7 @@ from rq.registry import StartedJobRegistry
 from hookbird import keys
 from hookbird.logs import get_logger
 from workers.jobs import entity_of
+from workers.policy import after_crash
 from workers.states import Status
 from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key
 
@@ -168,7 +169,7 @@ def _rescue(
         suffix = entity_suffix(*entity)
         connection.eval(RELEASE_LOCK, 1, entity_lock_key(suffix), job_id)
     queue = Queue(queue_name, connection=connection)
-    if crashes >= max_attempts:
+    if after_crash(crashes, max_attempts) == Status.DEAD:
         reason = (
             f"its worker died while handling it, {crashes} of {max_attempts} times (last: {worker})"
         )

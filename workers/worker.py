@@ -44,6 +44,7 @@ from rq.worker import BaseWorker
 
 from hookbird.logs import get_logger
 from workers import jobs, recovery, running
+from workers.policy import after_crash
 from workers.states import Status
 from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key, wake_key
 
@@ -285,7 +286,7 @@ class HookbirdForkWorker(HookbirdMixin, Worker):
         conn = self.connection
         crashes = int(conn.hincrby(state_key(job.id), "crashes", 1))
         entity = jobs.entity_of(conn, job)
-        if crashes < self.max_attempts:
+        if after_crash(crashes, self.max_attempts) == Status.QUEUED:
             job.retries_left = 1
             job.retry_intervals = [0]
             job.enqueue_at_front_on_retry = True

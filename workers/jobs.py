@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -188,9 +189,10 @@ def process_event() -> Any:
         with structlog.contextvars.bound_contextvars(
             event_id=event.event_id, action=event.action, administration_id=event.administration_id
         ):
+            run = _Run(rt, turn, job, event, begun.state)
             if begun.verdict == BeginVerdict.WAIT:
-                return _park(rt, turn, job, event, begun.state)
-            return _dispatch(rt, turn, job, event, begun.state)
+                return _park(run)
+            return _dispatch(run)
     except DeadLettered:
         raise
     except Exception as exc:
@@ -203,12 +205,34 @@ def process_event() -> Any:
         raise
 
 
-def _park(rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[str, str]) -> Retry:
-    parks = int(state.get("parks", "0")) + 1
+@dataclass(frozen=True)
+class _Run:
+    """One run of one push: what :func:`_park`, :func:`_dispatch` and :func:`_conclude` share.
+
+    ``state`` is the outcome record as the run found it. What running the handlers
+    produced (the last four fields) is filled in by :func:`_dispatch`, with
+    ``dataclasses.replace``, for :func:`_conclude`.
+    """
+
+    rt: runtime.Runtime
+    turn: _Turn
+    job: Job
+    event: Event
+    state: dict[str, str]
+    #: every handler the push matches, in registration order
+    handlers: list[Handler] = field(default_factory=list)
+    #: handler name → its outcome record, this run's included
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[tuple[str, Verdict]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _park(run: _Run) -> Retry:
+    parks = int(run.state.get("parks", "0")) + 1
     delay = park_delay(parks)
-    free = turn.finish(
+    free = run.turn.finish(
         done=Done.PARKED,
-        ttl=rt.settings.event_retention,
+        ttl=run.rt.settings.event_retention,
         description="",
         now=time.time(),
         fields={"status": Status.WAITING, "parks": str(parks), "updated_at": repr(time.time())},
@@ -219,14 +243,13 @@ def _park(rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[
     return Retry(max=RQ_RETRY_CAP, interval=delay)
 
 
-def _dispatch(
-    rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[str, str]
-) -> Any:
+def _dispatch(run: _Run) -> Any:
+    rt, event = run.rt, run.event
     handlers = rt.router.handlers_for(event.action, event.entity_type)
-    outcomes: dict[str, dict[str, Any]] = json.loads(state.get("handlers") or "{}")
+    outcomes: dict[str, dict[str, Any]] = json.loads(run.state.get("handlers") or "{}")
     pending = _unsettled(handlers, outcomes)
-    job.description = describe_job(event, pending)
-    suffix = entity_suffix(*turn.entity) if turn.entity else None
+    run.job.description = describe_job(event, pending)
+    suffix = entity_suffix(*run.turn.entity) if run.turn.entity else None
     failures: list[tuple[str, Verdict]] = []
     interrupted = False
     for handler in pending:
@@ -251,7 +274,10 @@ def _dispatch(
                 break  # the job's time is spent; the rest run on the retry
         if len(pending) > 1:  # a crash later in this run must not re-run this handler
             rt.redis.hset(state_key(event.event_id), "handlers", json.dumps(outcomes))
-    return _conclude(rt, turn, job, event, state, handlers, outcomes, failures, interrupted)
+    ran = replace(
+        run, handlers=handlers, outcomes=outcomes, failures=failures, interrupted=interrupted
+    )
+    return _conclude(ran)
 
 
 def _unsettled(handlers: list[Handler], outcomes: dict[str, dict[str, Any]]) -> list[Handler]:
@@ -259,39 +285,30 @@ def _unsettled(handlers: list[Handler], outcomes: dict[str, dict[str, Any]]) -> 
     return [h for h in handlers if outcomes.get(h.name, {}).get("status") not in SETTLED]
 
 
-def _conclude(
-    rt: runtime.Runtime,
-    turn: _Turn,
-    job: Job,
-    event: Event,
-    state: dict[str, str],
-    handlers: list[Handler],
-    outcomes: dict[str, dict[str, Any]],
-    failures: list[tuple[str, Verdict]],
-    interrupted: bool,
-) -> Any:
+def _conclude(run: _Run) -> Any:
+    rt, job, event, outcomes = run.rt, run.job, run.event, run.outcomes
     now = time.time()
     settings = rt.settings
     decision = decide(
-        failures,
+        run.failures,
         {name: int(record.get("attempts", 0)) for name, record in outcomes.items()},
-        interrupted=interrupted,
+        interrupted=run.interrupted,
         max_attempts=settings.max_attempts,
         base=settings.retry_base,
         now=now,
     )
     # Logged once the push's fate is known: a handler's last attempt is no "retry".
     outcome = {Status.RETRYING: "retry", Status.DEAD: "dead"}.get(decision.status, decision.status)
-    for name, verdict in failures:
+    for name, verdict in run.failures:
         attempt = outcomes[name].get("attempts")
         log.warning(
             "handler failed", handler=name, attempt=attempt, error=verdict.reason, outcome=outcome
         )
     if decision.status != Status.SUCCEEDED:  # name what the next run runs, not what is done
-        job.description = describe_job(event, _unsettled(handlers, outcomes))
+        job.description = describe_job(event, _unsettled(run.handlers, outcomes))
     else:
-        job.description = describe_job(event, handlers)
-    runs = int(state.get("attempts", "0")) + (0 if interrupted else 1)
+        job.description = describe_job(event, run.handlers)
+    runs = int(run.state.get("attempts", "0")) + (0 if run.interrupted else 1)
     fields = {
         "handlers": json.dumps(outcomes),
         "attempts": str(runs),
@@ -306,7 +323,7 @@ def _conclude(
     ttl = settings.event_retention
     if done == Done.DEAD:  # keep the raw push as long as the dead letter shows it
         ttl = max(ttl, int(job.failure_ttl or 0))
-    woken = turn.finish(
+    woken = run.turn.finish(
         done=done,
         ttl=ttl,
         description=job.description or "",

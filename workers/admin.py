@@ -22,9 +22,14 @@ from rq.registry import FailedJobRegistry
 from hookbird import catalog, keys
 from hookbird.jobspec import JOB_FAILURE_TTL, JOB_FUNCTION, JOB_RESULT_TTL, JOB_TIMEOUT
 from hookbird.logs import is_sensitive_key
+from workers.states import HandlerStatus, Status
 from workers.store import state_key, stored_fields, stored_push, text
 
 EVENT_COLUMNS = ("action", "administration_id", "entity_type", "entity_id", "received_at")
+
+
+#: Handler outcomes a requeue runs again, with fresh attempts.
+_FAILED = (HandlerStatus.FAILED, HandlerStatus.DEAD)
 
 
 class AdminError(Exception):
@@ -44,7 +49,7 @@ class EventRow:
     error: str = ""
 
     def failed_handlers(self) -> list[str]:
-        return [n for n, r in self.handlers.items() if r.get("status") in ("failed", "dead")]
+        return [n for n, r in self.handlers.items() if r.get("status") in _FAILED]
 
 
 def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
@@ -61,9 +66,9 @@ def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
         return None
     action, adm, etype, eid, received = (text(stored.get(name, "")) for name in EVENT_COLUMNS)
     st = {text(k): text(v) for k, v in state.items()}
-    status = st.get("status") or (text(job_status) if job_status else "expired")
-    if status == "started":
-        status = "running"
+    status = st.get("status") or (text(job_status) if job_status else Status.EXPIRED.value)
+    if status == JobStatus.STARTED.value:
+        status = Status.RUNNING.value
     return EventRow(
         event_id=event_id,
         action=action,
@@ -235,7 +240,9 @@ def dead_letter(
     for event_id in failed_ids(connection, queue_name):
         row = _row(connection, event_id)
         if row is None:
-            row = EventRow(event_id, "?", "?", "", "", 0.0, "expired", {}, "raw push expired")
+            row = EventRow(
+                event_id, "?", "?", "", "", 0.0, Status.EXPIRED.value, {}, "raw push expired"
+            )
         if action and not catalog.matches(action, row.action):
             continue
         if handler and handler not in row.failed_handlers():
@@ -253,11 +260,16 @@ def requeue(connection: redis.Redis, queue_name: str, event_id: str) -> Job:
     state = {text(k): text(v) for k, v in connection.hgetall(state_key(event_id)).items()}
     outcomes: dict[str, dict[str, Any]] = json.loads(state.get("handlers") or "{}")
     for record in outcomes.values():
-        if record.get("status") in ("failed", "dead"):
+        if record.get("status") in _FAILED:
             record["attempts"] = 0
     connection.hset(
         state_key(event_id),
-        mapping={"handlers": json.dumps(outcomes), "crashes": 0, "status": "queued", "error": ""},
+        mapping={
+            "handlers": json.dumps(outcomes),
+            "crashes": 0,
+            "status": Status.QUEUED,
+            "error": "",
+        },
     )
     registry = FailedJobRegistry(queue_name, connection=connection)
     try:

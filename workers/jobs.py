@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -40,16 +41,9 @@ from hookbird.labels import label
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
 from workers import runtime
-from workers.policy import (
-    DEAD_LETTER,
-    INTERRUPTED,
-    RETRYING,
-    SUCCEEDED,
-    Verdict,
-    decide,
-    describe,
-)
+from workers.policy import Verdict, decide, describe, park_delay
 from workers.running import Interrupted, is_stale, run_one
+from workers.states import BeginVerdict, Done, HandlerStatus, Status
 from workers.store import Store, entity_suffix, state_key, stored_push, text, version_key
 
 log = get_logger("hookbird.worker")
@@ -57,10 +51,7 @@ log = get_logger("hookbird.worker")
 #: Retries are counted by hookbird per handler; RQ's own cap only has to be out of reach.
 RQ_RETRY_CAP = 10**6
 #: Handler outcomes that need no further run.
-SETTLED = ("ok", "skipped")
-#: A parked push is woken the moment the push before it finishes; it also re-checks on
-#: its own after FIRST_PARK seconds, doubling up to MAX_PARK, in case that push is lost.
-FIRST_PARK, MAX_PARK = 10, 300
+SETTLED = (HandlerStatus.OK, HandlerStatus.SKIPPED)
 
 
 class DeadLettered(Exception):
@@ -93,10 +84,10 @@ class _Turn:
         if self.finished:
             return
         now = time.time()
-        fields = {} if reason is None else {"status": "dead", "error": reason}
+        fields = {} if reason is None else {"status": Status.DEAD, "error": reason}
         try:
             self.finish(
-                done="no" if reason is None else "dead",
+                done=Done.AGAIN if reason is None else Done.DEAD,
                 ttl=ttl,
                 description="",
                 now=now,
@@ -178,11 +169,11 @@ def process_event() -> Any:
     token = f"{job.id}:{os.urandom(4).hex()}"
     retention = rt.settings.event_retention
     begun = store.begin(job.id, token, (job.timeout or 600) + 60, entity, retention)
-    if begun.verdict == "expired":
+    if begun.verdict == BeginVerdict.EXPIRED:
         log.warning("push expired before it was handled", event_id=job.id)
         # an outcome record left by an earlier run (its crash count) goes with the push
         rt.redis.expire(state_key(job.id), retention)
-        return {"event_id": job.id, "status": "expired"}
+        return {"event_id": job.id, "status": Status.EXPIRED.value}
     turn = _Turn(store, job.id, token, entity)
     dead_ttl = max(retention, int(job.failure_ttl or 0))
     try:
@@ -198,9 +189,10 @@ def process_event() -> Any:
         with structlog.contextvars.bound_contextvars(
             event_id=event.event_id, action=event.action, administration_id=event.administration_id
         ):
-            if begun.verdict == "wait":
-                return _park(rt, turn, job, event, begun.state)
-            return _dispatch(rt, turn, job, event, begun.state)
+            run = _Run(rt, turn, job, event, begun.state)
+            if begun.verdict == BeginVerdict.WAIT:
+                return _park(run)
+            return _dispatch(run)
     except DeadLettered:
         raise
     except Exception as exc:
@@ -213,15 +205,37 @@ def process_event() -> Any:
         raise
 
 
-def _park(rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[str, str]) -> Retry:
-    parks = int(state.get("parks", "0")) + 1
-    delay = min(FIRST_PARK * 2 ** (parks - 1), MAX_PARK)
-    free = turn.finish(
-        done="park",
-        ttl=rt.settings.event_retention,
+@dataclass(frozen=True)
+class _Run:
+    """One run of one push: what :func:`_park`, :func:`_dispatch` and :func:`_conclude` share.
+
+    ``state`` is the outcome record as the run found it. What running the handlers
+    produced (the last four fields) is filled in by :func:`_dispatch`, with
+    ``dataclasses.replace``, for :func:`_conclude`.
+    """
+
+    rt: runtime.Runtime
+    turn: _Turn
+    job: Job
+    event: Event
+    state: dict[str, str]
+    #: every handler the push matches, in registration order
+    handlers: list[Handler] = field(default_factory=list)
+    #: handler name → its outcome record, this run's included
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[tuple[str, Verdict]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _park(run: _Run) -> Retry:
+    parks = int(run.state.get("parks", "0")) + 1
+    delay = park_delay(parks)
+    free = run.turn.finish(
+        done=Done.PARKED,
+        ttl=run.rt.settings.event_retention,
         description="",
         now=time.time(),
-        fields={"status": "waiting", "parks": str(parks), "updated_at": repr(time.time())},
+        fields={"status": Status.WAITING, "parks": str(parks), "updated_at": repr(time.time())},
     )
     if free:  # the push before it finished in the meantime: go again right away
         return Retry(max=RQ_RETRY_CAP, interval=0, enqueue_at_front=True)
@@ -229,21 +243,20 @@ def _park(rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[
     return Retry(max=RQ_RETRY_CAP, interval=delay)
 
 
-def _dispatch(
-    rt: runtime.Runtime, turn: _Turn, job: Job, event: Event, state: dict[str, str]
-) -> Any:
+def _dispatch(run: _Run) -> Any:
+    rt, event = run.rt, run.event
     handlers = rt.router.handlers_for(event.action, event.entity_type)
-    outcomes: dict[str, dict[str, Any]] = json.loads(state.get("handlers") or "{}")
+    outcomes: dict[str, dict[str, Any]] = json.loads(run.state.get("handlers") or "{}")
     pending = _unsettled(handlers, outcomes)
-    job.description = describe_job(event, pending)
-    suffix = entity_suffix(*turn.entity) if turn.entity else None
+    run.job.description = describe_job(event, pending)
+    suffix = entity_suffix(*run.turn.entity) if run.turn.entity else None
     failures: list[tuple[str, Verdict]] = []
     interrupted = False
     for handler in pending:
         record = outcomes.setdefault(handler.name, {})
         stale = is_stale(rt, handler, event, suffix)
         if stale:
-            record.update(status="skipped", reason=stale, at=time.time())
+            record.update(status=HandlerStatus.SKIPPED, reason=stale, at=time.time())
             log.info("skipped a stale version", handler=handler.name, reason=stale)
             continue
         try:
@@ -261,7 +274,10 @@ def _dispatch(
                 break  # the job's time is spent; the rest run on the retry
         if len(pending) > 1:  # a crash later in this run must not re-run this handler
             rt.redis.hset(state_key(event.event_id), "handlers", json.dumps(outcomes))
-    return _conclude(rt, turn, job, event, state, handlers, outcomes, failures, interrupted)
+    ran = replace(
+        run, handlers=handlers, outcomes=outcomes, failures=failures, interrupted=interrupted
+    )
+    return _conclude(ran)
 
 
 def _unsettled(handlers: list[Handler], outcomes: dict[str, dict[str, Any]]) -> list[Handler]:
@@ -269,39 +285,30 @@ def _unsettled(handlers: list[Handler], outcomes: dict[str, dict[str, Any]]) -> 
     return [h for h in handlers if outcomes.get(h.name, {}).get("status") not in SETTLED]
 
 
-def _conclude(
-    rt: runtime.Runtime,
-    turn: _Turn,
-    job: Job,
-    event: Event,
-    state: dict[str, str],
-    handlers: list[Handler],
-    outcomes: dict[str, dict[str, Any]],
-    failures: list[tuple[str, Verdict]],
-    interrupted: bool,
-) -> Any:
+def _conclude(run: _Run) -> Any:
+    rt, job, event, outcomes = run.rt, run.job, run.event, run.outcomes
     now = time.time()
     settings = rt.settings
     decision = decide(
-        failures,
+        run.failures,
         {name: int(record.get("attempts", 0)) for name, record in outcomes.items()},
-        interrupted=interrupted,
+        interrupted=run.interrupted,
         max_attempts=settings.max_attempts,
         base=settings.retry_base,
         now=now,
     )
     # Logged once the push's fate is known: a handler's last attempt is no "retry".
-    outcome = {RETRYING: "retry", DEAD_LETTER: "dead"}.get(decision.status, decision.status)
-    for name, verdict in failures:
+    outcome = {Status.RETRYING: "retry", Status.DEAD: "dead"}.get(decision.status, decision.status)
+    for name, verdict in run.failures:
         attempt = outcomes[name].get("attempts")
         log.warning(
             "handler failed", handler=name, attempt=attempt, error=verdict.reason, outcome=outcome
         )
-    if decision.status != SUCCEEDED:  # name what the next run runs, not what is done
-        job.description = describe_job(event, _unsettled(handlers, outcomes))
+    if decision.status != Status.SUCCEEDED:  # name what the next run runs, not what is done
+        job.description = describe_job(event, _unsettled(run.handlers, outcomes))
     else:
-        job.description = describe_job(event, handlers)
-    runs = int(state.get("attempts", "0")) + (0 if interrupted else 1)
+        job.description = describe_job(event, run.handlers)
+    runs = int(run.state.get("attempts", "0")) + (0 if run.interrupted else 1)
     fields = {
         "handlers": json.dumps(outcomes),
         "attempts": str(runs),
@@ -309,14 +316,14 @@ def _conclude(
         "status": decision.status,
         "error": decision.reason,
     }
-    done = {SUCCEEDED: "yes", DEAD_LETTER: "dead"}.get(decision.status, "no")
-    if decision.status == RETRYING and decision.delay is not None:
+    done = {Status.SUCCEEDED: Done.HANDLED, Status.DEAD: Done.DEAD}.get(decision.status, Done.AGAIN)
+    if decision.status == Status.RETRYING and decision.delay is not None:
         fields["next_attempt_at"] = repr(now + decision.delay)
         log.info("push will be retried", retry_in=decision.delay, error=decision.reason)
     ttl = settings.event_retention
-    if done == "dead":  # keep the raw push as long as the dead letter shows it
+    if done == Done.DEAD:  # keep the raw push as long as the dead letter shows it
         ttl = max(ttl, int(job.failure_ttl or 0))
-    woken = turn.finish(
+    woken = run.turn.finish(
         done=done,
         ttl=ttl,
         description=job.description or "",
@@ -326,12 +333,12 @@ def _conclude(
     )
     if woken:
         wake(rt, job.origin, woken)
-    if decision.status == DEAD_LETTER:
+    if decision.status == Status.DEAD:
         log.error("push sent to the dead letter", error=decision.reason)
         raise DeadLettered(decision.reason)
-    if decision.status == SUCCEEDED:
-        return {"event_id": event.event_id, "status": SUCCEEDED}
-    front = decision.status == INTERRUPTED
+    if decision.status == Status.SUCCEEDED:
+        return {"event_id": event.event_id, "status": Status.SUCCEEDED.value}
+    front = decision.status == Status.QUEUED
     return Retry(max=RQ_RETRY_CAP, interval=decision.delay or 0, enqueue_at_front=front)
 
 

@@ -1,4 +1,5 @@
-"""What to do after a handler fails, and when to try again: pure functions.
+"""What becomes of a push that failed, lost its worker or waits its turn, and when it
+runs again: every retry and backoff rule of the workers, as pure functions.
 
 ::
 
@@ -17,6 +18,25 @@ the dead letter after ``HOOKBIRD_MAX_ATTEMPTS``.
 Backoff: ``base * 3**(attempt-1)``, ±20 % jitter, at most ``base * 3**6``. With the
 defaults (base 60 s, 8 attempts) the seven waits are about 1 m, 3 m, 9 m, 27 m,
 81 m, 4 h and 12 h: the last attempt runs about 18 hours after the first.
+
+What becomes of the push after a run (:func:`decide`), first row that applies::
+
+    interrupted by a worker's shutdown  QUEUED at the front, at once; no attempt used
+    a handler's verdict is DEAD         DEAD (dead letter), with every reason
+    a handler out of attempts           DEAD ("gave up after N attempts")
+    a handler's verdict is RETRYING     RETRYING after :func:`retry_delay`
+    no failure                          SUCCEEDED
+
+A worker that died under the push (SIGKILL, OOM killer, a forked child killed), each
+time counted in its record's ``crashes`` (:func:`after_crash`)::
+
+    crashes < HOOKBIRD_MAX_ATTEMPTS     QUEUED at the front, at once
+    crashes >= HOOKBIRD_MAX_ATTEMPTS    DEAD ("its worker died while handling it")
+
+Not its turn (an earlier push for the same entity is unfinished): parked, WAITING. It
+is woken the moment that push finishes, and re-checks on its own after
+:func:`park_delay`: ``FIRST_PARK`` seconds, doubling with each park up to
+``MAX_PARK``, in case the earlier push is lost.
 """
 
 from __future__ import annotations
@@ -30,16 +50,19 @@ from rq.timeouts import JobTimeoutException
 
 from hookbird.context import RetryLater
 from hookbird.moneybird.errors import PermanentError, TransientError
+from workers.states import Status
 
-RETRY, DEAD = "retry", "dead"
 MAX_ERROR_LENGTH = 2000
+#: A parked push re-checks its turn on its own after FIRST_PARK s, doubling up to MAX_PARK.
+FIRST_PARK, MAX_PARK = 10, 300
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """``kind`` is RETRY or DEAD; ``retry_at`` (epoch) when the error named a time."""
+    """What a handler's failure alone makes of the push: ``kind`` is RETRYING or DEAD;
+    ``retry_at`` (epoch) when the error named a time."""
 
-    kind: str
+    kind: Status
     reason: str
     retry_at: float | None = None
 
@@ -53,14 +76,14 @@ def describe(exc: BaseException) -> str:
 def classify(exc: BaseException, now: float) -> Verdict:
     """Retry or dead letter, following the table in the module docstring."""
     if isinstance(exc, RetryLater):
-        return Verdict(RETRY, describe(exc), exc.retry_at(now))
+        return Verdict(Status.RETRYING, describe(exc), exc.retry_at(now))
     if isinstance(exc, TransientError):
-        return Verdict(RETRY, describe(exc), exc.retry_at)
+        return Verdict(Status.RETRYING, describe(exc), exc.retry_at)
     if isinstance(exc, JobTimeoutException):
-        return Verdict(RETRY, f"timed out: {exc}")
+        return Verdict(Status.RETRYING, f"timed out: {exc}")
     if isinstance(exc, PermanentError):
-        return Verdict(DEAD, describe(exc))
-    return Verdict(RETRY, "unexpected " + describe(exc))
+        return Verdict(Status.DEAD, describe(exc))
+    return Verdict(Status.RETRYING, "unexpected " + describe(exc))
 
 
 def short_traceback(exc: BaseException, limit: int = 6) -> str:
@@ -93,14 +116,11 @@ def retry_delay(
     return max(1, math.ceil(delay))
 
 
-SUCCEEDED, RETRYING, DEAD_LETTER, INTERRUPTED = "succeeded", "retrying", "dead", "queued"
-
-
 @dataclass(frozen=True)
 class Decision:
     """What becomes of a push after one run: its status, why, and when it runs again."""
 
-    status: str
+    status: Status
     reason: str = ""
     delay: int | None = None
 
@@ -122,17 +142,28 @@ def decide(
     :func:`retry_delay`. None → succeeded.
     """
     if interrupted:
-        return Decision(INTERRUPTED, "interrupted by a worker shutdown", 0)
-    dead = [(n, v) for n, v in failures if v.kind == DEAD]
-    failing = [(n, v) for n, v in failures if v.kind == RETRY]
+        return Decision(Status.QUEUED, "interrupted by a worker shutdown", 0)
+    dead = [(n, v) for n, v in failures if v.kind == Status.DEAD]
+    failing = [(n, v) for n, v in failures if v.kind == Status.RETRYING]
     worst = max((attempts.get(n, 0) for n, _ in failing), default=0)
     if failing and worst >= max_attempts:
         dead += [
-            (n, Verdict(DEAD, f"gave up after {worst} attempts: {v.reason}")) for n, v in failing
+            (n, Verdict(Status.DEAD, f"gave up after {worst} attempts: {v.reason}"))
+            for n, v in failing
         ]
     if dead:
-        return Decision(DEAD_LETTER, "; ".join(f"{n}: {v.reason}" for n, v in dead))
+        return Decision(Status.DEAD, "; ".join(f"{n}: {v.reason}" for n, v in dead))
     if failing:
         delay = retry_delay(worst, base, [v for _, v in failing], now, rng)
-        return Decision(RETRYING, "; ".join(f"{n}: {v.reason}" for n, v in failing), delay)
-    return Decision(SUCCEEDED)
+        return Decision(Status.RETRYING, "; ".join(f"{n}: {v.reason}" for n, v in failing), delay)
+    return Decision(Status.SUCCEEDED)
+
+
+def after_crash(crashes: int, max_attempts: int) -> Status:
+    """A push whose worker died under it, the ``crashes``-th time: QUEUED again or DEAD."""
+    return Status.DEAD if crashes >= max_attempts else Status.QUEUED
+
+
+def park_delay(parks: int) -> int:
+    """Seconds until a push parked for the ``parks``-th time (1-based) re-checks its turn."""
+    return int(min(FIRST_PARK * 2 ** (parks - 1), MAX_PARK))

@@ -34,6 +34,8 @@ from rq.registry import StartedJobRegistry
 from hookbird import keys
 from hookbird.logs import get_logger
 from workers.jobs import entity_of
+from workers.policy import after_crash
+from workers.states import Status
 from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key
 
 log = get_logger("hookbird.recovery")
@@ -167,7 +169,7 @@ def _rescue(
         suffix = entity_suffix(*entity)
         connection.eval(RELEASE_LOCK, 1, entity_lock_key(suffix), job_id)
     queue = Queue(queue_name, connection=connection)
-    if crashes >= max_attempts:
+    if after_crash(crashes, max_attempts) == Status.DEAD:
         reason = (
             f"its worker died while handling it, {crashes} of {max_attempts} times (last: {worker})"
         )
@@ -177,7 +179,7 @@ def _rescue(
             job.failed_job_registry.add(
                 job, ttl=job.failure_ttl, exc_string=f"DeadLettered: {reason}", pipeline=pipe
             )
-            pipe.hset(state_key(job_id), mapping={"status": "dead", "error": reason})
+            pipe.hset(state_key(job_id), mapping={"status": Status.DEAD, "error": reason})
             keep_while_dead_lettered(connection, pipe, job)
             if entity:
                 pipe.zrem(entity_set_key(entity_suffix(*entity)), job_id)
@@ -194,7 +196,7 @@ def _rescue(
         pipe.hset(
             state_key(job_id),
             mapping={
-                "status": "queued",
+                "status": Status.QUEUED,
                 "error": f"worker {worker} died",
                 "updated_at": repr(time.time()),
             },

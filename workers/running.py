@@ -19,7 +19,8 @@ from hookbird.events import Event
 from hookbird.logs import get_logger
 from hookbird.routing import Handler
 from workers import runtime
-from workers.policy import RETRY, Verdict, classify, short_traceback
+from workers.policy import Verdict, classify, short_traceback
+from workers.states import HandlerStatus, Status
 from workers.store import version_key
 
 log = get_logger("hookbird.worker")
@@ -61,12 +62,12 @@ def run_one(
         handler.func(ctx.event, ctx)
     except (Interrupted, SystemExit, KeyboardInterrupt):
         record["attempts"] -= 1
-        record.update(status="interrupted", at=time.time())
+        record.update(status=HandlerStatus.INTERRUPTED, at=time.time())
         raise Interrupted("stopped while running") from None
     except Exception as exc:
         verdict = classify(exc, time.time())
         record.update(
-            status="failed" if verdict.kind == RETRY else "dead",
+            status=HandlerStatus.FAILED if verdict.kind == Status.RETRYING else HandlerStatus.DEAD,
             error=verdict.reason,
             traceback=short_traceback(exc),
             at=time.time(),
@@ -74,7 +75,7 @@ def run_one(
         return verdict  # logged by the caller, which knows whether it is retried
     finally:
         _in_handler.name = None
-    record.update(status="ok", error=None, at=time.time())
+    record.update(status=HandlerStatus.OK, error=None, at=time.time())
     record["ms"] = round((time.perf_counter() - started) * 1000, 1)
     record.pop("traceback", None)
     return None

@@ -1,5 +1,9 @@
 """Per-event outcome records and per-entity turn-taking in Redis: two scripts, one round trip each.
 
+The scripts are ``begin.lua`` and ``finish.lua`` next to this module, their key
+prefixes and state names filled in when loaded (:func:`load_script`), as
+``receiver/enqueue.lua`` is.
+
 Keys (TTL in brackets; "retention" is ``HOOKBIRD_EVENT_RETENTION``):
 
 - ``hookbird:state:<event_id>``: hash: status, attempts, crashes, parks, last error,
@@ -29,125 +33,24 @@ is lost to the race.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import redis
+from rq.job import JobStatus
 
 from hookbird import keys
 from hookbird.stored import unpack_push
+from workers.states import BeginVerdict, Done, Status
 
-WAITING_STATUSES = ("queued", "started", "scheduled", "deferred")
-
-BEGIN = """
-local event_key, state_key, set_key, lock_key, wip_key, mid_key = unpack(KEYS)
-local me, token, lock_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
--- A stored push is one string (hookbird/stored.py); receivers before 2026-11-22 wrote a
--- hash of fields, read here too so pushes queued across an upgrade are handled.
-local kind = redis.call('TYPE', event_key)['ok']
-if kind == 'none' then return {'expired', '', {}} end
-local stored
-if kind == 'hash' then stored = redis.call('HGETALL', event_key)
-else stored = redis.call('GET', event_key) end
-local state = redis.call('HGETALL', state_key)
-if set_key == '' then return {'go', stored, state} end
-local adm, etype, eid = ARGV[4], ARGV[5], ARGV[6]
--- the fields the receiver stored with a push: the JSON line before its raw body
-local function header(key)
-  if redis.call('TYPE', key)['ok'] == 'hash' then
-    local f = redis.call('HMGET', key, 'administration_id', 'entity_type', 'entity_id',
-      'received_at')
-    return {administration_id = f[1], entity_type = f[2], entity_id = f[3],
-      received_at = f[4]}
-  end
-  local value = redis.call('GET', key)
-  local newline = value and string.find(value, '\\n', 1, true)
-  if not newline then return {} end
-  local ok, fields = pcall(cjson.decode, string.sub(value, 1, newline - 1))
-  if ok and type(fields) == 'table' then return fields end
-  return {}
-end
-redis.call('ZADD', set_key, 'NX', tonumber(header(event_key).received_at) or 0, me)
-redis.call('EXPIRE', set_key, ARGV[7])
--- pushes dequeued before this one that have not reached this script yet
-local candidates = redis.call('LRANGE', mid_key, 0, -1)
-for _, entry in ipairs(redis.call('ZRANGE', wip_key, 0, -1)) do
-  table.insert(candidates, string.match(entry, '^([^:]+)'))
-end
-for _, other in ipairs(candidates) do
-  if other ~= me and other < me then
-    local f = header('hookbird:event:' .. other)
-    -- (one that just finished may still sit in the started registry a moment longer)
-    local done = redis.call('HGET', 'hookbird:state:' .. other, 'status')
-    if f.administration_id == adm and f.entity_type == etype and f.entity_id == eid
-        and done ~= 'succeeded' and done ~= 'dead' then
-      redis.call('ZADD', set_key, 'NX', tonumber(f.received_at) or 0, other)
-    end
-  end
-end
-for _ = 1, 50 do
-  local head = redis.call('ZRANGE', set_key, 0, 0)[1]
-  if head == me then break end
-  local status = redis.call('HGET', 'rq:job:' .. head, 'status')
-  if status == 'queued' or status == 'started' or status == 'scheduled'
-      or status == 'deferred' then
-    return {'wait', stored, state}
-  end
-  redis.call('ZREM', set_key, head)
-end
--- held even by an earlier run of this same push (a second copy of its job): wait
-if redis.call('GET', lock_key) then
-  return {'wait', stored, state}
-end
-redis.call('SET', lock_key, token, 'PX', lock_ms)
-redis.call('DEL', 'hookbird:wake:' .. me)  -- its turn is now; a later retry must not be hurried
-return {'go', stored, state}
-"""
-
-FINISH = """
-local state_key, set_key, lock_key, job_key, scheduled_key, event_key = unpack(KEYS)
-local me, token, done, ttl, description, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local meta = ARGV[7]
-for i = 8, #ARGV, 2 do redis.call('HSET', state_key, ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', state_key, ttl)
-if done == 'dead' then redis.call('EXPIRE', event_key, ttl) end
-if description ~= '' and redis.call('EXISTS', job_key) == 1 then
-  redis.call('HSET', job_key, 'description', description)
-  -- the receiver writes no meta (see receiver/enqueue.py); rq-dashboard shows this
-  if meta ~= '' then redis.call('HSET', job_key, 'meta', meta) end
-end
-if set_key == '' then return false end
-if done == 'park' then
-  -- the push before this one may have finished since BEGIN: then do not wait at all
-  local first = redis.call('ZRANGE', set_key, 0, 0)[1]
-  if first == me and not redis.call('GET', lock_key) then return me end
-  return false
-end
-if redis.call('GET', lock_key) == token then redis.call('DEL', lock_key) end
-if done ~= 'no' then redis.call('ZREM', set_key, me) end
-local head
-for _ = 1, 50 do
-  head = redis.call('ZRANGE', set_key, 0, 0)[1]
-  if not head or head == me then return false end
-  local status = redis.call('HGET', 'rq:job:' .. head, 'status')
-  if status == 'queued' or status == 'started' or status == 'scheduled'
-      or status == 'deferred' then break end
-  redis.call('ZREM', set_key, head)  -- finished or gone: not a push to wait for
-end
-local due = redis.call('ZSCORE', scheduled_key, head)
-if not due then
-  -- on its way to being parked: its worker moves it to the queue once RQ has scheduled it
-  redis.call('SET', 'hookbird:wake:' .. head, '1', 'PX', 60000)
-  return false
-end
--- wake it only while it is not due yet, so the scheduler is not also enqueueing it
-if tonumber(due) > tonumber(now) + 0.25 then
-  redis.call('ZREM', scheduled_key, head)
-  return head
-end
-return false
-"""
+#: RQ job statuses of a push still to run: an earlier one of these holds back its entity.
+WAITING_STATUSES = tuple(
+    status.value
+    for status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+)
 
 
 def wake_key(event_id: str) -> str:
@@ -204,11 +107,55 @@ def pairs(flat: list[Any]) -> dict[str, Any]:
     return {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
+def _lua_string(value: str) -> str:
+    """A Lua string literal for a key prefix or a state name (plain words only)."""
+    if not re.fullmatch(r"[\w:.-]*", value):
+        raise ValueError(f"not a plain word for a Lua script: {value!r}")
+    return f"'{value}'"
+
+
+def _placeholders() -> dict[str, str]:
+    """What ``begin.lua`` and ``finish.lua`` name in double braces, as Lua expressions."""
+    words = {
+        "event_prefix": keys.event_key(""),
+        "state_prefix": state_key(""),
+        "job_prefix": keys.rq_job_key(""),
+        "wake_prefix": wake_key(""),
+        "go": BeginVerdict.GO,
+        "wait": BeginVerdict.WAIT,
+        "expired": BeginVerdict.EXPIRED,
+        "succeeded": Status.SUCCEEDED,
+        "dead": Status.DEAD,
+        "again": Done.AGAIN,
+        "done_dead": Done.DEAD,
+        "parked": Done.PARKED,
+    }
+    filled = {name: _lua_string(value) for name, value in words.items()}
+    members = ", ".join(f"[{_lua_string(status)}] = true" for status in WAITING_STATUSES)
+    filled["rq_unfinished"] = "{" + members + "}"
+    return filled
+
+
+def load_script(name: str) -> str:
+    """The text of ``workers/<name>.lua`` with its placeholders filled in."""
+    text = resources.files("workers").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    for placeholder, value in _placeholders().items():
+        text = text.replace("{{" + placeholder + "}}", value)
+    left = re.search(r"\{\{\w+\}\}", text)
+    if left:
+        raise ValueError(f"{name}.lua: nothing fills in {left[0]}")
+    return text
+
+
+BEGIN = load_script("begin")
+FINISH = load_script("finish")
+
+
 @dataclass(frozen=True)
 class Begun:
-    """What :meth:`Store.begin` found: ``go``, ``wait`` or ``expired``."""
+    """What :meth:`Store.begin` found: may the push run now, its stored push and record."""
 
-    verdict: str
+    verdict: BeginVerdict
     stored: dict[str, Any]
     state: dict[str, str]
 
@@ -250,7 +197,7 @@ class Store:
         ]
         verdict, stored, state = self._begin(keys=script_keys, args=args)
         return Begun(
-            text(verdict),
+            BeginVerdict(text(verdict)),
             pairs(stored) if isinstance(stored, list) else unpack_push(stored or None),
             {k: text(v) for k, v in pairs(state).items()},
         )
@@ -261,17 +208,17 @@ class Store:
         token: str,
         *,
         entity: tuple[str, str, str] | None,
-        done: str,
+        done: Done,
         ttl: int,
         description: str,
         meta: bytes = b"",
         now: float,
         fields: Mapping[str, str],
     ) -> str | None:
-        """Record the outcome; ``done``: ``no`` (will run again), ``yes``, ``dead`` or ``park``.
+        """Record the outcome; ``done``: what becomes of the push's place in its entity's line.
 
         Returns the id of the next waiting push for the entity, taken out of RQ's
-        scheduled registry, for the caller to enqueue. With ``park``: this push's own
+        scheduled registry, for the caller to enqueue. With PARKED: this push's own
         id if its turn has come meanwhile (the caller then requeues it at once).
         """
         suffix = entity_suffix(*entity) if entity else None

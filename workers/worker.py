@@ -44,6 +44,8 @@ from rq.worker import BaseWorker
 
 from hookbird.logs import get_logger
 from workers import jobs, recovery, running
+from workers.policy import after_crash
+from workers.states import Status
 from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key, wake_key
 
 log = get_logger("hookbird.worker")
@@ -284,15 +286,15 @@ class HookbirdForkWorker(HookbirdMixin, Worker):
         conn = self.connection
         crashes = int(conn.hincrby(state_key(job.id), "crashes", 1))
         entity = jobs.entity_of(conn, job)
-        if crashes < self.max_attempts:
+        if after_crash(crashes, self.max_attempts) == Status.QUEUED:
             job.retries_left = 1
             job.retry_intervals = [0]
             job.enqueue_at_front_on_retry = True
-            conn.hset(state_key(job.id), "status", "queued")
+            conn.hset(state_key(job.id), "status", Status.QUEUED)
         else:
             reason = f"its worker process died while handling it, {crashes} times"
             with conn.pipeline() as pipe:
-                pipe.hset(state_key(job.id), mapping={"status": "dead", "error": reason})
+                pipe.hset(state_key(job.id), mapping={"status": Status.DEAD, "error": reason})
                 recovery.keep_while_dead_lettered(conn, pipe, job)
                 if entity:
                     pipe.zrem(entity_set_key(entity_suffix(*entity)), job.id)

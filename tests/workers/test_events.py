@@ -13,7 +13,8 @@ from hookbird import RetryLater
 from hookbird.context import idempotency_key
 from hookbird.events import UnreadableEvent, event_from_stored
 from hookbird.moneybird.errors import NotFound, RateLimited, ServerError
-from workers.policy import DEAD, RETRY, backoff, classify, decide, retry_delay
+from workers.policy import after_crash, backoff, classify, decide, park_delay, retry_delay
+from workers.states import Status
 
 
 def stored(**body: object) -> dict[bytes, bytes]:
@@ -56,12 +57,12 @@ def test_unreadable_bodies_raise() -> None:
 
 def test_classify_follows_the_error_tree() -> None:
     """Transient errors, timeouts, RetryLater and surprises retry; permanent ones go dead."""
-    assert classify(ServerError("503"), 0).kind == RETRY
+    assert classify(ServerError("503"), 0).kind == Status.RETRYING
     assert classify(RateLimited("429", retry_at=500.0), 0).retry_at == 500.0
     assert classify(RetryLater(after=30), 100).retry_at == 130
-    assert classify(JobTimeoutException("slow"), 0).kind == RETRY
-    assert classify(KeyError("x"), 0).kind == RETRY
-    assert classify(NotFound("gone"), 0).kind == DEAD
+    assert classify(JobTimeoutException("slow"), 0).kind == Status.RETRYING
+    assert classify(KeyError("x"), 0).kind == Status.RETRYING
+    assert classify(NotFound("gone"), 0).kind == Status.DEAD
 
 
 def test_backoff_grows_three_fold_with_bounded_jitter() -> None:
@@ -109,3 +110,13 @@ def test_decide_gives_up_after_max_attempts_and_requeues_interrupted_runs() -> N
     assert "gave up after 8 attempts" in out.reason
     stopped = decide([], {}, interrupted=True, max_attempts=8, base=60, now=0.0)
     assert (stopped.status, stopped.delay) == ("queued", 0)
+
+
+def test_a_push_whose_worker_died_runs_again_until_the_crash_that_reaches_max_attempts() -> None:
+    """Crashes one to seven of eight queue the push again; the eighth dead-letters it."""
+    assert [after_crash(n, 8) for n in range(1, 10)] == [Status.QUEUED] * 7 + [Status.DEAD] * 2
+
+
+def test_a_parked_push_rechecks_after_ten_seconds_doubling_up_to_five_minutes() -> None:
+    """Park 1 → 10 s, 2 → 20 s, 3 → 40 s … never more than 300 s."""
+    assert [park_delay(n) for n in range(1, 9)] == [10, 20, 40, 80, 160, 300, 300, 300]

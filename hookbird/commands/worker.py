@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -36,7 +37,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     settings.refuse_placeholders()
     if args.worker_class:
-        settings = settings.replace(worker_class=args.worker_class)
+        settings = replace(settings, worker_class=args.worker_class)
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     redis_client(settings).close()  # fail early, with a clear message, if Redis is not there
     assert settings.redis_url

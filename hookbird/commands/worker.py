@@ -47,11 +47,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     rt = runtime.build_runtime(settings, router=router, connection=connection)
     runtime.install(rt)
     names = args.queue or [settings.queue]
-    cls: Any = WORKER_CLASSES[settings.worker_class]
-    worker = cls([Queue(n, connection=connection) for n in names], connection=connection)
-    worker.shutdown_grace = settings.shutdown_grace
-    worker.liveness = settings.worker_liveness
-    worker.max_attempts = settings.max_attempts
+    cls = WORKER_CLASSES[settings.worker_class]
+    queues = [Queue(n, connection=connection) for n in names]
+    worker = cls(queues, connection=connection, settings=settings)
     log = get_logger("hookbird.worker")
     log.info(
         "worker starting",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,32 @@ def test_a_newly_declared_setting_gets_a_row_in_its_section(
     text = module.render()
     logging = text.split("\n## Logging\n")[1].split("\n## ")[0]
     assert "| `HOOKBIRD_NEW` | `7` | `9` | A new knob. |" in logging
+
+
+def test_every_setting_is_listed_in_its_section() -> None:
+    """docs/configuration.md has each declared variable under its declared section."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    sections = dict(part.split("\n", 1) for part in text.split("\n## ")[1:])
+    for setting in FIELDS:
+        assert f"| `{setting.env}` |" in sections[setting.section], setting.env
+
+
+def test_the_readme_tables_give_each_setting_its_declared_default() -> None:
+    """A README row naming a variable shows the default its declaration gives."""
+    declared = {s.env: s.default or "unset" for s in FIELDS}
+    checked = 0
+    in_table = False
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("| variable | default |"):
+            in_table = True
+        in_table = in_table and line.startswith("|")
+        if not in_table or not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+        defaults = cells[1].split(", ")
+        assert len(defaults) == len(names), line
+        for name, default in zip(names, defaults, strict=True):
+            assert declared.get(name) == default, f"README: {name} defaults to {default}"
+            checked += 1
+    assert checked >= 20  # the receiver's table and the rate budget's

@@ -135,7 +135,7 @@ class Section(StrEnum):
 
 @dataclass(frozen=True)
 class Setting:
-    """One environment variable: its name, default (as text) and meaning.
+    """One environment variable: its name, the attribute it sets, its default and meaning.
 
     ``default``: the text the variable defaults to (None: unset, and the attribute is
     ``unset``). ``secret``: its value is never shown (``hookbird config`` says only
@@ -179,11 +179,11 @@ def setting(
     attribute name is the field's own (:data:`FIELDS` fills it in).
     """
     declared = Setting(
-        env,
-        "",
-        default,
-        doc,
-        secret,
+        env=env,
+        attr="",
+        default=default,
+        doc=doc,
+        secret=secret,
         section=section,
         example=example,
         parse=parse,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,4 +114,4 @@ def apply(settings: Settings) -> Settings:
         token = dev_token(settings.data_dir)
         if token:
             changes["webhook_token"] = token
-    return settings.replace(**changes) if changes else settings
+    return replace(settings, **changes) if changes else settings

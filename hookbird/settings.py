@@ -5,17 +5,26 @@ Every process builds one frozen :class:`Settings` with :meth:`Settings.from_env`
 overrides) and passes it down. Nothing else in hookbird reads ``os.environ``.
 Bad values fail loudly, naming the variable and what it expects.
 
-The table in ``docs/configuration.md`` lists every variable; :data:`FIELDS` is
-its source, so ``hookbird doctor`` and the docs test can check they agree.
+Each setting is declared once, as a field of :class:`Settings` made with
+:func:`setting`: its variable, its default as one would write it in the environment,
+the parser that reads it, its meaning, its section of ``docs/configuration.md`` and an
+example. The field's default is that text, parsed. :data:`FIELDS` lists the
+declarations; ``from_env``, ``hookbird config``, ``scripts/config-docs`` (which writes
+``docs/configuration.md``) and the tests all read them from there.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypeVar, cast
+
+T = TypeVar("T")
+#: Reads one variable's text (the variable's name first, for error messages).
+Parser: TypeAlias = Callable[[str, str], T]
 
 
 class SettingsError(ValueError):
@@ -72,11 +81,67 @@ def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+# -- the parsers settings are declared with ---------------------------------------------
+def _int(*, minimum: int = 0) -> Parser[int]:
+    return lambda name, raw: _parse_int(name, raw, minimum=minimum)
+
+
+def _float(*, minimum: float = 0.0) -> Parser[float]:
+    return lambda name, raw: _parse_float(name, raw, minimum=minimum)
+
+
+def _choice_of(*choices: str) -> Parser[str]:
+    return lambda name, raw: _choice(name, raw, choices)
+
+
+def _text(_name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _bool(name: str, raw: str) -> bool:
+    return _parse_bool(name, raw)
+
+
+def _list(_name: str, raw: str) -> tuple[str, ...]:
+    return _parse_list(raw)
+
+
+def _scopes(_name: str, raw: str) -> tuple[str, ...]:
+    return _parse_list(raw.replace(" ", ","))
+
+
+def _url(_name: str, raw: str) -> str:
+    return raw.rstrip("/")
+
+
+def _path(_name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _entry_points(_name: str, raw: str) -> bool | tuple[str, ...]:
+    return _parse_entry_points(raw)
+
+
+class Section(StrEnum):
+    """The sections of ``docs/configuration.md``, in the order the page lists them."""
+
+    REDIS = "Redis and the queue"
+    RECEIVING = "Receiving pushes"
+    LOGGING = "Logging"
+    WORKERS = "Workers and handlers"
+    API = "The Moneybird API"
+    OAUTH = "OAuth (many administrations)"
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One environment variable: its name, default (as text) and meaning.
+    """One environment variable: its name, the attribute it sets, its default and meaning.
 
-    ``secret``: its value is never shown (``hookbird config`` says only "(set)").
+    ``default``: the text the variable defaults to (None: unset, and the attribute is
+    ``unset``). ``secret``: its value is never shown (``hookbird config`` says only
+    "(set)", ``repr`` leaves it out, logs blank it). ``parse`` turns the variable's text
+    into the attribute's value, or raises :class:`SettingsError`. ``section`` and
+    ``example`` place it in ``docs/configuration.md``.
     """
 
     env: str
@@ -84,387 +149,503 @@ class Setting:
     default: str | None
     doc: str
     secret: bool = False
+    _: KW_ONLY
+    section: Section
+    example: str
+    parse: Parser[Any]
+    unset: Any = None
 
 
 #: The examples' stand-in for a secret; refused as a webhook token or signing secret.
 PLACEHOLDER = "change-me"
 
-#: Every variable hookbird reads, in the order the docs list them.
-FIELDS: tuple[Setting, ...] = (
-    Setting(
-        "REDIS_URL",
-        "redis_url",
-        None,
-        "Redis to use. Unset: `hookbird dev` starts a private Redis under "
-        "HOOKBIRD_DATA_DIR; `serve` and `worker` refuse to start.",
-    ),
-    Setting(
-        "HOOKBIRD_WEBHOOK_TOKEN",
-        "webhook_token",
-        None,
-        "Single-webhook mode: the `webhook_token` every push must carry. A master key for "
-        "webhooks not in the store (see docs/security.md); the examples' `change-me` is refused.",
-        secret=True,
-    ),
-    Setting(
-        "HOOKBIRD_WEBHOOK_SECRET",
-        "webhook_secrets",
-        None,
-        "Single-webhook mode: the signing secret(s), comma-separated during rotation. "
-        "When set, `Moneybird-Signature` is required.",
-        secret=True,
-    ),
-    Setting(
-        "HOOKBIRD_REQUIRE_SIGNATURE",
-        "require_signature",
-        "false",
-        "Refuse (401) every push without a valid `Moneybird-Signature`, also for stored "
-        "webhooks without a signing secret and for `HOOKBIRD_WEBHOOK_TOKEN` without "
-        "`HOOKBIRD_WEBHOOK_SECRET`.",
-    ),
-    Setting(
-        "HOOKBIRD_MAX_BODY_BYTES",
-        "max_body_bytes",
-        "1048576",
-        "Largest push body accepted; larger ones get 413.",
-    ),
-    Setting(
-        "HOOKBIRD_BODY_TIMEOUT",
-        "body_timeout",
-        "10",
-        "Seconds a client may take to send the whole body; slower ones get 408.",
-    ),
-    Setting(
-        "HOOKBIRD_HEADER_TIMEOUT",
-        "header_timeout",
-        "10",
-        "Seconds a client may take to send a request's head (request line and headers) "
-        "from its first byte; slower ones get 408 and the connection is closed. A push's "
-        "head is a few hundred bytes that arrive in one packet: 10 s is generous for any "
-        "real client and cuts off connections that trickle a header byte at a time.",
-    ),
-    Setting(
-        "HOOKBIRD_IDLE_TIMEOUT",
-        "idle_timeout",
-        "5",
-        "Seconds a connection may stay open without a request in progress (before the "
-        "first one and between keep-alive requests) before the receiver closes it. 5 s is "
-        "uvicorn's keep-alive default: pushes come one per connection or in quick "
-        "succession, and an idle socket holds a place under HOOKBIRD_MAX_CONNECTIONS. "
-        "Behind a proxy that keeps upstream connections open, set it above the proxy's "
-        "upstream idle timeout.",
-    ),
-    Setting(
-        "HOOKBIRD_MAX_HEADER_BYTES",
-        "max_header_bytes",
-        "16384",
-        "Largest request head (request line and headers) accepted; larger ones get 431. "
-        "16 KiB is what Node.js and uvicorn's h11 allow; a push's head is under 1 KiB.",
-    ),
-    Setting(
-        "HOOKBIRD_MAX_HEADERS",
-        "max_headers",
-        "100",
-        "Most header fields a request may carry; more get 431 (Apache's default limit).",
-    ),
-    Setting(
-        "HOOKBIRD_MAX_CONNECTIONS",
-        "max_connections",
-        "800",
-        "Open connections the receiver serves at once, per process; past it new "
-        "connections are closed before they are read, and a warning is logged (at most "
-        "every 10 s). 800 stays under the usual limit of 1,024 file descriptors, with room "
-        "for Redis connections and logs; raise it only together with the process's "
-        "descriptor limit (`LimitNOFILE` in the systemd unit).",
-    ),
-    Setting(
-        "HOOKBIRD_SIGNATURE_TOLERANCE",
-        "signature_tolerance",
-        "300",
-        "Seconds the signature timestamp `t` may differ from our clock.",
-    ),
-    Setting(
-        "HOOKBIRD_DEDUP_TTL",
-        "dedup_ttl",
-        "604800",
-        "Seconds an Idempotency-Key is remembered (duplicates within it get 200 duplicate). "
-        "At least twice HOOKBIRD_SIGNATURE_TOLERANCE, or signed pushes could be replayed.",
-    ),
-    Setting(
-        "HOOKBIRD_EVENT_RETENTION",
-        "event_retention",
-        "604800",
-        "Seconds a stored raw push is kept for `hookbird events` and replay.",
-    ),
-    Setting("HOOKBIRD_QUEUE", "queue", "hookbird", "Name of the RQ queue pushes go to."),
-    Setting(
-        "HOOKBIRD_REDIS_TIMEOUT",
-        "redis_timeout",
-        "2",
-        "Seconds to wait for Redis before answering 503.",
-    ),
-    Setting(
-        "HOOKBIRD_RETRY_AFTER", "retry_after", "30", "Seconds sent in `Retry-After` with a 503."
-    ),
-    Setting(
-        "HOOKBIRD_SUBSCRIPTION_CACHE_TTL",
-        "subscription_cache_ttl",
-        "5",
-        "Seconds the receiver caches a webhook subscription read from Redis.",
-    ),
-    Setting("HOOKBIRD_LOG_LEVEL", "log_level", "info", "debug, info, warning or error."),
-    Setting(
-        "HOOKBIRD_LOG_EACH_PUSH",
-        "log_each_push",
-        "false",
-        "Log a line for every stored or duplicate push (on in `hookbird dev`). Off: the "
-        "receiver logs a summary line every 10 s; refused pushes are always logged.",
-    ),
-    Setting(
-        "HOOKBIRD_LOG_FORMAT",
-        "log_format",
-        "auto",
-        "auto (console on a terminal, JSON otherwise), json or console.",
-    ),
-    Setting(
-        "HOOKBIRD_DATA_DIR",
-        "data_dir",
-        ".hookbird",
-        "Where `hookbird dev` keeps its private Redis data (AOF on).",
-    ),
-    Setting("HOST", "host", "127.0.0.1", "Address `hookbird serve` listens on."),
-    Setting("PORT", "port", "8000", "Port `hookbird serve` listens on (honoured by the Procfile)."),
-    Setting(
-        "MONEYBIRD_API_TOKEN",
-        "moneybird_api_token",
-        None,
-        "Personal API token for single-administration setups.",
-        secret=True,
-    ),
-    Setting(
-        "MONEYBIRD_API_URL",
-        "moneybird_api_url",
-        "https://moneybird.com/api/v2",
-        "Base URL of the Moneybird API (point it elsewhere for tests or staging).",
-    ),
-    Setting(
-        "HOOKBIRD_SECRET_KEY",
-        "secret_key",
-        None,
-        "Fernet key that encrypts what hookbird keeps secret in Redis: OAuth tokens and "
-        "webhook signing secrets. Needed by every process that stores or reads them, the "
-        "receiver included. Comma-separated keys rotate: the first encrypts, any decrypts.",
-        secret=True,
-    ),
-    Setting(
-        "HOOKBIRD_RATE_LIMIT",
-        "rate_limit",
-        "150",
-        "Moneybird requests allowed per HOOKBIRD_RATE_WINDOW, shared by every process.",
-    ),
-    Setting(
-        "HOOKBIRD_REPORTS_RATE_LIMIT",
-        "reports_rate_limit",
-        "50",
-        "Requests to /reports/ allowed per HOOKBIRD_RATE_WINDOW (they count in both budgets).",
-    ),
-    Setting(
-        "HOOKBIRD_RATE_WINDOW", "rate_window", "300", "Seconds of Moneybird's rate-limit window."
-    ),
-    Setting(
-        "HOOKBIRD_RATE_MARGIN",
-        "rate_margin",
-        "0.25",
-        "Seconds added to the window so freed slots never reach Moneybird early.",
-    ),
-    Setting(
-        "HOOKBIRD_RATE_SLACK",
-        "rate_slack",
-        "1",
-        "Seconds per window added to the retry time promised to a job that waits more than "
-        "one window, so it still finds its slot when the scheduler runs it a little late.",
-    ),
-    Setting(
-        "HOOKBIRD_RATE_SCOPE",
-        "rate_scope",
-        "credential",
-        "credential (one budget per token, as Moneybird counts) or global (one for all).",
-    ),
-    Setting("HOOKBIRD_API_TIMEOUT", "api_timeout", "30", "Seconds to wait for a Moneybird answer."),
-    Setting(
-        "HOOKBIRD_API_RETRIES",
-        "api_retries",
-        "3",
-        "Retries of an idempotent Moneybird call after 5xx, timeout or connection error.",
-    ),
-    Setting("MONEYBIRD_OAUTH_CLIENT_ID", "oauth_client_id", None, "OAuth application's client id."),
-    Setting(
-        "MONEYBIRD_OAUTH_CLIENT_SECRET",
-        "oauth_client_secret",
-        None,
-        "OAuth application's client secret.",
-        secret=True,
-    ),
-    Setting(
-        "MONEYBIRD_OAUTH_REDIRECT_URI",
-        "oauth_redirect_uri",
-        "urn:ietf:wg:oauth:2.0:oob",
-        "Redirect URI registered with the OAuth application.",
-    ),
-    Setting(
-        "MONEYBIRD_OAUTH_SCOPES",
-        "oauth_scopes",
-        "sales_invoices,documents,settings",
-        "Scopes to ask for, comma-separated (sales_invoices documents estimates bank "
-        "time_entries settings; `settings` is needed to manage webhooks).",
-    ),
-    Setting(
-        "MONEYBIRD_OAUTH_URL",
-        "oauth_url",
-        "https://moneybird.com/oauth",
-        "Base URL of Moneybird's OAuth endpoints (authorize, token).",
-    ),
-    Setting(
-        "HOOKBIRD_HANDLERS",
-        "handlers",
-        None,
-        "Extra handler modules, comma-separated, each with a `router`.",
-    ),
-    Setting(
-        "HOOKBIRD_ENTRY_POINTS",
-        "entry_points",
-        "on",
-        "on: load every handler plugin installed as a package (entry-point group "
-        "`hookbird.handlers`); off: only HOOKBIRD_HANDLERS; or a comma-separated list of "
-        "entry-point names to load only those (a missing one stops the worker).",
-    ),
-    Setting(
-        "HOOKBIRD_WORKER_CLASS",
-        "worker_class",
-        "simple",
-        "simple (one process: keeps the client's connections, fastest) or fork "
-        "(a child per push: a crashing handler cannot take the worker down).",
-    ),
-    Setting(
-        "HOOKBIRD_MAX_ATTEMPTS",
-        "max_attempts",
-        "8",
-        "Attempts per handler before a failing push goes to the dead letter.",
-    ),
-    Setting(
-        "HOOKBIRD_RETRY_BASE",
-        "retry_base",
-        "60",
-        "Seconds before the first retry; each later wait is 3x longer (±20 % jitter).",
-    ),
-    Setting(
-        "HOOKBIRD_SHUTDOWN_GRACE",
-        "shutdown_grace",
-        "25",
-        "Seconds a stopping worker lets the current push finish before putting it back.",
-    ),
-    Setting(
-        "HOOKBIRD_WORKER_LIVENESS",
-        "worker_liveness",
-        "30",
-        "Seconds without a heartbeat after which a worker counts as dead and its push runs again.",
-    ),
-)
+_DECLARED = "hookbird.setting"
 
-_PARSERS: dict[str, Callable[[str, str], Any]] = {
-    "webhook_secrets": lambda _n, raw: _parse_list(raw),
-    "handlers": lambda _n, raw: _parse_list(raw),
-    "require_signature": _parse_bool,
-    "max_body_bytes": lambda n, raw: _parse_int(n, raw, minimum=1),
-    "body_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
-    "header_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
-    "idle_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
-    "max_header_bytes": lambda n, raw: _parse_int(n, raw, minimum=1024),
-    "max_headers": lambda n, raw: _parse_int(n, raw, minimum=10),
-    "max_connections": lambda n, raw: _parse_int(n, raw, minimum=1),
-    "signature_tolerance": lambda n, raw: _parse_int(n, raw, minimum=1),
-    "dedup_ttl": lambda n, raw: _parse_int(n, raw, minimum=60),
-    "event_retention": lambda n, raw: _parse_int(n, raw, minimum=60),
-    "redis_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.01),
-    "retry_after": lambda n, raw: _parse_int(n, raw, minimum=1),
-    "subscription_cache_ttl": lambda n, raw: _parse_float(n, raw),
-    "log_level": lambda n, raw: _choice(n, raw, ("debug", "info", "warning", "error")),
-    "log_format": lambda n, raw: _choice(n, raw, ("auto", "json", "console")),
-    "log_each_push": _parse_bool,
-    "port": lambda n, raw: _parse_int(n, raw, minimum=1),
-    "data_dir": lambda _n, raw: Path(raw),
-    "moneybird_api_url": lambda _n, raw: raw.rstrip("/"),
-    "rate_limit": lambda n, raw: _parse_int(n, raw, minimum=1),
-    "reports_rate_limit": lambda n, raw: _parse_int(n, raw, minimum=1),
-    "rate_window": lambda n, raw: _parse_float(n, raw, minimum=0.1),
-    "rate_margin": lambda n, raw: _parse_float(n, raw),
-    "rate_slack": lambda n, raw: _parse_float(n, raw),
-    "rate_scope": lambda n, raw: _choice(n, raw, ("credential", "global")),
-    "api_timeout": lambda n, raw: _parse_float(n, raw, minimum=0.1),
-    "api_retries": lambda n, raw: _parse_int(n, raw),
-    "oauth_scopes": lambda _n, raw: _parse_list(raw.replace(" ", ",")),
-    "oauth_url": lambda _n, raw: raw.rstrip("/"),
-    "entry_points": lambda _n, raw: _parse_entry_points(raw),
-    "worker_class": lambda n, raw: _choice(n, raw, ("simple", "fork")),
-    "max_attempts": lambda n, raw: _parse_int(n, raw, minimum=1),
-    "retry_base": lambda n, raw: _parse_float(n, raw, minimum=1),
-    "shutdown_grace": lambda n, raw: _parse_float(n, raw),
-    "worker_liveness": lambda n, raw: _parse_float(n, raw, minimum=1),
-}
+
+def setting(
+    env: str,
+    *,
+    default: str | None,
+    parse: Parser[T],
+    doc: str,
+    section: Section,
+    example: str,
+    secret: bool = False,
+    unset: T | None = None,
+) -> T:
+    """Declare a :class:`Settings` field read from the variable ``env``.
+
+    The field's default is ``default`` parsed (``unset`` when ``default`` is None); the
+    attribute name is the field's own (:data:`FIELDS` fills it in).
+    """
+    declared = Setting(
+        env=env,
+        attr="",
+        default=default,
+        doc=doc,
+        secret=secret,
+        section=section,
+        example=example,
+        parse=parse,
+        unset=unset,
+    )
+    value = unset if default is None else parse(env, default)
+    # A dataclass field; typed as its value so each declaration's type is checked.
+    return cast(T, field(default=value, repr=not secret, metadata={_DECLARED: declared}))
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything hookbird can be told, with safe defaults. Build it with :meth:`from_env`."""
 
-    redis_url: str | None = None
-    webhook_token: str | None = field(default=None, repr=False)
-    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
-    require_signature: bool = False
-    max_body_bytes: int = 1024 * 1024
-    body_timeout: float = 10.0
-    header_timeout: float = 10.0
-    idle_timeout: float = 5.0
-    max_header_bytes: int = 16 * 1024
-    max_headers: int = 100
-    max_connections: int = 800
-    signature_tolerance: int = 300
-    dedup_ttl: int = 7 * 24 * 3600
-    event_retention: int = 7 * 24 * 3600
-    queue: str = "hookbird"
-    redis_timeout: float = 2.0
-    retry_after: int = 30
-    subscription_cache_ttl: float = 5.0
-    log_level: str = "info"
-    log_each_push: bool = False
-    log_format: str = "auto"
-    data_dir: Path = Path(".hookbird")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    moneybird_api_token: str | None = field(default=None, repr=False)
-    moneybird_api_url: str = "https://moneybird.com/api/v2"
-    secret_key: str | None = field(default=None, repr=False)
-    rate_limit: int = 150
-    reports_rate_limit: int = 50
-    rate_window: float = 300.0
-    rate_margin: float = 0.25
-    rate_slack: float = 1.0
-    rate_scope: str = "credential"
-    api_timeout: float = 30.0
-    api_retries: int = 3
-    oauth_client_id: str | None = None
-    oauth_client_secret: str | None = field(default=None, repr=False)
-    oauth_redirect_uri: str = "urn:ietf:wg:oauth:2.0:oob"
-    oauth_scopes: tuple[str, ...] = ("sales_invoices", "documents", "settings")
-    oauth_url: str = "https://moneybird.com/oauth"
-    handlers: tuple[str, ...] = ()
+    redis_url: str | None = setting(
+        "REDIS_URL",
+        default=None,
+        parse=_text,
+        doc=(
+            "Redis to use. Unset: `hookbird dev` starts a private Redis under "
+            "HOOKBIRD_DATA_DIR; `serve` and `worker` refuse to start."
+        ),
+        section=Section.REDIS,
+        example="redis://:change-me@redis.internal:6379/0",
+    )
+    webhook_token: str | None = setting(
+        "HOOKBIRD_WEBHOOK_TOKEN",
+        default=None,
+        parse=_text,
+        doc=(
+            "Single-webhook mode: the `webhook_token` every push must carry. A master key for "
+            "webhooks not in the store (see docs/security.md); the examples' `change-me` is "
+            "refused."
+        ),
+        section=Section.RECEIVING,
+        example="change-me",
+        secret=True,
+    )
+    webhook_secrets: tuple[str, ...] = setting(
+        "HOOKBIRD_WEBHOOK_SECRET",
+        default=None,
+        parse=_list,
+        doc=(
+            "Single-webhook mode: the signing secret(s), comma-separated during rotation. When "
+            "set, `Moneybird-Signature` is required."
+        ),
+        section=Section.RECEIVING,
+        example="change-me-new,change-me-old",
+        secret=True,
+        unset=(),
+    )
+    require_signature: bool = setting(
+        "HOOKBIRD_REQUIRE_SIGNATURE",
+        default="false",
+        parse=_bool,
+        doc=(
+            "Refuse (401) every push without a valid `Moneybird-Signature`, also for stored "
+            "webhooks without a signing secret and for `HOOKBIRD_WEBHOOK_TOKEN` without "
+            "`HOOKBIRD_WEBHOOK_SECRET`."
+        ),
+        section=Section.RECEIVING,
+        example="true",
+    )
+    max_body_bytes: int = setting(
+        "HOOKBIRD_MAX_BODY_BYTES",
+        default="1048576",
+        parse=_int(minimum=1),
+        doc="Largest push body accepted; larger ones get 413.",
+        section=Section.RECEIVING,
+        example="2097152",
+    )
+    body_timeout: float = setting(
+        "HOOKBIRD_BODY_TIMEOUT",
+        default="10",
+        parse=_float(minimum=0.1),
+        doc="Seconds a client may take to send the whole body; slower ones get 408.",
+        section=Section.RECEIVING,
+        example="10",
+    )
+    header_timeout: float = setting(
+        "HOOKBIRD_HEADER_TIMEOUT",
+        default="10",
+        parse=_float(minimum=0.1),
+        doc=(
+            "Seconds a client may take to send a request's head (request line and headers) "
+            "from its first byte; slower ones get 408 and the connection is closed. A push's "
+            "head is a few hundred bytes that arrive in one packet: 10 s is generous for any "
+            "real client and cuts off connections that trickle a header byte at a time."
+        ),
+        section=Section.RECEIVING,
+        example="10",
+    )
+    idle_timeout: float = setting(
+        "HOOKBIRD_IDLE_TIMEOUT",
+        default="5",
+        parse=_float(minimum=0.1),
+        doc=(
+            "Seconds a connection may stay open without a request in progress (before the "
+            "first one and between keep-alive requests) before the receiver closes it. 5 s is "
+            "uvicorn's keep-alive default: pushes come one per connection or in quick "
+            "succession, and an idle socket holds a place under HOOKBIRD_MAX_CONNECTIONS. "
+            "Behind a proxy that keeps upstream connections open, set it above the proxy's "
+            "upstream idle timeout."
+        ),
+        section=Section.RECEIVING,
+        example="75",
+    )
+    max_header_bytes: int = setting(
+        "HOOKBIRD_MAX_HEADER_BYTES",
+        default="16384",
+        parse=_int(minimum=1024),
+        doc=(
+            "Largest request head (request line and headers) accepted; larger ones get 431. 16 "
+            "KiB is what Node.js and uvicorn's h11 allow; a push's head is under 1 KiB."
+        ),
+        section=Section.RECEIVING,
+        example="16384",
+    )
+    max_headers: int = setting(
+        "HOOKBIRD_MAX_HEADERS",
+        default="100",
+        parse=_int(minimum=10),
+        doc="Most header fields a request may carry; more get 431 (Apache's default limit).",
+        section=Section.RECEIVING,
+        example="100",
+    )
+    max_connections: int = setting(
+        "HOOKBIRD_MAX_CONNECTIONS",
+        default="800",
+        parse=_int(minimum=1),
+        doc=(
+            "Open connections the receiver serves at once, per process; past it new "
+            "connections are closed before they are read, and a warning is logged (at most "
+            "every 10 s). 800 stays under the usual limit of 1,024 file descriptors, with room "
+            "for Redis connections and logs; raise it only together with the process's "
+            "descriptor limit (`LimitNOFILE` in the systemd unit)."
+        ),
+        section=Section.RECEIVING,
+        example="3500",
+    )
+    signature_tolerance: int = setting(
+        "HOOKBIRD_SIGNATURE_TOLERANCE",
+        default="300",
+        parse=_int(minimum=1),
+        doc="Seconds the signature timestamp `t` may differ from our clock.",
+        section=Section.RECEIVING,
+        example="300",
+    )
+    dedup_ttl: int = setting(
+        "HOOKBIRD_DEDUP_TTL",
+        default="604800",
+        parse=_int(minimum=60),
+        doc=(
+            "Seconds an Idempotency-Key is remembered (duplicates within it get 200 "
+            "duplicate). At least twice HOOKBIRD_SIGNATURE_TOLERANCE, or signed pushes could "
+            "be replayed."
+        ),
+        section=Section.RECEIVING,
+        example="1209600",
+    )
+    event_retention: int = setting(
+        "HOOKBIRD_EVENT_RETENTION",
+        default="604800",
+        parse=_int(minimum=60),
+        doc="Seconds a stored raw push is kept for `hookbird events` and replay.",
+        section=Section.RECEIVING,
+        example="1209600",
+    )
+    queue: str = setting(
+        "HOOKBIRD_QUEUE",
+        default="hookbird",
+        parse=_text,
+        doc="Name of the RQ queue pushes go to.",
+        section=Section.REDIS,
+        example="hookbird",
+    )
+    redis_timeout: float = setting(
+        "HOOKBIRD_REDIS_TIMEOUT",
+        default="2",
+        parse=_float(minimum=0.01),
+        doc="Seconds to wait for Redis before answering 503.",
+        section=Section.REDIS,
+        example="2",
+    )
+    retry_after: int = setting(
+        "HOOKBIRD_RETRY_AFTER",
+        default="30",
+        parse=_int(minimum=1),
+        doc="Seconds sent in `Retry-After` with a 503.",
+        section=Section.RECEIVING,
+        example="30",
+    )
+    subscription_cache_ttl: float = setting(
+        "HOOKBIRD_SUBSCRIPTION_CACHE_TTL",
+        default="5",
+        parse=_float(),
+        doc="Seconds the receiver caches a webhook subscription read from Redis.",
+        section=Section.RECEIVING,
+        example="5",
+    )
+    log_level: str = setting(
+        "HOOKBIRD_LOG_LEVEL",
+        default="info",
+        parse=_choice_of("debug", "info", "warning", "error"),
+        doc="debug, info, warning or error.",
+        section=Section.LOGGING,
+        example="debug",
+    )
+    log_each_push: bool = setting(
+        "HOOKBIRD_LOG_EACH_PUSH",
+        default="false",
+        parse=_bool,
+        doc=(
+            "Log a line for every stored or duplicate push (on in `hookbird dev`). Off: the "
+            "receiver logs a summary line every 10 s; refused pushes are always logged."
+        ),
+        section=Section.LOGGING,
+        example="true",
+    )
+    log_format: str = setting(
+        "HOOKBIRD_LOG_FORMAT",
+        default="auto",
+        parse=_choice_of("auto", "json", "console"),
+        doc="auto (console on a terminal, JSON otherwise), json or console.",
+        section=Section.LOGGING,
+        example="json",
+    )
+    data_dir: Path = setting(  # noqa: RUF009 (a Path is immutable)
+        "HOOKBIRD_DATA_DIR",
+        default=".hookbird",
+        parse=_path,
+        doc="Where `hookbird dev` keeps its private Redis data (AOF on).",
+        section=Section.REDIS,
+        example="/var/lib/hookbird",
+    )
+    host: str = setting(
+        "HOST",
+        default="127.0.0.1",
+        parse=_text,
+        doc="Address `hookbird serve` listens on.",
+        section=Section.RECEIVING,
+        example="0.0.0.0",
+    )
+    port: int = setting(
+        "PORT",
+        default="8000",
+        parse=_int(minimum=1),
+        doc="Port `hookbird serve` listens on (honoured by the Procfile).",
+        section=Section.RECEIVING,
+        example="8000",
+    )
+    moneybird_api_token: str | None = setting(
+        "MONEYBIRD_API_TOKEN",
+        default=None,
+        parse=_text,
+        doc="Personal API token for single-administration setups.",
+        section=Section.API,
+        example="change-me",
+        secret=True,
+    )
+    moneybird_api_url: str = setting(
+        "MONEYBIRD_API_URL",
+        default="https://moneybird.com/api/v2",
+        parse=_url,
+        doc="Base URL of the Moneybird API (point it elsewhere for tests or staging).",
+        section=Section.API,
+        example="https://moneybird.com/api/v2",
+    )
+    secret_key: str | None = setting(
+        "HOOKBIRD_SECRET_KEY",
+        default=None,
+        parse=_text,
+        doc=(
+            "Fernet key that encrypts what hookbird keeps secret in Redis: OAuth tokens and "
+            "webhook signing secrets. Needed by every process that stores or reads them, the "
+            "receiver included. Comma-separated keys rotate: the first encrypts, any decrypts."
+        ),
+        section=Section.API,
+        example="change-me-new-fernet-key,change-me-old-fernet-key",
+        secret=True,
+    )
+    rate_limit: int = setting(
+        "HOOKBIRD_RATE_LIMIT",
+        default="150",
+        parse=_int(minimum=1),
+        doc="Moneybird requests allowed per HOOKBIRD_RATE_WINDOW, shared by every process.",
+        section=Section.API,
+        example="150",
+    )
+    reports_rate_limit: int = setting(
+        "HOOKBIRD_REPORTS_RATE_LIMIT",
+        default="50",
+        parse=_int(minimum=1),
+        doc=(
+            "Requests to /reports/ allowed per HOOKBIRD_RATE_WINDOW (they count in both budgets)."
+        ),
+        section=Section.API,
+        example="50",
+    )
+    rate_window: float = setting(
+        "HOOKBIRD_RATE_WINDOW",
+        default="300",
+        parse=_float(minimum=0.1),
+        doc="Seconds of Moneybird's rate-limit window.",
+        section=Section.API,
+        example="300",
+    )
+    rate_margin: float = setting(
+        "HOOKBIRD_RATE_MARGIN",
+        default="0.25",
+        parse=_float(),
+        doc="Seconds added to the window so freed slots never reach Moneybird early.",
+        section=Section.API,
+        example="0.25",
+    )
+    rate_slack: float = setting(
+        "HOOKBIRD_RATE_SLACK",
+        default="1",
+        parse=_float(),
+        doc=(
+            "Seconds per window added to the retry time promised to a job that waits more than "
+            "one window, so it still finds its slot when the scheduler runs it a little late."
+        ),
+        section=Section.API,
+        example="1",
+    )
+    rate_scope: str = setting(
+        "HOOKBIRD_RATE_SCOPE",
+        default="credential",
+        parse=_choice_of("credential", "global"),
+        doc="credential (one budget per token, as Moneybird counts) or global (one for all).",
+        section=Section.API,
+        example="global",
+    )
+    api_timeout: float = setting(
+        "HOOKBIRD_API_TIMEOUT",
+        default="30",
+        parse=_float(minimum=0.1),
+        doc="Seconds to wait for a Moneybird answer.",
+        section=Section.API,
+        example="30",
+    )
+    api_retries: int = setting(
+        "HOOKBIRD_API_RETRIES",
+        default="3",
+        parse=_int(),
+        doc="Retries of an idempotent Moneybird call after 5xx, timeout or connection error.",
+        section=Section.API,
+        example="3",
+    )
+    oauth_client_id: str | None = setting(
+        "MONEYBIRD_OAUTH_CLIENT_ID",
+        default=None,
+        parse=_text,
+        doc="OAuth application's client id.",
+        section=Section.OAUTH,
+        example="change-me",
+    )
+    oauth_client_secret: str | None = setting(
+        "MONEYBIRD_OAUTH_CLIENT_SECRET",
+        default=None,
+        parse=_text,
+        doc="OAuth application's client secret.",
+        section=Section.OAUTH,
+        example="change-me",
+        secret=True,
+    )
+    oauth_redirect_uri: str = setting(
+        "MONEYBIRD_OAUTH_REDIRECT_URI",
+        default="urn:ietf:wg:oauth:2.0:oob",
+        parse=_text,
+        doc="Redirect URI registered with the OAuth application.",
+        section=Section.OAUTH,
+        example="https://app.example.com/moneybird/callback",
+    )
+    oauth_scopes: tuple[str, ...] = setting(
+        "MONEYBIRD_OAUTH_SCOPES",
+        default="sales_invoices,documents,settings",
+        parse=_scopes,
+        doc=(
+            "Scopes to ask for, comma-separated (sales_invoices documents estimates bank "
+            "time_entries settings; `settings` is needed to manage webhooks)."
+        ),
+        section=Section.OAUTH,
+        example="sales_invoices,documents,settings",
+    )
+    oauth_url: str = setting(
+        "MONEYBIRD_OAUTH_URL",
+        default="https://moneybird.com/oauth",
+        parse=_url,
+        doc="Base URL of Moneybird's OAuth endpoints (authorize, token).",
+        section=Section.OAUTH,
+        example="https://moneybird.com/oauth",
+    )
+    handlers: tuple[str, ...] = setting(
+        "HOOKBIRD_HANDLERS",
+        default=None,
+        parse=_list,
+        doc="Extra handler modules, comma-separated, each with a `router`.",
+        section=Section.WORKERS,
+        example="crm_sync.handlers,billing.handlers",
+        unset=(),
+    )
     #: True: every installed plugin; False: none; names: only those entry points.
-    entry_points: bool | tuple[str, ...] = True
-    worker_class: str = "simple"
-    max_attempts: int = 8
-    retry_base: float = 60.0
-    shutdown_grace: float = 25.0
-    worker_liveness: float = 30.0
+    entry_points: bool | tuple[str, ...] = setting(
+        "HOOKBIRD_ENTRY_POINTS",
+        default="on",
+        parse=_entry_points,
+        doc=(
+            "on: load every handler plugin installed as a package (entry-point group "
+            "`hookbird.handlers`); off: only HOOKBIRD_HANDLERS; or a comma-separated list of "
+            "entry-point names to load only those (a missing one stops the worker)."
+        ),
+        section=Section.WORKERS,
+        example="off",
+    )
+    worker_class: str = setting(
+        "HOOKBIRD_WORKER_CLASS",
+        default="simple",
+        parse=_choice_of("simple", "fork"),
+        doc=(
+            "simple (one process: keeps the client's connections, fastest) or fork (a child "
+            "per push: a crashing handler cannot take the worker down)."
+        ),
+        section=Section.WORKERS,
+        example="fork",
+    )
+    max_attempts: int = setting(
+        "HOOKBIRD_MAX_ATTEMPTS",
+        default="8",
+        parse=_int(minimum=1),
+        doc="Attempts per handler before a failing push goes to the dead letter.",
+        section=Section.WORKERS,
+        example="8",
+    )
+    retry_base: float = setting(
+        "HOOKBIRD_RETRY_BASE",
+        default="60",
+        parse=_float(minimum=1),
+        doc="Seconds before the first retry; each later wait is 3x longer (±20 % jitter).",
+        section=Section.WORKERS,
+        example="60",
+    )
+    shutdown_grace: float = setting(
+        "HOOKBIRD_SHUTDOWN_GRACE",
+        default="25",
+        parse=_float(),
+        doc="Seconds a stopping worker lets the current push finish before putting it back.",
+        section=Section.WORKERS,
+        example="25",
+    )
+    worker_liveness: float = setting(
+        "HOOKBIRD_WORKER_LIVENESS",
+        default="30",
+        parse=_float(minimum=1),
+        doc=(
+            "Seconds without a heartbeat after which a worker counts as dead and its push runs "
+            "again."
+        ),
+        section=Section.WORKERS,
+        example="30",
+    )
 
     def __post_init__(self) -> None:
         if self.dedup_ttl < 2 * self.signature_tolerance:
@@ -504,26 +685,23 @@ class Settings:
             raw = values.get(setting.env)
             if raw is None or raw.strip() == "":
                 continue
-            parse = _PARSERS.get(setting.attr)
-            kwargs[setting.attr] = parse(setting.env, raw) if parse else raw.strip()
+            kwargs[setting.attr] = setting.parse(setting.env, raw)
         return cls(**kwargs)
 
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret value, so log scrubbing can blank them wherever they appear."""
-        found = [
-            self.webhook_token,
-            self.moneybird_api_token,
-            self.secret_key,
-            self.oauth_client_secret,
-        ]
-        found.extend(self.webhook_secrets)
+        found: list[str | None] = []
+        for setting in FIELDS:
+            if setting.secret:
+                value = getattr(self, setting.attr)
+                found.extend(value if isinstance(value, tuple) else [value])
         return tuple(s for s in found if s)
 
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with some values changed (tests and the CLI's flags use this)."""
-        current = {f.name: getattr(self, f.name) for f in fields(self)}
-        current.update(changes)
-        return Settings(**current)
+
+#: Every variable hookbird reads, in the order ``hookbird config`` lists them.
+FIELDS: tuple[Setting, ...] = tuple(
+    replace(f.metadata[_DECLARED], attr=f.name) for f in fields(Settings)
+)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

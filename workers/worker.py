@@ -43,6 +43,7 @@ from rq import SimpleWorker, Worker
 from rq.worker import BaseWorker
 
 from hookbird.logs import get_logger
+from hookbird.settings import Settings
 from workers import jobs, recovery, running
 from workers.policy import after_crash
 from workers.states import Status
@@ -93,23 +94,31 @@ def _rewrite_rq_retry_lines() -> None:
         rq_job.addFilter(RunAgainLog())
 
 
-class HookbirdMixin:
+class HookbirdMixin(BaseWorker):
     """Grace period, liveness beat and recovery, shared by both worker classes."""
 
-    shutdown_grace: float = 25.0
-    liveness: float = 30.0
-    max_attempts: int = 8
+    shutdown_grace: float
+    liveness: float
+    max_attempts: int
     _beat_thread: threading.Thread | None = None
     _beat_stop: threading.Event | None = None
     _grace_timer: threading.Timer | None = None
 
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        """RQ's constructor, plus the settings to run by (hookbird's defaults without them)."""
+        settings = settings if settings is not None else Settings()
+        self.shutdown_grace = settings.shutdown_grace
+        self.liveness = settings.worker_liveness
+        self.max_attempts = settings.max_attempts
+        super().__init__(*args, **kwargs)
+
     # -- liveness -------------------------------------------------------------------
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         _rewrite_rq_retry_lines()
-        super().bootstrap(*args, **kwargs)  # type: ignore[misc]
-        conn = self.connection  # type: ignore[attr-defined]
-        conn.set(recovery.alive_key(self.name), os.getpid(), px=int(self.liveness * 1000))  # type: ignore[attr-defined]
-        conn.sadd(recovery.WORKERS, self.name)  # type: ignore[attr-defined]
+        super().bootstrap(*args, **kwargs)
+        conn = self.connection
+        conn.set(recovery.alive_key(self.name), os.getpid(), px=int(self.liveness * 1000))
+        conn.sadd(recovery.WORKERS, self.name)
         self._beat_stop = threading.Event()
         self._beat_thread = threading.Thread(
             target=self._beat, name="hookbird-liveness", daemon=True
@@ -118,16 +127,16 @@ class HookbirdMixin:
 
     def _beat(self) -> None:
         assert self._beat_stop is not None
-        conn = self.connection  # type: ignore[attr-defined]
-        key = recovery.alive_key(self.name)  # type: ignore[attr-defined]
+        conn = self.connection
+        key = recovery.alive_key(self.name)
         interval = self.liveness / 3
         while not self._beat_stop.is_set():
             try:
                 with conn.pipeline(transaction=False) as pipe:
                     pipe.set(key, os.getpid(), px=int(self.liveness * 1000))
-                    pipe.sadd(recovery.WORKERS, self.name)  # type: ignore[attr-defined]
+                    pipe.sadd(recovery.WORKERS, self.name)
                     pipe.execute()
-                for queue in self.queues:  # type: ignore[attr-defined]
+                for queue in self.queues:
                     recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
             except Exception as exc:  # Redis blips must not kill the beat
                 log.warning("liveness beat failed", error=f"{type(exc).__name__}: {exc}")
@@ -135,9 +144,9 @@ class HookbirdMixin:
 
     def clean_registries(self) -> None:
         # Rescue pushes of dead workers before RQ's own cleanup calls them abandoned.
-        for queue in self.queues:  # type: ignore[attr-defined]
-            recovery.reap(self.connection, queue.name, max_attempts=self.max_attempts)  # type: ignore[attr-defined]
-        super().clean_registries()  # type: ignore[misc]
+        for queue in self.queues:
+            recovery.reap(self.connection, queue.name, max_attempts=self.max_attempts)
+        super().clean_registries()
 
     def teardown(self) -> None:
         if self._beat_stop is not None:
@@ -151,15 +160,15 @@ class HookbirdMixin:
         # the pool with BLPOP still blocking on the server, and the commands below would
         # queue behind it for minutes. Idle pooled connections go; those in use stay.
         with contextlib.suppress(redis.RedisError, OSError):
-            self.connection.connection_pool.disconnect(inuse_connections=False)  # type: ignore[attr-defined]
+            self.connection.connection_pool.disconnect(inuse_connections=False)
         if self._grace_timer is not None:
             self._grace_timer.cancel()
-        super().teardown()  # type: ignore[misc]
-        conn = self.connection  # type: ignore[attr-defined]
+        super().teardown()
+        conn = self.connection
         # Only the liveness key goes: the worker stays listed in recovery.WORKERS until
         # the next reap, so a push it leaves "started" (it quit on an error, e.g. Redis
         # restarting mid-push) is run again rather than left for RQ to dead-letter.
-        conn.delete(recovery.alive_key(self.name))  # type: ignore[attr-defined]
+        conn.delete(recovery.alive_key(self.name))
 
     # -- RQ's command channel (see the module docstring) ----------------------------
     _commands: threading.Thread | None = None
@@ -167,10 +176,10 @@ class HookbirdMixin:
 
     def subscribe(self) -> None:
         if not _RQ_COMMAND_CHANNEL:
-            super().subscribe()  # type: ignore[misc]
+            super().subscribe()
             return
-        pubsub = self.connection.pubsub()  # type: ignore[attr-defined]
-        pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
+        pubsub = self.connection.pubsub()
+        pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
         self.pubsub = pubsub
         self._commands_stop = threading.Event()
         self._commands = threading.Thread(
@@ -196,8 +205,8 @@ class HookbirdMixin:
 
     def unsubscribe(self) -> None:
         thread, stop, pubsub = self._commands, self._commands_stop, self.pubsub
-        if thread is None or stop is None:
-            super().unsubscribe()  # type: ignore[misc]
+        if thread is None or stop is None or pubsub is None:
+            super().unsubscribe()
             return
         self._commands = None
         stop.set()  # first, so the reply to UNSUBSCRIBE ends the thread's wait
@@ -210,8 +219,8 @@ class HookbirdMixin:
     # -- waking parked pushes ---------------------------------------------------------
     def handle_job_retry(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> None:
         """After RQ has scheduled a parked push: if its turn came meanwhile, queue it now."""
-        super().handle_job_retry(job, queue, *args, **kwargs)  # type: ignore[misc]
-        conn = self.connection  # type: ignore[attr-defined]
+        super().handle_job_retry(job, queue, *args, **kwargs)
+        conn = self.connection
         if conn.delete(wake_key(job.id)) and conn.zrem(queue.scheduled_job_registry.key, job.id):
             queue.enqueue_job(job, at_front=True)
 
@@ -226,21 +235,21 @@ class HookbirdMixin:
         round trips per push that only push an expiry minutes ahead. A call is skipped
         when one sent less than a second ago already reaches as far.
         """
-        timeout = timeout or self.worker_ttl + 60  # type: ignore[attr-defined]
+        timeout = timeout or self.worker_ttl + 60
         now = time.monotonic()
         if pipeline is not None:
-            super().heartbeat(timeout, pipeline=pipeline)  # type: ignore[misc]
+            super().heartbeat(timeout, pipeline=pipeline)
         elif now - self._rq_beat_at < 1.0 and self._rq_beat_until >= now + timeout - 1.0:
             return
         else:
-            with self.connection.pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
-                super().heartbeat(timeout, pipeline=pipe)  # type: ignore[misc]
+            with self.connection.pipeline(transaction=False) as pipe:
+                super().heartbeat(timeout, pipeline=pipe)
                 pipe.execute()
         self._rq_beat_at, self._rq_beat_until = now, now + timeout
 
     # -- graceful stop ----------------------------------------------------------------
     def handle_warm_shutdown_request(self) -> None:
-        super().handle_warm_shutdown_request()  # type: ignore[misc]
+        super().handle_warm_shutdown_request()
         if self._grace_timer is None:
             self._grace_timer = threading.Timer(self.shutdown_grace, self._grace_over)
             self._grace_timer.daemon = True
@@ -258,7 +267,7 @@ class HookbirdSimpleWorker(HookbirdMixin, SimpleWorker):
     """Runs pushes in this process (see the module docstring for why it is the default)."""
 
     def _install_signal_handlers(self) -> None:
-        super()._install_signal_handlers()  # type: ignore[no-untyped-call]
+        super()._install_signal_handlers()
         signal.signal(GRACE_SIGNAL, _on_grace_signal)
 
     def _interrupt_running(self) -> None:
@@ -271,7 +280,7 @@ class HookbirdForkWorker(HookbirdMixin, Worker):
     """Runs each push in a child process."""
 
     def setup_work_horse_signals(self) -> None:
-        super().setup_work_horse_signals()  # type: ignore[no-untyped-call]
+        super().setup_work_horse_signals()
         signal.signal(GRACE_SIGNAL, _on_grace_signal)
 
     def _interrupt_running(self) -> None:
@@ -282,7 +291,7 @@ class HookbirdForkWorker(HookbirdMixin, Worker):
 
     def handle_work_horse_killed(self, job: Any, retpid: Any, ret_val: Any, rusage: Any) -> None:
         """The child died mid-push (SIGKILL, segfault): run the push again, up to a limit."""
-        super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
         conn = self.connection
         crashes = int(conn.hincrby(state_key(job.id), "crashes", 1))
         entity = jobs.entity_of(conn, job)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.webhook_token:
             changes["webhook_token"] = dev_token(settings.data_dir)
             token_note = f" (kept in {settings.data_dir / devstate.TOKEN_FILE})"
-        settings = settings.replace(**changes)
+        settings = replace(settings, **changes)
         configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
         base = f"http://{host}:{port}"
         redis_url = settings.redis_url or ""

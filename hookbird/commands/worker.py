@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -20,7 +21,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     settings.refuse_placeholders()
     if args.worker_class:
-        settings = settings.replace(worker_class=args.worker_class)
+        settings = replace(settings, worker_class=args.worker_class)
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     redis_client(settings).close()  # fail early, with a clear message, if Redis is not there
     assert settings.redis_url
@@ -30,11 +31,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     rt = runtime.build_runtime(settings, router=router, connection=connection)
     runtime.install(rt)
     names = args.queue or [settings.queue]
-    cls: Any = WORKER_CLASSES[settings.worker_class]
-    worker = cls([Queue(n, connection=connection) for n in names], connection=connection)
-    worker.shutdown_grace = settings.shutdown_grace
-    worker.liveness = settings.worker_liveness
-    worker.max_attempts = settings.max_attempts
+    cls = WORKER_CLASSES[settings.worker_class]
+    queues = [Queue(n, connection=connection) for n in names]
+    worker = cls(queues, connection=connection, settings=settings)
     log = get_logger("hookbird.worker")
     log.info(
         "worker starting",

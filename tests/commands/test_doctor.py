@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from email.utils import formatdate
 from pathlib import Path
 
@@ -289,7 +290,7 @@ def test_single_webhook_token_counts_as_stored(
     base = Settings(redis_url=redis_url, moneybird_api_token=TOKEN, moneybird_api_url=fake.api_url)
     with Client(base, redis=redis_client) as api:
         hook = api.administration(ADMINISTRATION).webhooks.create("http://127.0.0.1:9/h", [])
-    settings = base.replace(webhook_token=hook["token"])
+    settings = replace(base, webhook_token=hook["token"])
     checks = list(check_moneybird(redis_client, settings))
     assert statuses(checks, f"webhook {hook['id']}") == [OK]
 

@@ -6,11 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
 
-from hookbird.settings import FIELDS, Settings, SettingsError, read_dotenv
+from hookbird.settings import FIELDS, Setting, Settings, SettingsError, read_dotenv
 
 
 def test_defaults_are_safe() -> None:
@@ -161,3 +163,38 @@ def test_serve_worker_and_dev_refuse_the_placeholder_token(command: str, tmp_pat
     assert "HOOKBIRD_WEBHOOK_TOKEN is still the placeholder 'change-me'" in err
     assert "secrets.token_urlsafe(32)" in err
     assert not (tmp_path / ".hookbird").exists()  # dev stopped before making anything
+
+
+def admits(hint: Any, value: object) -> bool:
+    """Whether ``value`` has the annotated type (in the shapes Settings' annotations take)."""
+    if isinstance(hint, types.UnionType):
+        return any(admits(arg, value) for arg in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if get_origin(hint) is tuple:
+        item = get_args(hint)[0]
+        return isinstance(value, tuple) and all(isinstance(part, item) for part in value)
+    if hint in (int, float):
+        return type(value) is hint  # not a bool for an int, not an int for a float
+    return isinstance(value, hint)
+
+
+@pytest.mark.parametrize("setting", FIELDS, ids=lambda s: s.env)
+def test_each_declared_default_and_example_parse_to_the_fields_type(setting: Setting) -> None:
+    """The default (or unset value) and the parsed example fit the annotation; the default
+    text set explicitly changes nothing."""
+    hint = get_type_hints(Settings)[setting.attr]
+    assert admits(hint, getattr(Settings(), setting.attr))
+    example = Settings.from_env({setting.env: setting.example}, dotenv=None)
+    assert admits(hint, getattr(example, setting.attr))
+    if setting.default is not None:
+        assert Settings.from_env({setting.env: setting.default}, dotenv=None) == Settings()
+
+
+@pytest.mark.parametrize("setting", [s for s in FIELDS if s.secret], ids=lambda s: s.env)
+def test_a_setting_declared_secret_never_shows_in_repr(setting: Setting) -> None:
+    """Whatever a secret variable holds is blanked in logs and left out of repr(settings)."""
+    value = "value-of-a-secret-0123456789"
+    settings = Settings.from_env({setting.env: value}, dotenv=None)
+    assert value in settings.secrets()
+    assert value not in repr(settings)

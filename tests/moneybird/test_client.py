@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import httpx2
 import pytest
@@ -193,7 +194,7 @@ def test_server_429_raises_rate_limited_with_epoch_retry_at(
                 f"{strict.api_url}/administrations.json",
                 headers={"Authorization": f"Bearer {TOKEN}"},
             )
-        local = settings.replace(moneybird_api_url=strict.api_url)
+        local = replace(settings, moneybird_api_url=strict.api_url)
         contacts = Client.for_worker(local, redis_client).administration(admin_id).contacts
         with pytest.raises(errors.RateLimited) as caught:
             contacts.sync()
@@ -216,7 +217,7 @@ def test_remaining_zero_holds_the_budget_until_reset(
 ) -> None:
     """RateLimit-Remaining: 0 with a reset time stops the next call before it is sent."""
     with FakeMoneybird(limit=2, window=60).serve() as strict:
-        local = settings.replace(moneybird_api_url=strict.api_url)
+        local = replace(settings, moneybird_api_url=strict.api_url)
         contacts = Client.for_worker(local, redis_client).administration(admin_id).contacts
         contacts.sync()
         contacts.sync()

@@ -6,13 +6,16 @@ import json
 
 import pytest
 import redis
+from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from hookbird.settings import Settings
 from hookbird.stored import pack_push, unpack_push
 from tests.workers.conftest import Pusher, Workers, calls, run_cli, wait_for
-from workers import admin
+from workers import admin, recovery
 from workers.store import state_key
+from workers.worker import HookbirdForkWorker, HookbirdMixin, HookbirdSimpleWorker
 
 pytestmark = pytest.mark.slow
 
@@ -248,3 +251,27 @@ def test_pushes_stored_as_hashes_by_an_older_receiver_are_still_handled(
     assert row is not None
     assert (row.action, row.entity_id) == ("contact_created", "321")
     assert admin.raw_push(redis_client, first)["body"]["entity_id"] == "321"
+
+
+@pytest.mark.parametrize("cls", [HookbirdSimpleWorker, HookbirdForkWorker])
+def test_a_worker_runs_by_the_settings_it_is_built_with(
+    cls: type[HookbirdMixin], redis_client: redis.Redis
+) -> None:
+    """Settings go to the constructor; without them (RQ's own constructor call) the defaults."""
+    queue = Queue("hookbird", connection=redis_client)
+    given = Settings(worker_liveness=7, shutdown_grace=3, max_attempts=2)
+    worker = cls([queue], connection=redis_client, settings=given)
+    assert (worker.liveness, worker.shutdown_grace, worker.max_attempts) == (7, 3, 2)
+    worker.bootstrap()
+    try:
+        assert 0 < redis_client.pttl(recovery.alive_key(worker.name)) <= 7000
+    finally:
+        worker.teardown()
+    found = cls.find_by_key(worker.key, connection=redis_client)  # how RQ builds one
+    assert isinstance(found, cls)
+    defaults = Settings()
+    assert (found.liveness, found.shutdown_grace, found.max_attempts) == (
+        defaults.worker_liveness,
+        defaults.shutdown_grace,
+        defaults.max_attempts,
+    )

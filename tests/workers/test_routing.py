@@ -101,3 +101,46 @@ def test_unknown_event_names_warn_with_a_suggestion() -> None:
         warnings.simplefilter("error")
         router.on("sales_invoice")(paid)
     assert names(router, "sales_invoice_creatd") == ["paid"]
+
+
+def test_on_returns_the_function_it_decorates() -> None:
+    """``@router.on(...)`` leaves the module's name bound to the handler itself."""
+    router = Router()
+    assert router.on("contact")(any_contact) is any_contact
+
+
+def test_an_empty_pattern_is_refused() -> None:
+    """A route with no event name, group or ``*`` raises instead of matching everything."""
+    router = Router()
+    with pytest.raises(RoutingError, match="needs an event name"):
+        router.on("")(paid)
+    with pytest.raises(RoutingError):
+        router.add("", paid)
+    assert len(router) == 0
+
+
+def test_add_registers_for_every_version_by_default() -> None:
+    """``add()`` without ``latest_only`` gives a handler that sees every version, as
+    ``on()`` does."""
+    router = Router()
+    router.add("contact", any_contact)
+    router.on("sales_invoice")(paid)
+    assert [h.latest_only for h in router.handlers_for("contact_changed")] == [False]
+    assert [h.latest_only for h in router.handlers_for("sales_invoice_created")] == [False]
+
+
+def test_routes_describe_themselves_and_count() -> None:
+    """``describe()`` is what ``hookbird handlers`` prints; ``len()`` counts routes, and
+    composing the same router twice adds nothing."""
+    router = Router()
+    router.on("contact", entity_type="Contact", latest_only=True)(any_contact)
+    router.on("sales_invoice")(paid)
+    router.on("*")(everything)
+    assert [r.describe() for r in router] == [
+        "contact [Contact] latest-only",
+        "sales_invoice",
+        "*",
+    ]
+    assert len(router) == 3
+    assert len(Router(router, router)) == 3
+    assert [r.name for r in router.routes] == [r.name for r in router]

@@ -148,3 +148,11 @@ def test_a_push_never_shows_its_token() -> None:
     push = parse_push(body(webhook_id="1", webhook_token="s3cret-token", entity_id="2"))
     assert "s3cret-token" not in repr(push)
     assert "entity_id='2'" in repr(push)
+
+
+@pytest.mark.parametrize("field", ["action", "entity_type", "state"])
+def test_names_of_200_characters_pass_and_201_are_refused(field: str) -> None:
+    """``action``, ``entity_type`` and ``state`` may be 200 characters long, not 201."""
+    assert getattr(parse_push(body(**{field: "a" * 200})), field) == "a" * 200
+    with pytest.raises(MalformedPush, match=field):
+        parse_push(body(**{field: "a" * 201}))

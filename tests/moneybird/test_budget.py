@@ -48,6 +48,15 @@ class Clock:
         return self.now
 
 
+def test_the_defaults_are_moneybirds_limits() -> None:
+    """150 requests per 5 minutes, 50 for reports; a quarter second of margin, a second
+    of slack per window."""
+    assert BudgetConfig() == BudgetConfig(
+        limit=150, reports_limit=50, window=300.0, margin=0.25, slack=1.0
+    )
+    assert [b.limit for b in BudgetConfig().buckets("/1/reports/tax.json")] == [150, 50]
+
+
 def test_grants_up_to_the_limit_then_names_when_a_slot_frees(redis_client: redis.Redis) -> None:
     """N slots per window; the N+1th is refused with the time the oldest slot expires."""
     budget = RedisBudget(redis_client, BudgetConfig(limit=3, window=10, margin=0))

@@ -94,6 +94,6 @@ def test_a_run_kills_what_the_tests_notice_and_lists_the_rest(tmp_path: Path) ->
     )
     assert result.returncode == 1, result.stdout + result.stderr
     table = [line.split() for line in result.stdout.splitlines() if line.startswith("pkg/")]
-    assert ["pkg/mod.py", "3", "2", "0", "1"] in table
-    assert "  pkg/mod.py:1  3 -> 4" in result.stdout.splitlines()
+    assert ["pkg/mod.py", "3", "2", "0", "0", "1"] in table  # tried killed ... survived
+    assert "  pkg/mod.py:1  3 -> 4    UNUSED = 3" in result.stdout.splitlines()
     assert (tmp_path / "pkg" / "mod.py").read_text() == module

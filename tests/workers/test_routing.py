@@ -144,3 +144,25 @@ def test_routes_describe_themselves_and_count() -> None:
     assert len(router) == 3
     assert len(Router(router, router)) == 3
     assert [r.name for r in router.routes] == [r.name for r in router]
+
+
+def test_included_routes_keep_where_they_came_from() -> None:
+    """``include(router, source=…)`` labels its handlers; composing again keeps the label
+    the first router had, and a second label does not replace the first."""
+    crm = Router()
+    crm.on("contact")(any_contact)
+    plugins = Router()
+    plugins.include(crm, source="entry point crm")
+    assert plugins.sources == {handler_name(any_contact): "entry point crm"}
+    root = Router(plugins)
+    root.include(crm, source="HOOKBIRD_HANDLERS")
+    assert root.sources == {handler_name(any_contact): "entry point crm"}
+    assert Router(crm).sources == {}
+
+
+def test_an_unknown_event_warning_points_at_the_line_that_registered_it() -> None:
+    """The warning names the handler author's file, not hookbird's."""
+    router = Router()
+    with pytest.warns(UnknownEventWarning) as caught:
+        router.on("sales_invoice_creatd")(paid)
+    assert caught[0].filename == __file__

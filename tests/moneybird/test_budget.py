@@ -38,6 +38,12 @@ def wait_until(moment: float) -> None:
         time.sleep(left)
 
 
+def redis_ms(client: redis.Redis) -> int:
+    """Redis's clock in milliseconds, as the budget's scripts read it."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 class Clock:
     """Epoch seconds that move only when the test says so."""
 
@@ -288,6 +294,29 @@ def test_remaining_counts_slots_without_taking_one(redis_client: redis.Redis) ->
     assert local.remaining("k", "/1/reports/tax.json") == 1
 
 
+def test_remaining_is_the_tightest_bucket_even_when_the_first_is_spent(
+    redis_client: redis.Redis,
+) -> None:
+    """The general budget spent, the reports one not: a report has no slot left."""
+    budget = RedisBudget(redis_client, BudgetConfig(limit=2, reports_limit=5, window=10))
+    assert budget.acquire("k", "/1/contacts.json") is None
+    assert budget.acquire("k", "/1/contacts.json") is None
+    assert budget.remaining("k", "/1/reports/tax.json") == 0
+
+
+def test_remaining_counts_a_slot_back_once_it_leaves_the_window(
+    redis_client: redis.Redis,
+) -> None:
+    """Milliseconds after ``window + margin`` on Redis's clock, the slot is free again."""
+    budget = RedisBudget(redis_client, BudgetConfig(limit=2, window=0.2, margin=0.05))
+    assert budget.acquire("k", "/p") is None
+    taken = redis_ms(redis_client)  # at or after the slot's time
+    assert budget.remaining("k", "/p") == 1
+    while redis_ms(redis_client) < taken + 250 + 3:
+        time.sleep(0.001)
+    assert budget.remaining("k", "/p") == 2
+
+
 def test_remaining_zero_is_ignored_when_our_count_agrees(
     settings: Settings, redis_client: redis.Redis, admin_id: str
 ) -> None:
@@ -299,11 +328,6 @@ def test_remaining_zero_is_ignored_when_our_count_agrees(
         client.administration(admin_id).contacts.sync()
         client.administration(admin_id).contacts.sync()
         assert not redis_client.keys("hookbird:rate:*:hold")
-
-
-def redis_ms(client: redis.Redis) -> int:
-    seconds, micros = client.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def scores(client: redis.Redis, key: str) -> list[int]:

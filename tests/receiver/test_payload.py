@@ -111,6 +111,13 @@ def test_nesting_past_the_limit_is_refused(depth: int) -> None:
         parse_push(nested(depth))
 
 
+def test_the_nesting_limit_is_64_levels() -> None:
+    """64 levels parse, 65 do not (a Moneybird push is a handful deep)."""
+    assert parse_push(nested(64)).action == "x"
+    with pytest.raises(MalformedPush, match="nested deeper than 64 levels"):
+        parse_push(nested(65))
+
+
 def test_nesting_up_to_the_limit_is_accepted() -> None:
     """Exactly MAX_DEPTH levels, and many shallow containers (the walk's trigger), parse."""
     assert parse_push(nested(MAX_DEPTH)).action == "x"

@@ -150,6 +150,14 @@ def test_normalise_id_bounds() -> None:
         normalise_id("١٢", "x", required=True)  # non-ASCII digits
 
 
+def test_an_id_string_may_be_20_characters_not_21() -> None:
+    """Leading zeros are read up to 20 characters; a longer string is refused before any
+    conversion, whatever its value."""
+    assert normalise_id("0" * 18 + "42", "x", required=True) == "42"
+    with pytest.raises(MalformedPush, match="must be an ID"):
+        normalise_id("0" * 19 + "42", "x", required=True)
+
+
 def test_a_push_never_shows_its_token() -> None:
     """A Push that ends up in a log line or a traceback does not carry the token along."""
     push = parse_push(body(webhook_id="1", webhook_token="s3cret-token", entity_id="2"))

@@ -9,6 +9,7 @@ in-process budget runs on a clock the tests move by hand.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 import redis
@@ -228,7 +229,7 @@ def test_worker_client_raises_before_sending_when_out_of_budget(
     fake: FakeMoneybird, settings: Settings, redis_client: redis.Redis, admin_id: str
 ) -> None:
     """In a worker, a spent budget raises RateLimited(retry_at) and sends nothing."""
-    tight = settings.replace(rate_limit=3, rate_window=30.0)
+    tight = replace(settings, rate_limit=3, rate_window=30.0)
     slept: list[float] = []
     first = Client.for_worker(tight, redis_client, sleep=slept.append).administration(admin_id)
     second = Client.for_worker(tight, redis_client, sleep=slept.append)  # another process
@@ -253,12 +254,12 @@ def test_global_scope_shares_one_budget_between_tokens(
 ) -> None:
     """HOOKBIRD_RATE_SCOPE=global: different tokens draw from one budget."""
     fake.tokens.add("fake-second-token-0123456789")
-    one = settings.replace(rate_limit=1, rate_scope="global")
+    one = replace(settings, rate_limit=1, rate_scope="global")
     before = time.time()
     Client.for_worker(one, redis_client).administrations()
     taken = time.time()
     other = Client.for_worker(
-        one.replace(moneybird_api_token="fake-second-token-0123456789"), redis_client
+        replace(one, moneybird_api_token="fake-second-token-0123456789"), redis_client
     )
     asked = time.time()
     with pytest.raises(errors.RateLimited) as caught:
@@ -274,7 +275,7 @@ def test_cli_client_waits_for_a_slot_and_says_so(
 ) -> None:
     """on_budget="wait" sleeps until a slot frees, telling on_wait how long."""
     waits: list[tuple[float, float]] = []
-    tight = settings.replace(rate_limit=2, rate_window=0.5, rate_margin=0.05)
+    tight = replace(settings, rate_limit=2, rate_window=0.5, rate_margin=0.05)
     client = Client(
         tight,
         redis=redis_client,
@@ -335,7 +336,7 @@ def test_remaining_zero_is_ignored_when_our_count_agrees(
     """Remaining: 0 on the last slot we counted ourselves adds no hold (no whole-second
     rounding on top of the window)."""
     with FakeMoneybird(limit=2, window=60).serve() as strict:
-        local = settings.replace(moneybird_api_url=strict.api_url, rate_limit=2, rate_window=1.0)
+        local = replace(settings, moneybird_api_url=strict.api_url, rate_limit=2, rate_window=1.0)
         client = Client.for_worker(local, redis_client)
         client.administration(admin_id).contacts.sync()
         client.administration(admin_id).contacts.sync()

@@ -72,6 +72,8 @@ def test_test_webhook_takes_its_token_from_token() -> None:
         (b'{"action": "x", "administration_id": -1}', "out of range"),
         (b'{"action": "x", "administration_id": 18446744073709551616}', "out of range"),
         (b'{"action": "x", "administration_id": 1.5}', "must be an ID"),
+        (b'{"action": "x", "administration_id": 0.0}', "must be an ID"),
+        (b'{"action": "x", "administration_id": 18446744073709551616.0}', "out of range"),
         (b'{"action": "x", "administration_id": "1", "entity": [1]}', "entity must be"),
         (b'{"action": "x", "administration_id": "1", "webhook_token": 7}', "webhook_token"),
         (b'{"action": "x", "administration_id": "1", "entity_type": {}}', "entity_type"),

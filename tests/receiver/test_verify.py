@@ -10,6 +10,7 @@ import pytest
 from hookbird.subscriptions import token_digest
 from receiver.verify import (
     Credentials,
+    Signature,
     VerificationFailure,
     authenticate,
     parse_signature,
@@ -233,3 +234,24 @@ def test_credentials_never_show_their_token_digest_or_secrets() -> None:
         assert "whsec-older-secret" not in text
         assert "administration_id='1'" in text
         assert "subscription" in text
+
+
+def test_authenticate_returns_the_verified_signature_or_none() -> None:
+    """A signed push gives back its parsed signature (the receiver dedups on it); a webhook
+    without a secret gives None, and does not need one unless asked to."""
+    good = hmac_hex(SECRET, NOW, BODY)
+
+    def run(header: str | None, credentials: Credentials) -> Signature | None:
+        return authenticate(
+            body=BODY,
+            administration_id="1",
+            presented_token="right-token",
+            signature_header=header,
+            credentials=credentials,
+            now=NOW,
+            tolerance=300,
+        )
+
+    signed = run(f"t={NOW},v1={good}", creds(secrets=(SECRET,)))
+    assert signed == Signature(timestamp=NOW, v1=(good,))
+    assert run(None, creds()) is None

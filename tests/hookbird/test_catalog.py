@@ -49,3 +49,13 @@ def test_is_known_means_an_official_event_or_group_or_star() -> None:
     assert "sales_invoice" not in catalog.events()
     assert not catalog.is_known("sales_invoice_creatd")
     assert not catalog.is_known("")
+
+
+def test_suggest_offers_three_names_and_groups_unless_told_not_to() -> None:
+    """Three suggestions by default; the words typed in another order find the group they
+    name, which a push's action (``with_groups=False``) is never offered."""
+    assert len(catalog.suggest("invoice_paid")) == 3
+    assert catalog.suggest("invoice_sales")[0] == "sales_invoice"
+    offered = catalog.suggest("invoice_sales", with_groups=False)
+    assert offered
+    assert not set(offered) & set(catalog.groups())

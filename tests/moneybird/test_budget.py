@@ -123,7 +123,7 @@ def test_refused_request_takes_no_slot(redis_client: redis.Redis) -> None:
 def test_hold_blocks_until_the_servers_time(redis_client: redis.Redis) -> None:
     """hold() refuses every slot until the given time, then lets them through."""
     budget = RedisBudget(redis_client, BudgetConfig(limit=100, window=10))
-    until = time.time() + 0.3
+    until = time.time() + 1  # long enough to be refused before it ends, even on a slow day
     budget.hold("k", "/p", until)
     before = time.time()
     retry_at = budget.acquire("k", "/p")
@@ -174,10 +174,10 @@ def test_keys_expire_a_second_after_they_stop_mattering(redis_client: redis.Redi
 
 def test_slots_free_again_after_the_window(redis_client: redis.Redis) -> None:
     """Slots older than the window (plus margin) no longer count."""
-    budget = RedisBudget(redis_client, BudgetConfig(limit=2, window=0.2, margin=0.05))
+    budget = RedisBudget(redis_client, BudgetConfig(limit=2, window=1, margin=0.05))
     first = take(budget, "k", "/p")
     assert budget.acquire("k", "/p") is None
-    retry_at = refusal(budget, "k", "/p", oldest=first, span=0.25)
+    retry_at = refusal(budget, "k", "/p", oldest=first, span=1.05)
     wait_until(retry_at)
     assert budget.acquire("k", "/p") is None
 
@@ -275,7 +275,7 @@ def test_cli_client_waits_for_a_slot_and_says_so(
 ) -> None:
     """on_budget="wait" sleeps until a slot frees, telling on_wait how long."""
     waits: list[tuple[float, float]] = []
-    tight = replace(settings, rate_limit=2, rate_window=0.5, rate_margin=0.05)
+    tight = replace(settings, rate_limit=2, rate_window=1.0, rate_margin=0.05)
     client = Client(
         tight,
         redis=redis_client,
@@ -285,11 +285,11 @@ def test_cli_client_waits_for_a_slot_and_says_so(
     before = time.time()
     for _ in range(3):
         client.administration(admin_id).contacts.sync()
-    assert time.time() - before >= 0.55 - ROUNDING  # the third went out once a slot was free
+    assert time.time() - before >= 1.05 - ROUNDING  # the third went out once a slot was free
     assert len(waits) == 1
-    # told to wait until the first slot frees, 0.55 s after it was taken
+    # told to wait until the first slot frees, 1.05 s after it was taken
     seconds, told_at = waits[0]
-    assert before + 0.55 - ROUNDING <= told_at + seconds <= told_at + 0.55 + ROUNDING
+    assert before + 1.05 - ROUNDING <= told_at + seconds <= told_at + 1.05 + ROUNDING
     assert fake.stats["requests"] == 3
     assert fake.stats["rate_limited"] == 0
 
@@ -321,11 +321,11 @@ def test_remaining_counts_a_slot_back_once_it_leaves_the_window(
     redis_client: redis.Redis,
 ) -> None:
     """Milliseconds after ``window + margin`` on Redis's clock, the slot is free again."""
-    budget = RedisBudget(redis_client, BudgetConfig(limit=2, window=0.2, margin=0.05))
+    budget = RedisBudget(redis_client, BudgetConfig(limit=2, window=1, margin=0.05))
     assert budget.acquire("k", "/p") is None
     taken = redis_ms(redis_client)  # at or after the slot's time
     assert budget.remaining("k", "/p") == 1
-    while redis_ms(redis_client) < taken + 250 + 3:
+    while redis_ms(redis_client) < taken + 1050 + 3:
         time.sleep(0.001)
     assert budget.remaining("k", "/p") == 2
 

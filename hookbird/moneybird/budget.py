@@ -31,6 +31,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -190,10 +191,16 @@ class RedisBudget:
 
 
 class LocalBudget:
-    """The same sliding window in this process only: for a client without Redis."""
+    """The same sliding window in this process only: for a client without Redis.
 
-    def __init__(self, config: BudgetConfig | None = None) -> None:
+    ``clock`` (epoch seconds) is this budget's time; tests pass one they move by hand.
+    """
+
+    def __init__(
+        self, config: BudgetConfig | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config or BudgetConfig()
+        self._clock = clock
         self._lock = threading.Lock()
         self._logs: dict[str, deque[float]] = {}
         self._holds: dict[str, float] = {}
@@ -201,7 +208,7 @@ class LocalBudget:
     def acquire(self, key: str, path: str) -> float | None:
         span = self.config.window + self.config.margin
         with self._lock:
-            now = time.time()
+            now = self._clock()
             wait_until = 0.0
             names = [f"{b.name}:{key}" for b in self.config.buckets(path)]
             for bucket, name in zip(self.config.buckets(path), names, strict=True):
@@ -220,7 +227,7 @@ class LocalBudget:
     def remaining(self, key: str, path: str) -> int:
         span = self.config.window + self.config.margin
         with self._lock:
-            now = time.time()
+            now = self._clock()
             return min(
                 b.limit - sum(1 for t in self._logs.get(f"{b.name}:{key}", ()) if t > now - span)
                 for b in self.config.buckets(path)

@@ -507,8 +507,11 @@ def test_summary_line_counts_pushes_by_outcome() -> None:
         await asyncio.sleep(0)  # let it take its first reading
         metrics.pushes["accepted"] += 3
         metrics.pushes["unauthorized"] += 1
-        await asyncio.sleep(0.08)
-        await asyncio.sleep(0.1)  # idle: no second line
+        deadline = time.monotonic() + 10
+        while '"pushes received"' not in buffer.getvalue():  # the next tick logs it
+            assert time.monotonic() < deadline, "no summary line"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.15)  # idle for three intervals: no second line
         task.cancel()
 
     try:

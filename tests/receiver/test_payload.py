@@ -72,6 +72,8 @@ def test_test_webhook_takes_its_token_from_token() -> None:
         (b'{"action": "x", "administration_id": -1}', "out of range"),
         (b'{"action": "x", "administration_id": 18446744073709551616}', "out of range"),
         (b'{"action": "x", "administration_id": 1.5}', "must be an ID"),
+        (b'{"action": "x", "administration_id": 0.0}', "must be an ID"),
+        (b'{"action": "x", "administration_id": 18446744073709551616.0}', "out of range"),
         (b'{"action": "x", "administration_id": "1", "entity": [1]}', "entity must be"),
         (b'{"action": "x", "administration_id": "1", "webhook_token": 7}', "webhook_token"),
         (b'{"action": "x", "administration_id": "1", "entity_type": {}}', "entity_type"),
@@ -111,6 +113,13 @@ def test_nesting_past_the_limit_is_refused(depth: int) -> None:
         parse_push(nested(depth))
 
 
+def test_the_nesting_limit_is_64_levels() -> None:
+    """64 levels parse, 65 do not (a Moneybird push is a handful deep)."""
+    assert parse_push(nested(64)).action == "x"
+    with pytest.raises(MalformedPush, match="nested deeper than 64 levels"):
+        parse_push(nested(65))
+
+
 def test_nesting_up_to_the_limit_is_accepted() -> None:
     """Exactly MAX_DEPTH levels, and many shallow containers (the walk's trigger), parse."""
     assert parse_push(nested(MAX_DEPTH)).action == "x"
@@ -143,8 +152,24 @@ def test_normalise_id_bounds() -> None:
         normalise_id("١٢", "x", required=True)  # non-ASCII digits
 
 
+def test_an_id_string_may_be_20_characters_not_21() -> None:
+    """Leading zeros are read up to 20 characters; a longer string is refused before any
+    conversion, whatever its value."""
+    assert normalise_id("0" * 18 + "42", "x", required=True) == "42"
+    with pytest.raises(MalformedPush, match="must be an ID"):
+        normalise_id("0" * 19 + "42", "x", required=True)
+
+
 def test_a_push_never_shows_its_token() -> None:
     """A Push that ends up in a log line or a traceback does not carry the token along."""
     push = parse_push(body(webhook_id="1", webhook_token="s3cret-token", entity_id="2"))
     assert "s3cret-token" not in repr(push)
     assert "entity_id='2'" in repr(push)
+
+
+@pytest.mark.parametrize("field", ["action", "entity_type", "state"])
+def test_names_of_200_characters_pass_and_201_are_refused(field: str) -> None:
+    """``action``, ``entity_type`` and ``state`` may be 200 characters long, not 201."""
+    assert getattr(parse_push(body(**{field: "a" * 200})), field) == "a" * 200
+    with pytest.raises(MalformedPush, match=field):
+        parse_push(body(**{field: "a" * 201}))

@@ -11,7 +11,6 @@ import io
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -206,6 +205,21 @@ def stored(client: redis.Redis, body: bytes) -> dict[str, Any]:
     return unpack_push(client.get(keys.event_key(event_id)))
 
 
+def held_in_redis(client: redis.Redis) -> bool:
+    """Whether Redis holds a client's command back (a write while CLIENT PAUSE lasts)."""
+    return int(client.info("clients")["blocked_clients"]) > 0
+
+
+def refuses_connections(base: str) -> bool:
+    """Whether the server has stopped listening (the first step of a graceful shutdown)."""
+    host, port = base.removeprefix("http://").split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 @pytest.mark.parametrize("protocol", [ReceiverProtocol])
 def test_a_push_that_arrives_whole_is_answered_without_the_asgi_app(
     receiver: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
@@ -220,6 +234,14 @@ def test_a_push_that_arrives_whole_is_answered_without_the_asgi_app(
         await asgi_endpoint(self, scope, receive, send)
 
     monkeypatch.setattr(PushEndpoint, "__call__", counted)
+    reads: list[bytes] = []
+    read = ReceiverProtocol.data_received
+
+    def counted_read(self: ReceiverProtocol, data: bytes) -> None:
+        reads.append(data)
+        read(self, data)
+
+    monkeypatch.setattr(ReceiverProtocol, "data_received", counted_read)
     whole, split = push_body(entity_id="1"), push_body(entity_id="2")
     with connect(receiver) as connection:
         connection.send(request(whole))
@@ -230,7 +252,7 @@ def test_a_push_that_arrives_whole_is_answered_without_the_asgi_app(
 
         data = request(split)
         connection.send(data[:-100])
-        time.sleep(0.2)
+        wait_for(lambda: b"".join(reads).endswith(data[:-100]), timeout=10, message="a read")
         connection.send(data[-100:])
         status, _, answer = connection.response()
         assert (status, json.loads(answer)["status"]) == (200, "accepted")
@@ -319,10 +341,13 @@ def test_a_client_that_leaves_before_its_answer_still_has_its_push_queued(
 ) -> None:
     """Redis holds the push up while the client hangs up: it is stored all the same,
     and the receiver goes on answering."""
-    redis_client.execute_command("CLIENT", "PAUSE", "500", "WRITE")
-    with connect(receiver) as connection:
-        connection.send(request(push_body(entity_id="101")))
-        time.sleep(0.1)
+    redis_client.execute_command("CLIENT", "PAUSE", "10000", "WRITE")
+    try:
+        with connect(receiver) as connection:
+            connection.send(request(push_body(entity_id="101")))
+            wait_for(lambda: held_in_redis(redis_client), timeout=10, message="Redis to hold it")
+    finally:
+        redis_client.execute_command("CLIENT", "UNPAUSE")
     queue = keys.rq_queue_key("hookbird")
     wait_for(lambda: redis_client.llen(queue), timeout=5, message="the push to be queued")
     assert redis_client.llen(queue) == 1
@@ -371,14 +396,21 @@ def test_a_shutdown_lets_the_answer_to_a_push_in_flight_go_out(
     with ``connection: close`` and only then stops."""
     app = create_app(Settings(redis_url=redis_url, webhook_token=TOKEN))
     with uvicorn_in_thread(app, http=protocol) as (base, server):
-        redis_client.execute_command("CLIENT", "PAUSE", "700", "WRITE")
-        with connect(base) as connection:
-            connection.send(request(push_body()))
-            time.sleep(0.2)
-            server.should_exit = True
-            status, headers, answer = connection.response()
-            assert status == 200
-            assert headers[b"connection"] == b"close"
-            assert connection.closed_by_server()
+        redis_client.execute_command("CLIENT", "PAUSE", "10000", "WRITE")
+        try:
+            with connect(base) as connection:
+                connection.send(request(push_body()))
+                wait_for(
+                    lambda: held_in_redis(redis_client), timeout=10, message="Redis to hold it"
+                )
+                server.should_exit = True
+                wait_for(lambda: refuses_connections(base), timeout=10, message="the shutdown")
+                redis_client.execute_command("CLIENT", "UNPAUSE")
+                status, headers, answer = connection.response()
+                assert status == 200
+                assert headers[b"connection"] == b"close"
+                assert connection.closed_by_server()
+        finally:
+            redis_client.execute_command("CLIENT", "UNPAUSE")
     assert stored(redis_client, answer)["body"] == as_stored(push_body())
     assert not [t for t in threading.enumerate() if t.name.startswith("uvicorn-")]

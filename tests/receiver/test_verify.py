@@ -11,6 +11,7 @@ from hookbird.signing import sign
 from hookbird.subscriptions import token_digest
 from receiver.verify import (
     Credentials,
+    Signature,
     VerificationFailure,
     authenticate,
     parse_signature,
@@ -184,3 +185,73 @@ def test_required_signature_refuses_a_webhook_without_a_secret(source: str) -> N
         check(creds(source=source), require_signature=True)
     header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY)}"
     check(creds(secrets=(SECRET,), source=source), header=header, require_signature=True)
+
+
+def header_of_length(length: int) -> str:
+    """A valid header padded with an unknown scheme to exactly ``length`` characters."""
+    header = f"t={NOW},v1={hmac_hex(SECRET, NOW, BODY)},x="
+    return header + "a" * (length - len(header))
+
+
+def test_a_header_of_4096_characters_is_read_and_4097_refused() -> None:
+    """The header limit is 4096 characters, inclusive."""
+    assert len(header_of_length(4096)) == 4096
+    verify_signature(BODY, header_of_length(4096), (SECRET,), now=NOW, tolerance=300)
+    with pytest.raises(VerificationFailure, match="too long"):
+        parse_signature(header_of_length(4097))
+
+
+def test_t_may_have_12_digits_not_13() -> None:
+    """A ``t`` of 12 digits is an epoch (read, then judged by its age); 13 is refused."""
+    assert parse_signature(f"t={'9' * 12},v1={'a' * 64}").timestamp == 999_999_999_999
+    with pytest.raises(VerificationFailure, match="not an epoch"):
+        parse_signature(f"t=1{'0' * 12},v1={'a' * 64}")
+
+
+def test_sixteen_v1_values_are_read() -> None:
+    """Up to 16 ``v1`` values are compared (the 17th is refused above)."""
+    good = hmac_hex(SECRET, NOW, BODY)
+    header = f"t={NOW}," + ",".join([f"v1={'0' * 64}"] * 15 + [f"v1={good}"])
+    assert len(parse_signature(header).v1) == 16
+    verify_signature(BODY, header, (SECRET,), now=NOW, tolerance=300)
+
+
+def test_a_signature_exactly_at_the_tolerance_is_accepted() -> None:
+    """300 s old or 300 s ahead still passes with a tolerance of 300 s; 301 does not."""
+    for t in (NOW - 300, NOW + 300):
+        verify_signature(
+            BODY, f"t={t},v1={hmac_hex(SECRET, t, BODY)}", (SECRET,), now=NOW, tolerance=300
+        )
+
+
+def test_credentials_never_show_their_token_digest_or_secrets() -> None:
+    """repr() of Credentials (in a log line or a traceback) names neither the token's
+    digest nor any signing secret, but still says which webhook it is for."""
+    credentials = creds(secrets=(SECRET, "whsec-older-secret"), source="subscription")
+    for text in (repr(credentials), str(credentials), f"{credentials!r}"):
+        assert token_digest("right-token") not in text
+        assert SECRET not in text
+        assert "whsec-older-secret" not in text
+        assert "administration_id='1'" in text
+        assert "subscription" in text
+
+
+def test_authenticate_returns_the_verified_signature_or_none() -> None:
+    """A signed push gives back its parsed signature (the receiver dedups on it); a webhook
+    without a secret gives None, and does not need one unless asked to."""
+    good = hmac_hex(SECRET, NOW, BODY)
+
+    def run(header: str | None, credentials: Credentials) -> Signature | None:
+        return authenticate(
+            body=BODY,
+            administration_id="1",
+            presented_token="right-token",
+            signature_header=header,
+            credentials=credentials,
+            now=NOW,
+            tolerance=300,
+        )
+
+    signed = run(f"t={NOW},v1={good}", creds(secrets=(SECRET,)))
+    assert signed == Signature(timestamp=NOW, v1=(good,))
+    assert run(None, creds()) is None

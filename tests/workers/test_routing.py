@@ -101,3 +101,68 @@ def test_unknown_event_names_warn_with_a_suggestion() -> None:
         warnings.simplefilter("error")
         router.on("sales_invoice")(paid)
     assert names(router, "sales_invoice_creatd") == ["paid"]
+
+
+def test_on_returns_the_function_it_decorates() -> None:
+    """``@router.on(...)`` leaves the module's name bound to the handler itself."""
+    router = Router()
+    assert router.on("contact")(any_contact) is any_contact
+
+
+def test_an_empty_pattern_is_refused() -> None:
+    """A route with no event name, group or ``*`` raises instead of matching everything."""
+    router = Router()
+    with pytest.raises(RoutingError, match="needs an event name"):
+        router.on("")(paid)
+    with pytest.raises(RoutingError):
+        router.add("", paid)
+    assert len(router) == 0
+
+
+def test_add_registers_for_every_version_by_default() -> None:
+    """``add()`` without ``latest_only`` gives a handler that sees every version, as
+    ``on()`` does."""
+    router = Router()
+    router.add("contact", any_contact)
+    router.on("sales_invoice")(paid)
+    assert [h.latest_only for h in router.handlers_for("contact_changed")] == [False]
+    assert [h.latest_only for h in router.handlers_for("sales_invoice_created")] == [False]
+
+
+def test_routes_describe_themselves_and_count() -> None:
+    """``describe()`` is what ``hookbird handlers`` prints; ``len()`` counts routes, and
+    composing the same router twice adds nothing."""
+    router = Router()
+    router.on("contact", entity_type="Contact", latest_only=True)(any_contact)
+    router.on("sales_invoice")(paid)
+    router.on("*")(everything)
+    assert [r.describe() for r in router] == [
+        "contact [Contact] latest-only",
+        "sales_invoice",
+        "*",
+    ]
+    assert len(router) == 3
+    assert len(Router(router, router)) == 3
+    assert [r.name for r in router.routes] == [r.name for r in router]
+
+
+def test_included_routes_keep_where_they_came_from() -> None:
+    """``include(router, source=…)`` labels its handlers; composing again keeps the label
+    the first router had, and a second label does not replace the first."""
+    crm = Router()
+    crm.on("contact")(any_contact)
+    plugins = Router()
+    plugins.include(crm, source="entry point crm")
+    assert plugins.sources == {handler_name(any_contact): "entry point crm"}
+    root = Router(plugins)
+    root.include(crm, source="HOOKBIRD_HANDLERS")
+    assert root.sources == {handler_name(any_contact): "entry point crm"}
+    assert Router(crm).sources == {}
+
+
+def test_an_unknown_event_warning_points_at_the_line_that_registered_it() -> None:
+    """The warning names the handler author's file, not hookbird's."""
+    router = Router()
+    with pytest.warns(UnknownEventWarning) as caught:
+        router.on("sales_invoice_creatd")(paid)
+    assert caught[0].filename == __file__

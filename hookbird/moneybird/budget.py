@@ -82,11 +82,11 @@ return {1, now, now}
 _REMAINING = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local least = -1
+local least = nil
 for i = 1, #KEYS do
   local used = redis.call('ZCOUNT', KEYS[i], now - tonumber(ARGV[1]), '+inf')
   local left = tonumber(ARGV[1 + i]) - used
-  if least < 0 or left < least then least = left end
+  if least == nil or left < least then least = left end
 end
 return least
 """

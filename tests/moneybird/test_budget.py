@@ -317,6 +317,23 @@ def test_remaining_is_the_tightest_bucket_even_when_the_first_is_spent(
     assert budget.remaining("k", "/1/reports/tax.json") == 0
 
 
+def test_remaining_is_below_zero_when_a_bucket_is_over_a_lowered_limit(
+    redis_client: redis.Redis,
+) -> None:
+    """Three slots taken under a limit of 3, then the limit lowered to 2: the general
+    bucket is one over, and a report (whose own bucket is empty) has no slot either."""
+    before = RedisBudget(redis_client, BudgetConfig(limit=3, reports_limit=5, window=10))
+    for _ in range(3):
+        assert before.acquire("k", "/1/contacts.json") is None
+    after = RedisBudget(redis_client, BudgetConfig(limit=2, reports_limit=5, window=10))
+    assert after.remaining("k", "/1/reports/tax.json") == -1
+    local = LocalBudget(BudgetConfig(limit=3, reports_limit=5, window=10))
+    for _ in range(3):
+        assert local.acquire("k", "/1/contacts.json") is None
+    local.config = BudgetConfig(limit=2, reports_limit=5, window=10)
+    assert local.remaining("k", "/1/reports/tax.json") == -1
+
+
 def test_remaining_counts_a_slot_back_once_it_leaves_the_window(
     redis_client: redis.Redis,
 ) -> None:

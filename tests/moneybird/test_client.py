@@ -295,8 +295,12 @@ def test_a_sent_post_never_fails_on_budget_bookkeeping(admin_id: str) -> None:
 def test_typeless_documents_refuse_update_before_sending(admin_id: str) -> None:
     """What Moneybird does not offer fails locally, without a request."""
     sent: list[httpx2.Request] = []
-    transport = httpx2.MockTransport(lambda r: sent.append(r) or httpx2.Response(200))
-    client = Client(token=TOKEN, transport=transport)
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(200)
+
+    client = Client(token=TOKEN, transport=httpx2.MockTransport(answer))
     with pytest.raises(NotImplementedError):
         client.administration(admin_id).typeless_documents.update("1", reference="x")
     assert sent == []

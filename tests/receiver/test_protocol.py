@@ -243,7 +243,7 @@ def test_pipelined_pushes_are_answered_in_order(receiver: str, redis_client: red
     ``test_webhook`` that needs no Redis: the answers still come in request order."""
     first, second = push_body(entity_id="1"), push_body(entity_id="2")
     test_webhook = b'{"action":"test_webhook","administration_id":"123456789","token":"x"}'
-    redis_client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+    redis_client.client_pause(300, all=False)
     with connect(receiver) as connection:
         connection.send(request(first) + request(test_webhook) + request(second))
         answers = [connection.response() for _ in range(3)]
@@ -319,7 +319,7 @@ def test_a_client_that_leaves_before_its_answer_still_has_its_push_queued(
 ) -> None:
     """Redis holds the push up while the client hangs up: it is stored all the same,
     and the receiver goes on answering."""
-    redis_client.execute_command("CLIENT", "PAUSE", "500", "WRITE")
+    redis_client.client_pause(500, all=False)
     with connect(receiver) as connection:
         connection.send(request(push_body(entity_id="101")))
         time.sleep(0.1)
@@ -371,7 +371,7 @@ def test_a_shutdown_lets_the_answer_to_a_push_in_flight_go_out(
     with ``connection: close`` and only then stops."""
     app = create_app(Settings(redis_url=redis_url, webhook_token=TOKEN))
     with uvicorn_in_thread(app, http=protocol) as (base, server):
-        redis_client.execute_command("CLIENT", "PAUSE", "700", "WRITE")
+        redis_client.client_pause(700, all=False)
         with connect(base) as connection:
             connection.send(request(push_body()))
             time.sleep(0.2)

@@ -89,14 +89,17 @@ def test_worker_client_raises_before_sending_when_out_of_budget(
 ) -> None:
     """In a worker, a spent budget raises RateLimited(retry_at) and sends nothing."""
     tight = replace(settings, rate_limit=3, rate_window=30.0)
-    first = Client.for_worker(tight, redis_client).administration(admin_id)
-    second = Client.for_worker(tight, redis_client).administration(admin_id)  # another process
-    first.contacts.sync()
-    second.contacts.sync()
-    first.contacts.sync()
-    started = time.monotonic()
-    with pytest.raises(errors.RateLimited) as caught:
+    with (
+        Client.for_worker(tight, redis_client) as one,
+        Client.for_worker(tight, redis_client) as another,  # another process
+    ):
+        first, second = one.administration(admin_id), another.administration(admin_id)
+        first.contacts.sync()
         second.contacts.sync()
+        first.contacts.sync()
+        started = time.monotonic()
+        with pytest.raises(errors.RateLimited) as caught:
+            second.contacts.sync()
     assert caught.value.retry_at is not None
     assert caught.value.retry_at > time.time() + 25
     assert time.monotonic() - started < 1.0  # raised, did not sleep
@@ -109,11 +112,14 @@ def test_global_scope_shares_one_budget_between_tokens(
     """HOOKBIRD_RATE_SCOPE=global: different tokens draw from one budget."""
     fake.tokens.add("fake-second-token-0123456789")
     one = replace(settings, rate_limit=1, rate_scope="global")
-    Client.for_worker(one, redis_client).administrations()
-    other = Client.for_worker(
-        replace(one, moneybird_api_token="fake-second-token-0123456789"), redis_client
-    )
-    with pytest.raises(errors.RateLimited):
+    with Client.for_worker(one, redis_client) as first:
+        first.administrations()
+    with (
+        Client.for_worker(
+            replace(one, moneybird_api_token="fake-second-token-0123456789"), redis_client
+        ) as other,
+        pytest.raises(errors.RateLimited),
+    ):
         other.administrations()
 
 
@@ -123,10 +129,10 @@ def test_cli_client_waits_for_a_slot_and_says_so(
     """on_budget="wait" sleeps until a slot frees, telling on_wait how long."""
     waits: list[float] = []
     tight = replace(settings, rate_limit=2, rate_window=0.5, rate_margin=0.05)
-    client = Client(tight, redis=redis_client, on_budget="wait", on_wait=waits.append)
     started = time.monotonic()
-    for _ in range(3):
-        client.administration(admin_id).contacts.sync()
+    with Client(tight, redis=redis_client, on_budget="wait", on_wait=waits.append) as client:
+        for _ in range(3):
+            client.administration(admin_id).contacts.sync()
     assert time.monotonic() - started >= 0.45
     assert len(waits) == 1
     assert 0.3 < waits[0] <= 0.6
@@ -154,9 +160,9 @@ def test_remaining_zero_is_ignored_when_our_count_agrees(
     rounding on top of the window)."""
     with FakeMoneybird(limit=2, window=60).serve() as strict:
         local = replace(settings, moneybird_api_url=strict.api_url, rate_limit=2, rate_window=1.0)
-        client = Client.for_worker(local, redis_client)
-        client.administration(admin_id).contacts.sync()
-        client.administration(admin_id).contacts.sync()
+        with Client.for_worker(local, redis_client) as client:
+            client.administration(admin_id).contacts.sync()
+            client.administration(admin_id).contacts.sync()
         assert not redis_client.keys("hookbird:rate:*:hold")
 
 

@@ -270,10 +270,10 @@ def test_add_token_stores_a_personal_token_workers_then_use(
     assert stored is not None
     assert stored.kind == "personal"
     settings = Settings(moneybird_api_url=fake.api_url, secret_key=key)
-    worker = Client.for_worker(settings, redis_client)
-    assert worker.administration(admin_id).contacts.sync() == []
-    with pytest.raises(errors.Unauthorized, match="no Moneybird credentials"):
-        worker.administration("999").contacts.sync()
+    with Client.for_worker(settings, redis_client) as worker:
+        assert worker.administration(admin_id).contacts.sync() == []
+        with pytest.raises(errors.Unauthorized, match="no Moneybird credentials"):
+            worker.administration("999").contacts.sync()
     assert [k.decode() for k in all_bytes(redis_client.keys("hookbird:rate:api:*"))] == [
         f"hookbird:rate:api:{token_key(TOKEN)}"
     ]

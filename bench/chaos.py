@@ -162,9 +162,13 @@ def pending_work(client: redis.Redis, queue: str = "hookbird") -> int:
         return sum(int(n) for n in pipe.execute())
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def runs_by_handler(counts: redis.Redis) -> dict[str, dict[str, int]]:
     return {
-        name: {k.decode(): int(v) for k, v in counts.hgetall(RUNS + name).items()}
+        name: {_text(k): int(v) for k, v in counts.hgetall(RUNS + name).items()}
         for name in HANDLERS
     }
 
@@ -204,7 +208,7 @@ def tally(pushes: list[Push], cluster: Cluster, report: Report) -> None:
         runs = runs_by_handler(counts)
         report.key_changed = int(counts.get(KEY_CHANGED) or 0)
         report.dead_lettered = int(client.zcard("rq:failed:hookbird"))
-        stranded = {raw.decode() for raw in client.lrange("rq:queue:hookbird:intermediate", 0, -1)}
+        stranded = {_text(raw) for raw in client.lrange("rq:queue:hookbird:intermediate", 0, -1)}
     finally:
         counts.close()
         client.close()

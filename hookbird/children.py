@@ -85,7 +85,7 @@ class Output:
 
     def _relay(self, stream: IO[bytes]) -> None:
         out = sys.stderr.buffer
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError), stream:  # closed at the child's exit
             for line in stream:
                 self.tail.append(line.decode(errors="replace").rstrip())
                 out.write(line)

@@ -130,6 +130,7 @@ class RedisServer:
         ]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        self._close_stderr()  # of a server started before, which may have exited on its own
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.die_with_parent:
             from hookbird.children import die_with_parent_hook
@@ -151,6 +152,7 @@ class RedisServer:
             while True:
                 if self.process.poll() is not None:
                     stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+                    self._close_stderr()
                     raise RedisServerError(
                         f"redis-server exited with {self.process.returncode}: {stderr.strip()} "
                         f"(see {self.log_file})"
@@ -173,18 +175,26 @@ class RedisServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Shut down cleanly (the AOF is flushed)."""
         if self.process is None or self.process.poll() is not None:
+            self._close_stderr()
             return
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+        self._close_stderr()
 
     def kill(self) -> None:
         """``kill -9``: what a crash looks like."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._close_stderr()
+
+    def _close_stderr(self) -> None:
+        """The pipe start() reads when the server fails to come up: once it has exited, close it."""
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
 
     def __enter__(self) -> RedisServer:
         return self.start()

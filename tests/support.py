@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +13,19 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from hookbird.redis_server import free_port
+
+
+def as_bytes(value: object) -> bytes:
+    """A value as the tests' Redis clients (no ``decode_responses``) return it: bytes.
+
+    redis-py types its answers ``bytes | str``; anything but bytes fails the test."""
+    assert isinstance(value, bytes), f"Redis answered {type(value).__name__}, not bytes"
+    return value
+
+
+def all_bytes(values: Iterable[object]) -> list[bytes]:
+    """:func:`as_bytes` over every item of a Redis answer (keys, members, values)."""
+    return [as_bytes(value) for value in values]
 
 
 @contextmanager

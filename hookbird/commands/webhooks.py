@@ -70,47 +70,48 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
             "no Moneybird credentials: set MONEYBIRD_API_TOKEN (a token with the "
             "`settings` scope) or connect with `hookbird oauth exchange`"
         )
-    try:  # Moneybird shows the signing secret only once: be able to store it first
-        crypto.fernet(settings.secret_key, SIGNING_SECRETS)
-    except crypto.SecretKeyError as exc:
-        raise CommandError(str(exc)) from None
-    events = [e.strip() for e in (args.events or "").split(",") if e.strip()]
-    check_events(events)
-    host = urlsplit(args.url).hostname or ""
-    if args.url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+    with client:  # its HTTP connections are closed when the command ends
+        try:  # Moneybird shows the signing secret only once: be able to store it first
+            crypto.fernet(settings.secret_key, SIGNING_SECRETS)
+        except crypto.SecretKeyError as exc:
+            raise CommandError(str(exc)) from None
+        events = [e.strip() for e in (args.events or "").split(",") if e.strip()]
+        check_events(events)
+        host = urlsplit(args.url).hostname or ""
+        if args.url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+            print(
+                "warning: the URL is plain http; pushes carry invoices and contacts, so "
+                "Moneybird recommends https",
+                file=sys.stderr,
+            )
+        try:
+            hook = client.administration(args.administration).webhooks.create(args.url, events)
+        except (errors.MoneybirdError, CredentialError) as exc:
+            raise explain(exc) from None
+        webhook_id, secret = str(hook["id"]), str(hook.get("secret") or "")
+        try:
+            SubscriptionStore(rc, settings.secret_key).add(
+                webhook_id=webhook_id,
+                administration_id=args.administration,
+                token=str(hook["token"]),
+                secrets=(secret,) if secret else (),
+                url=args.url,
+                events=tuple(events),
+            )
+        except (redis.exceptions.RedisError, crypto.SecretKeyError) as exc:
+            client.administration(args.administration).webhooks.delete(webhook_id)
+            raise CommandError(
+                f"could not store the webhook ({exc}); removed it from Moneybird "
+                "again, so nothing is left half-registered"
+            ) from None
+        status = hook.get("last_http_status")
+        print(webhook_id)
         print(
-            "warning: the URL is plain http; pushes carry invoices and contacts, so "
-            "Moneybird recommends https",
+            f"registered webhook {webhook_id} for administration {args.administration} "
+            f"({len(events) or 'all'} events; test push answered {status})",
             file=sys.stderr,
         )
-    try:
-        hook = client.administration(args.administration).webhooks.create(args.url, events)
-    except (errors.MoneybirdError, CredentialError) as exc:
-        raise explain(exc) from None
-    webhook_id, secret = str(hook["id"]), str(hook.get("secret") or "")
-    try:
-        SubscriptionStore(rc, settings.secret_key).add(
-            webhook_id=webhook_id,
-            administration_id=args.administration,
-            token=str(hook["token"]),
-            secrets=(secret,) if secret else (),
-            url=args.url,
-            events=tuple(events),
-        )
-    except (redis.exceptions.RedisError, crypto.SecretKeyError) as exc:
-        client.administration(args.administration).webhooks.delete(webhook_id)
-        raise CommandError(
-            f"could not store the webhook ({exc}); removed it from Moneybird "
-            "again, so nothing is left half-registered"
-        ) from None
-    status = hook.get("last_http_status")
-    print(webhook_id)
-    print(
-        f"registered webhook {webhook_id} for administration {args.administration} "
-        f"({len(events) or 'all'} events; test push answered {status})",
-        file=sys.stderr,
-    )
-    return EXIT_OK
+        return EXIT_OK
 
 
 def _administrations(
@@ -139,6 +140,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
                     remote[str(item["id"])] = {**item, "administration_id": administration}
         except (errors.MoneybirdError, CredentialError) as exc:
             raise explain(exc) from None
+        finally:
+            client.close()
     elif not args.local:
         print("(no Moneybird credentials: showing the local store only)", file=sys.stderr)
     if not local and not remote:
@@ -182,6 +185,7 @@ def _remote(
     sub = store.get(args.webhook_id, decrypt=False)
     administration = args.administration or (sub.administration_id if sub else None)
     if not administration:
+        client.close()
         raise CommandError(
             f"webhook {args.webhook_id} is not in the subscription store; "
             "pass --administration ID so hookbird knows where it lives"
@@ -198,6 +202,8 @@ def _remote(
         return store, False
     except (errors.MoneybirdError, CredentialError) as exc:
         raise explain(exc) from None
+    finally:
+        client.close()
     print(f"webhook {args.webhook_id} {done} in Moneybird")
     return store, True
 

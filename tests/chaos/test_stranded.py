@@ -8,6 +8,7 @@ from rq import Queue
 from rq.job import Job
 
 from workers import recovery
+from workers.store import state_key
 
 QUEUE = "hookbird"
 
@@ -36,7 +37,7 @@ def test_a_stranded_push_is_queued_again_on_a_later_pass(
     assert redis_client.llen(queue.intermediate_queue_key) == 0
     assert redis_client.zcard(queue.started_job_registry.key) == 0
     assert Job.fetch("ev-stranded", connection=redis_client).get_status() == "queued"
-    assert redis_client.hget(recovery.state_key("ev-stranded"), "crashes") is None
+    assert redis_client.hget(state_key("ev-stranded"), "crashes") is None
 
 
 def test_a_push_just_taken_off_the_queue_is_left_to_its_worker(redis_client: redis.Redis) -> None:

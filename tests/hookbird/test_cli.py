@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import redis
 
 from hookbird.subscriptions import SubscriptionStore, token_digest
+from tests.support import all_bytes
 
 #: HOOKBIRD_SECRET_KEY for these tests (a valid Fernet key, used only here).
 KEY = "aG9va2JpcmQgdGVzdHM6IGFub3RoZXIgdGVzdCBrZXk="
@@ -33,7 +35,7 @@ def test_every_command_has_help_with_an_example() -> None:
     parser = build_parser()
     top = parser.format_help()
     assert "examples:" in top
-    actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     for name, sub in actions[0].choices.items():
         assert "example" in sub.format_help(), name
 
@@ -66,7 +68,7 @@ def test_webhooks_add_list_deactivate_delete(redis_url: str, redis_client: redis
     assert stored is not None
     assert stored.token_sha256 == token_digest("cli-token-value-123")
     assert stored.secrets == ("cli-secret-value-1",)
-    raw = b"".join(redis_client.hvals("hookbird:webhook:4180"))
+    raw = b"".join(all_bytes(redis_client.hvals("hookbird:webhook:4180")))
     assert b"cli-token-value-123" not in raw
     assert b"cli-secret-value-1" not in raw
 
@@ -128,7 +130,7 @@ def test_webhooks_encrypt_seals_plaintext_entries_and_rotates(
     assert done.returncode == 0, done.stderr
     assert "2 webhooks" in done.stdout
 
-    raw = b"".join(redis_client.hvals("hookbird:webhook:4180"))
+    raw = b"".join(all_bytes(redis_client.hvals("hookbird:webhook:4180")))
     assert b"legacy-secret-value-1" not in raw
     assert not redis_client.hexists("hookbird:webhook:4180", "secrets")
     only_new = SubscriptionStore(redis_client, new_key)

@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 
 from hookbird.crypto import SecretKeyError
 from hookbird.subscriptions import SubscriptionStore, token_digest
+from tests.support import all_bytes, as_bytes
 
 KEY = Fernet.generate_key().decode()
 OTHER_KEY = Fernet.generate_key().decode()
@@ -45,8 +46,8 @@ def test_secrets_round_trip_encrypted(redis_client: redis.Redis) -> None:
     assert got.secrets == (SECRET, ROTATED)
     raw = redis_client.hgetall("hookbird:webhook:41")
     assert b"secrets" not in raw
-    assert raw[b"secrets_enc"].startswith(b"gAAAAA")  # a Fernet token
-    everything = b"".join(raw.values())
+    assert as_bytes(raw[b"secrets_enc"]).startswith(b"gAAAAA")  # a Fernet token
+    everything = b"".join(all_bytes(raw.values()))
     assert SECRET.encode() not in everything
     assert ROTATED.encode() not in everything
 
@@ -131,4 +132,4 @@ def test_encrypt_seals_plaintext_entries_and_moves_old_ones_to_the_first_key(
     only_new = SubscriptionStore(redis_client, OTHER_KEY)
     assert only_new.plaintext() == []
     assert [s.secrets for s in only_new.list()] == [(ROTATED,), (), (SECRET,)]
-    assert SECRET.encode() not in b"".join(redis_client.hvals("hookbird:webhook:43"))
+    assert SECRET.encode() not in b"".join(all_bytes(redis_client.hvals("hookbird:webhook:43")))

@@ -30,7 +30,7 @@ def _modules(package: str) -> dict[str, Path]:
 def _imported(path: Path, name: str) -> set[str]:
     """Every module ``path`` imports, at the top or inside a function, as absolute names."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

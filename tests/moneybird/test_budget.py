@@ -231,22 +231,25 @@ def test_worker_client_raises_before_sending_when_out_of_budget(
     """In a worker, a spent budget raises RateLimited(retry_at) and sends nothing."""
     tight = replace(settings, rate_limit=3, rate_window=30.0)
     slept: list[float] = []
-    first = Client.for_worker(tight, redis_client, sleep=slept.append).administration(admin_id)
-    second = Client.for_worker(tight, redis_client, sleep=slept.append)  # another process
-    before = time.time()
-    first.contacts.sync()
-    taken = time.time()  # the oldest slot was taken between before and taken
-    second.administration(admin_id).contacts.sync()
-    first.contacts.sync()
-    asked = time.time()
-    with pytest.raises(errors.RateLimited) as caught:
+    with (
+        Client.for_worker(tight, redis_client, sleep=slept.append) as one,
+        Client.for_worker(tight, redis_client, sleep=slept.append) as second,  # another process
+    ):
+        first = one.administration(admin_id)
+        before = time.time()
+        first.contacts.sync()
+        taken = time.time()  # the oldest slot was taken between before and taken
         second.administration(admin_id).contacts.sync()
-    took = time.time() - asked
-    retry_at = caught.value.retry_at
-    assert retry_at is not None
-    assert before + 30.25 - ROUNDING <= retry_at <= taken + 30.25 + took + ROUNDING
-    assert slept == []  # raised, did not sleep
-    assert fake.stats["requests"] == 3
+        first.contacts.sync()
+        asked = time.time()
+        with pytest.raises(errors.RateLimited) as caught:
+            second.administration(admin_id).contacts.sync()
+        took = time.time() - asked
+        retry_at = caught.value.retry_at
+        assert retry_at is not None
+        assert before + 30.25 - ROUNDING <= retry_at <= taken + 30.25 + took + ROUNDING
+        assert slept == []  # raised, did not sleep
+        assert fake.stats["requests"] == 3
 
 
 def test_global_scope_shares_one_budget_between_tokens(
@@ -256,18 +259,19 @@ def test_global_scope_shares_one_budget_between_tokens(
     fake.tokens.add("fake-second-token-0123456789")
     one = replace(settings, rate_limit=1, rate_scope="global")
     before = time.time()
-    Client.for_worker(one, redis_client).administrations()
+    with Client.for_worker(one, redis_client) as first:
+        first.administrations()
     taken = time.time()
-    other = Client.for_worker(
+    with Client.for_worker(
         replace(one, moneybird_api_token="fake-second-token-0123456789"), redis_client
-    )
-    asked = time.time()
-    with pytest.raises(errors.RateLimited) as caught:
-        other.administrations()
-    took = time.time() - asked
-    retry_at = caught.value.retry_at
-    assert retry_at is not None
-    assert before + 300.25 - ROUNDING <= retry_at <= taken + 300.25 + took + ROUNDING
+    ) as other:
+        asked = time.time()
+        with pytest.raises(errors.RateLimited) as caught:
+            other.administrations()
+        took = time.time() - asked
+        retry_at = caught.value.retry_at
+        assert retry_at is not None
+        assert before + 300.25 - ROUNDING <= retry_at <= taken + 300.25 + took + ROUNDING
 
 
 def test_cli_client_waits_for_a_slot_and_says_so(
@@ -276,15 +280,15 @@ def test_cli_client_waits_for_a_slot_and_says_so(
     """on_budget="wait" sleeps until a slot frees, telling on_wait how long."""
     waits: list[tuple[float, float]] = []
     tight = replace(settings, rate_limit=2, rate_window=1.0, rate_margin=0.05)
-    client = Client(
+    with Client(
         tight,
         redis=redis_client,
         on_budget="wait",
         on_wait=lambda seconds: waits.append((seconds, time.time())),
-    )
-    before = time.time()
-    for _ in range(3):
-        client.administration(admin_id).contacts.sync()
+    ) as client:
+        before = time.time()
+        for _ in range(3):
+            client.administration(admin_id).contacts.sync()
     assert time.time() - before >= 1.05 - ROUNDING  # the third went out once a slot was free
     assert len(waits) == 1
     # told to wait until the first slot frees, 1.05 s after it was taken
@@ -359,9 +363,9 @@ def test_remaining_zero_is_ignored_when_our_count_agrees(
     rounding on top of the window)."""
     with FakeMoneybird(limit=2, window=60).serve() as strict:
         local = replace(settings, moneybird_api_url=strict.api_url, rate_limit=2, rate_window=1.0)
-        client = Client.for_worker(local, redis_client)
-        client.administration(admin_id).contacts.sync()
-        client.administration(admin_id).contacts.sync()
+        with Client.for_worker(local, redis_client) as client:
+            client.administration(admin_id).contacts.sync()
+            client.administration(admin_id).contacts.sync()
         assert not redis_client.keys("hookbird:rate:*:hold")
 
 

@@ -195,17 +195,21 @@ def test_server_429_raises_rate_limited_with_epoch_retry_at(
                 headers={"Authorization": f"Bearer {TOKEN}"},
             )
         local = replace(settings, moneybird_api_url=strict.api_url)
-        contacts = Client.for_worker(local, redis_client).administration(admin_id).contacts
-        with pytest.raises(errors.RateLimited) as caught:
-            contacts.sync()
-        assert caught.value.status_code == 429
-        assert caught.value.body == "Retry later"
-        retry_at = caught.value.retry_at
-        assert retry_at is not None
-        assert retry_at > 1e9
-        other = Client.for_worker(local, redis_client).administration(admin_id).contacts
-        with pytest.raises(errors.RateLimited) as held:
-            other.sync()
+        with (
+            Client.for_worker(local, redis_client) as one,
+            Client.for_worker(local, redis_client) as another,
+        ):
+            contacts = one.administration(admin_id).contacts
+            with pytest.raises(errors.RateLimited) as caught:
+                contacts.sync()
+            assert caught.value.status_code == 429
+            assert caught.value.body == "Retry later"
+            retry_at = caught.value.retry_at
+            assert retry_at is not None
+            assert retry_at > 1e9
+            other = another.administration(admin_id).contacts
+            with pytest.raises(errors.RateLimited) as held:
+                other.sync()
         assert held.value.status_code is None  # our budget said no; nothing was sent
         assert held.value.retry_at is not None
         assert held.value.retry_at >= retry_at - 1
@@ -218,11 +222,12 @@ def test_remaining_zero_holds_the_budget_until_reset(
     """RateLimit-Remaining: 0 with a reset time stops the next call before it is sent."""
     with FakeMoneybird(limit=2, window=60).serve() as strict:
         local = replace(settings, moneybird_api_url=strict.api_url)
-        contacts = Client.for_worker(local, redis_client).administration(admin_id).contacts
-        contacts.sync()
-        contacts.sync()
-        with pytest.raises(errors.RateLimited) as caught:
+        with Client.for_worker(local, redis_client) as client:
+            contacts = client.administration(admin_id).contacts
             contacts.sync()
+            contacts.sync()
+            with pytest.raises(errors.RateLimited) as caught:
+                contacts.sync()
         assert caught.value.status_code is None
         assert strict.stats["requests"] == 2
         assert strict.stats["rate_limited"] == 0
@@ -295,8 +300,12 @@ def test_a_sent_post_never_fails_on_budget_bookkeeping(admin_id: str) -> None:
 def test_typeless_documents_refuse_update_before_sending(admin_id: str) -> None:
     """What Moneybird does not offer fails locally, without a request."""
     sent: list[httpx2.Request] = []
-    transport = httpx2.MockTransport(lambda r: sent.append(r) or httpx2.Response(200))
-    client = Client(token=TOKEN, transport=transport)
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(200)
+
+    client = Client(token=TOKEN, transport=httpx2.MockTransport(answer))
     with pytest.raises(NotImplementedError):
         client.administration(admin_id).typeless_documents.update("1", reference="x")
     assert sent == []

@@ -17,7 +17,7 @@ from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore, token_digest
 from receiver.app import create_app
 from tests.fake_moneybird import TOKEN, FakeMoneybird
-from tests.support import serve_in_thread
+from tests.support import all_bytes, serve_in_thread
 
 #: HOOKBIRD_SECRET_KEY for these tests: register stores the signing secret encrypted.
 KEY = Fernet.generate_key().decode()
@@ -80,7 +80,7 @@ def test_register_stores_token_and_secret_so_the_receiver_accepts_pushes(
         assert stored is not None
         assert stored.token_sha256 == token_digest(hook["token"])
         assert stored.secrets == (hook["secret"],)
-        raw = b"".join(redis_client.hvals(f"hookbird:webhook:{webhook_id}"))
+        raw = b"".join(all_bytes(redis_client.hvals(f"hookbird:webhook:{webhook_id}")))
         assert hook["secret"].encode() not in raw
         assert fake.pushes == [(url, 200)]  # the test_webhook push on registration
         status = fake.push(
@@ -270,10 +270,10 @@ def test_add_token_stores_a_personal_token_workers_then_use(
     assert stored is not None
     assert stored.kind == "personal"
     settings = Settings(moneybird_api_url=fake.api_url, secret_key=key)
-    worker = Client.for_worker(settings, redis_client)
-    assert worker.administration(admin_id).contacts.sync() == []
-    with pytest.raises(errors.Unauthorized, match="no Moneybird credentials"):
-        worker.administration("999").contacts.sync()
-    assert [k.decode() for k in redis_client.keys("hookbird:rate:api:*")] == [
+    with Client.for_worker(settings, redis_client) as worker:
+        assert worker.administration(admin_id).contacts.sync() == []
+        with pytest.raises(errors.Unauthorized, match="no Moneybird credentials"):
+            worker.administration("999").contacts.sync()
+    assert [k.decode() for k in all_bytes(redis_client.keys("hookbird:rate:api:*"))] == [
         f"hookbird:rate:api:{token_key(TOKEN)}"
     ]

@@ -54,12 +54,13 @@ def multipart_fields(body: bytes, boundary: str = "", **_: Any) -> dict[str, str
     which its OpenAPI 3.1 validator refuses for ``format: binary`` strings."""
     header = f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(header + body)
-    fields = {
-        str(part.get_param("name", header="content-disposition")): (
-            part.get_payload(decode=True) or b""
-        ).decode("latin-1")
-        for part in message.iter_parts()
-    }
+    fields = {}
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True) or b""
+        assert isinstance(payload, bytes), "a multipart field holds a message, not content"
+        fields[str(part.get_param("name", header="content-disposition"))] = payload.decode(
+            "latin-1"
+        )
     assert fields, "no multipart fields parsed"
     return fields
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
+import httpx2
 import pytest
 import redis
 from cryptography.fernet import Fernet
@@ -84,10 +85,11 @@ def test_exchange_from_stdin_stores_one_grant_both_administrations_use(
     first = store.get(TWO[0])
     assert first is not None
     del fake2.oauth_tokens[first.access_token]  # 401 → refresh
-    tokens = StoredTokens(store, app=app_for(fake2))
-    client = Client(base_url=fake2.api_url, tokens=tokens, redis=redis_client, retries=0)
-    assert client.administration(TWO[0]).contacts.sync() == []
-    assert client.administration(TWO[1]).contacts.sync() == []
+    with httpx2.Client() as http:
+        tokens = StoredTokens(store, app=app_for(fake2), http=http)
+        with Client(base_url=fake2.api_url, tokens=tokens, redis=redis_client, retries=0) as client:
+            assert client.administration(TWO[0]).contacts.sync() == []
+            assert client.administration(TWO[1]).contacts.sync() == []
     assert fake2.stats["refreshes"] == 1
 
 
@@ -135,13 +137,16 @@ def test_revoked_grant_shows_in_oauth_list_and_as_an_error_in_doctor(
     assert held.refresh_token is not None
     del fake2.oauth_tokens[held.access_token]
     del fake2.refresh_tokens[held.refresh_token]
-    client = Client(
-        base_url=fake2.api_url,
-        tokens=StoredTokens(store, app=app_for(fake2)),
-        redis=redis_client,
-        retries=0,
-    )
-    with pytest.raises(errors.Unauthorized):
+    with (
+        httpx2.Client() as http,
+        Client(
+            base_url=fake2.api_url,
+            tokens=StoredTokens(store, app=app_for(fake2), http=http),
+            redis=redis_client,
+            retries=0,
+        ) as client,
+        pytest.raises(errors.Unauthorized),
+    ):
         client.administration(TWO[0]).contacts.sync()
     code, out, _ = run(capsys, monkeypatch, "oauth", "list")
     assert code == 0

@@ -28,6 +28,19 @@ from tests.moneybird.test_oauth import app_for
 KEY = Fernet.generate_key().decode()
 TWO = ("1001", "1002")
 
+_made: list[Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_made_clients() -> Iterator[None]:
+    """What the helpers below made holds real sockets: closed at the end of each test."""
+    yield
+    while _made:
+        made = _made.pop()
+        made.close()
+        if isinstance(made.tokens, StoredTokens):
+            made.tokens.http.close()
+
 
 @pytest.fixture
 def fake2() -> Iterator[FakeMoneybird]:
@@ -38,7 +51,8 @@ def fake2() -> Iterator[FakeMoneybird]:
 
 def _client(fake: FakeMoneybird, redis_client: redis.Redis, **kwargs: Any) -> Client:
     tokens = StoredTokens(CredentialStore(redis_client, KEY), app=app_for(fake), **kwargs)
-    return Client(base_url=fake.api_url, tokens=tokens, redis=redis_client, retries=0)
+    _made.append(Client(base_url=fake.api_url, tokens=tokens, redis=redis_client, retries=0))
+    return _made[-1]
 
 
 def _grant(fake: FakeMoneybird, redis_client: redis.Redis, expired: bool = False) -> Credential:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +19,20 @@ from hookbird.moneybird.oauth import OAuthApp, StoredTokens, exchange
 from tests.fake_moneybird import FakeMoneybird
 
 KEY = Fernet.generate_key().decode()
+
+
+_made: list[Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_made_clients() -> Iterator[None]:
+    """What the helpers below made holds real sockets: closed at the end of each test."""
+    yield
+    while _made:
+        made = _made.pop()
+        made.close()
+        if isinstance(made.tokens, StoredTokens):
+            made.tokens.http.close()
 
 
 def app_for(fake: FakeMoneybird) -> OAuthApp:
@@ -100,7 +115,8 @@ def test_credentials_are_unreadable_without_the_key(redis_client: redis.Redis) -
 
 def _stored_client(fake: FakeMoneybird, redis_client: redis.Redis) -> tuple[Client, StoredTokens]:
     tokens = StoredTokens(CredentialStore(redis_client, KEY), app=app_for(fake))
-    return Client(base_url=fake.api_url, tokens=tokens, redis=redis_client), tokens
+    _made.append(Client(base_url=fake.api_url, tokens=tokens, redis=redis_client))
+    return _made[-1], tokens
 
 
 def _connect(fake: FakeMoneybird, redis_client: redis.Redis, admin_id: str) -> Credential:

@@ -320,7 +320,7 @@ def test_a_refusal_behind_an_answer_in_flight_waits_for_it(
 ) -> None:
     """A push held up by Redis, then a head over the cap pipelined behind it: the push
     is answered, then the connection closes; nothing is written in between."""
-    redis_client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+    redis_client.client_pause(300, all=False)
     with make_receiver() as base, connect(base) as connection:
         connection.send(request(push_body()) + head_with(b"x-big: " + b"v" * 17_000 + b"\r\n"))
         status, _, answer = connection.response()

@@ -26,7 +26,7 @@ from tests.receiver.pushes import (
     push_body,
     signature_header,
 )
-from tests.support import send_raw
+from tests.support import all_bytes, send_raw
 
 URL = "/webhooks/moneybird"
 
@@ -36,11 +36,11 @@ def post(http: httpx2.Client, base: str, body: bytes, **headers: str) -> httpx2.
 
 
 def queued(client: redis.Redis) -> list[str]:
-    return [raw.decode() for raw in client.lrange(keys.rq_queue_key("hookbird"), 0, -1)]
+    return [raw.decode() for raw in all_bytes(client.lrange(keys.rq_queue_key("hookbird"), 0, -1))]
 
 
 def hookbird_keys(client: redis.Redis) -> list[bytes]:
-    return sorted(client.keys("*"))
+    return sorted(all_bytes(client.keys("*")))
 
 
 def test_accepted_push_is_stored_and_enqueued(
@@ -169,7 +169,7 @@ def test_a_key_stored_before_keys_were_scoped_still_dedups(
 
 def every_value(client: redis.Redis) -> bytes:
     """Every key name and value in Redis, whatever its type, as one byte string."""
-    found = []
+    found: list[object] = []
     for key in client.keys("*"):
         kind = client.type(key)
         found.append(key)
@@ -183,7 +183,7 @@ def every_value(client: redis.Redis) -> bytes:
             found += client.smembers(key)
         elif kind == b"zset":
             found += client.zrange(key, 0, -1)
-    return b"\n".join(found)
+    return b"\n".join(all_bytes(found))
 
 
 def test_no_key_in_redis_holds_the_token_or_the_signature_after_a_push(

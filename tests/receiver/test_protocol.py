@@ -265,7 +265,7 @@ def test_pipelined_pushes_are_answered_in_order(receiver: str, redis_client: red
     ``test_webhook`` that needs no Redis: the answers still come in request order."""
     first, second = push_body(entity_id="1"), push_body(entity_id="2")
     test_webhook = b'{"action":"test_webhook","administration_id":"123456789","token":"x"}'
-    redis_client.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+    redis_client.client_pause(300, all=False)
     with connect(receiver) as connection:
         connection.send(request(first) + request(test_webhook) + request(second))
         answers = [connection.response() for _ in range(3)]
@@ -341,13 +341,13 @@ def test_a_client_that_leaves_before_its_answer_still_has_its_push_queued(
 ) -> None:
     """Redis holds the push up while the client hangs up: it is stored all the same,
     and the receiver goes on answering."""
-    redis_client.execute_command("CLIENT", "PAUSE", "10000", "WRITE")
+    redis_client.client_pause(10000, all=False)
     try:
         with connect(receiver) as connection:
             connection.send(request(push_body(entity_id="101")))
             wait_for(lambda: held_in_redis(redis_client), timeout=10, message="Redis to hold it")
     finally:
-        redis_client.execute_command("CLIENT", "UNPAUSE")
+        redis_client.client_unpause()
     queue = keys.rq_queue_key("hookbird")
     wait_for(lambda: redis_client.llen(queue), timeout=5, message="the push to be queued")
     assert redis_client.llen(queue) == 1
@@ -396,7 +396,7 @@ def test_a_shutdown_lets_the_answer_to_a_push_in_flight_go_out(
     with ``connection: close`` and only then stops."""
     app = create_app(Settings(redis_url=redis_url, webhook_token=TOKEN))
     with uvicorn_in_thread(app, http=protocol) as (base, server):
-        redis_client.execute_command("CLIENT", "PAUSE", "10000", "WRITE")
+        redis_client.client_pause(10000, all=False)
         try:
             with connect(base) as connection:
                 connection.send(request(push_body()))
@@ -405,12 +405,12 @@ def test_a_shutdown_lets_the_answer_to_a_push_in_flight_go_out(
                 )
                 server.should_exit = True
                 wait_for(lambda: refuses_connections(base), timeout=10, message="the shutdown")
-                redis_client.execute_command("CLIENT", "UNPAUSE")
+                redis_client.client_unpause()
                 status, headers, answer = connection.response()
                 assert status == 200
                 assert headers[b"connection"] == b"close"
                 assert connection.closed_by_server()
         finally:
-            redis_client.execute_command("CLIENT", "UNPAUSE")
+            redis_client.client_unpause()
     assert stored(redis_client, answer)["body"] == as_stored(push_body())
     assert not [t for t in threading.enumerate() if t.name.startswith("uvicorn-")]

@@ -152,15 +152,17 @@ async def _serve(reply: bytes, *, chunk: int, stall: bool = False) -> asyncio.Se
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal first
-        while await reader.read(65536):
-            if stall and first:
-                first = False
-                continue  # never answers the first command
-            for start in range(0, len(reply), chunk):
-                writer.write(reply[start : start + chunk])
-                await writer.drain()
-                await asyncio.sleep(0.001)
-        writer.close()
+        try:
+            while await reader.read(65536):
+                if stall and first:
+                    first = False
+                    continue  # never answers the first command
+                for start in range(0, len(reply), chunk):
+                    writer.write(reply[start : start + chunk])
+                    await writer.drain()
+                    await asyncio.sleep(0.001)
+        finally:  # also when the test's loop ends first and cancels this
+            writer.close()
 
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 

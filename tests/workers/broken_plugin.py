@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-import hookbird_does_not_exist  # noqa: F401
+# Absent on purpose, for mypy as for Python.
+import hookbird_does_not_exist  # type: ignore[import-not-found]  # noqa: F401
 
 router = None

@@ -97,14 +97,14 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [*HOOKBIRD, "worker", *args],
-            cwd=ROOT,
-            env=worker_env(self.redis_url, **env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.logs / f"worker-{len(self.procs)}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [*HOOKBIRD, "worker", *args],
+                cwd=ROOT,
+                env=worker_env(self.redis_url, **env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append(proc)
         return proc
 

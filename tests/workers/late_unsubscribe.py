@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.client import PubSub
 
-_unsubscribe = PubSub.unsubscribe
+_unsubscribe: Callable[..., Any] = PubSub.unsubscribe
 
 
 def _unsubscribe_then_wait_for_the_reply(self: PubSub, *args: Any) -> Any:

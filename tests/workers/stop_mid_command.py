@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from redis.connection import AbstractConnection
 
-_send_command = AbstractConnection.send_command
+_send_command: Callable[..., None] = AbstractConnection.send_command
 _fired = False
 
 

@@ -6,12 +6,14 @@ import json
 
 import pytest
 import redis
+from redis.typing import EncodableT, FieldT
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from hookbird.settings import Settings
 from hookbird.stored import pack_push, unpack_push
+from tests.support import as_bytes
 from tests.workers.conftest import Pusher, Workers, calls, run_cli, wait_for
 from workers import admin, recovery
 from workers.store import state_key
@@ -25,7 +27,8 @@ BILLING = "tests.workers.sample_handlers:mark_paid"
 
 
 def state(client: redis.Redis, event_id: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in client.hgetall(state_key(event_id)).items()}
+    fields = client.hgetall(state_key(event_id))
+    return {as_bytes(k).decode(): as_bytes(v).decode() for k, v in fields.items()}
 
 
 def status_is(client: redis.Redis, event_id: str, wanted: str) -> bool:
@@ -172,6 +175,7 @@ def test_push_with_no_handler_is_finished(
     event_id = push(action="estimate_created", entity_type="Estimate")
     wait_for(lambda: status_is(redis_client, event_id, "succeeded"), message="success")
     job = Job.fetch(event_id, connection=redis_client)
+    assert job.description is not None
     assert job.description.endswith("→ (no handlers)")
 
 
@@ -240,7 +244,7 @@ def test_pushes_stored_as_hashes_by_an_older_receiver_are_still_handled(
     first, second = push(entity_id="321"), push(entity_id="321")
     for event_id in (first, second):
         key = f"hookbird:event:{event_id}"
-        fields = unpack_push(redis_client.get(key))
+        fields: dict[FieldT, EncodableT] = dict(unpack_push(redis_client.get(key)).items())
         redis_client.delete(key)
         redis_client.hset(key, mapping=fields)
     assert redis_client.type(f"hookbird:event:{first}") == b"hash"

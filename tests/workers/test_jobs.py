@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis
+from redis.typing import EncodableT, FieldT
 from rq.job import Job
 
 from hookbird import keys
@@ -28,7 +29,9 @@ def test_a_job_from_an_older_receiver_names_it_in_its_meta(redis_client: redis.R
 
 
 def test_a_push_stored_as_a_hash_by_an_older_receiver(redis_client: redis.Redis) -> None:
-    redis_client.hset(keys.event_key("ev3"), mapping={**HEADER, "body": b"{}"})
+    fields: dict[FieldT, EncodableT] = {name: value for name, value in HEADER.items()}
+    fields["body"] = b"{}"
+    redis_client.hset(keys.event_key("ev3"), mapping=fields)
     assert entity_of(redis_client, job(redis_client, "ev3")) == ("123", "Contact", "456")
 
 

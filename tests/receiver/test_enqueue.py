@@ -22,7 +22,7 @@ def test_the_script_writes_the_installed_rqs_job_fields(redis_client: redis.Redi
     """A push stored by the filled-in script has exactly RQ's template fields plus its own."""
     script = enqueue_script("hookbird")
     assert "{{" not in script
-    args = ["60", "60", "1795323120.5"]
+    args: list[str | bytes] = ["60", "60", "1795323120.5"]
     args += ["ev1", "hookbird:dedup:x", "", "", "1795323120.5", "2026-11-22T05:00:00.000000Z"]
     args += ["contact_created", b"stored"]
     redis_client.eval(script, 3, keys.RQ_QUEUES, "rq:queue:hookbird", keys.EVENTS_INDEX, *args)

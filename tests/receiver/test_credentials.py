@@ -24,6 +24,7 @@ from hookbird.subscriptions import SubscriptionStore, token_digest
 from receiver.credentials import CredentialsResolver
 from tests.receiver.conftest import MakeReceiver
 from tests.receiver.pushes import push_body, signature_header
+from tests.support import all_bytes, as_bytes
 
 URL = "/webhooks/moneybird"
 WEBHOOK = "4180000000000000001"
@@ -47,7 +48,7 @@ def signed_push(**fields: str) -> tuple[bytes, dict[str, str]]:
 
 def only_subscriptions(client: redis.Redis) -> bool:
     """Nothing but the subscription store is in Redis: no push stored or queued."""
-    return {k.decode() for k in client.keys("*")} == {
+    return {k.decode() for k in all_bytes(client.keys("*"))} == {
         keys.webhook_key(WEBHOOK),
         keys.WEBHOOKS_INDEX,
     }
@@ -70,7 +71,7 @@ def test_wrong_key_gets_503_queues_nothing_and_logs_the_fix(
     """Another key: 503 + Retry-After, nothing stored; the log says which key to set and
     holds no token, secret, key or ciphertext."""
     subscribe(redis_client)
-    ciphertext = redis_client.hget(keys.webhook_key(WEBHOOK), "secrets_enc")
+    ciphertext = as_bytes(redis_client.hget(keys.webhook_key(WEBHOOK), "secrets_enc"))
     assert ciphertext
     body, signed = signed_push()
     buffer = io.StringIO()

@@ -196,7 +196,7 @@ def register(commands: Any) -> None:
         "Trade the code from the redirect for tokens and store them encrypted, as one grant "
         "for every administration they cover. Reads the code, or the whole redirect URL, from "
         "stdin (CODE -) or a prompt; with --state the redirect's state must match.",
-        'printf \'%s\\n\' "$REDIRECT_URL" | hookbird oauth exchange - --state "$STATE"',
+        'printf \'%s\\n\' "$REDIRECT_URL" | hookbird oauth exchange - --state="$STATE"',
         cmd_exchange,
     )
     code.add_argument(

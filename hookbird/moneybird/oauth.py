@@ -73,7 +73,8 @@ class OAuthApp:
         Keep the state with the customer's session and check the one the redirect
         brings back with :func:`verify_state` before exchanging the code.
         """
-        state = state or secrets.token_urlsafe(24)
+        # hex: a state beginning with '-' would read as an option to `hookbird oauth exchange`
+        state = state or secrets.token_hex(24)
         params = {
             "client_id": self.client_id,
             "redirect_uri": self.redirect_uri,

@@ -184,6 +184,14 @@ def test_authorize_url_always_carries_a_fresh_state_it_returns() -> None:
     assert f"state={state2}" in url2
 
 
+def test_a_random_state_never_reads_as_a_command_line_option() -> None:
+    """`hookbird oauth exchange --state STATE` takes what `oauth url` printed: a state
+    starting with "-" would be refused by the argument parser as an unknown option."""
+    app = OAuthApp("cid", "s", "https://saas.example/cb")
+    states = [app.authorize_url()[1] for _ in range(300)]
+    assert all(state[0].isalnum() for state in states)
+
+
 def test_verify_state_accepts_only_the_state_sent() -> None:
     """The redirect's state must equal the one sent; missing or different: StateMismatch."""
     verify_state("abc-123", "abc-123")

@@ -3,10 +3,7 @@ the fake answers hookbird's client like Moneybird, and no hookbird process loads
 
 from __future__ import annotations
 
-import ast
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -204,47 +201,3 @@ def test_the_fake_serves_downloads_through_the_transport() -> None:
     invoice = fake.add("sales_invoices", {"invoice_id": "2026-0002"})
     pdf = fake.client().administration(ADMINISTRATION).sales_invoices.download_pdf(invoice["id"])
     assert pdf.startswith(b"%PDF")
-
-
-def test_importing_hookbird_testing_loads_no_test_framework() -> None:
-    """hookbird.testing imports neither pytest nor hypothesis: a plugin may ship it anywhere."""
-    code = (
-        "import sys, hookbird.testing\n"
-        "print(','.join(sorted(m for m in sys.modules"
-        " if m.split('.')[0] in ('pytest', '_pytest', 'hypothesis'))))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == ""
-
-
-def test_no_hookbird_process_loads_hookbird_testing() -> None:
-    """The receiver, the workers and the CLI never load hookbird.testing."""
-    code = (
-        "import sys, receiver.app, workers.worker, workers.jobs, hookbird.cli\n"
-        "print('hookbird.testing' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "False"
-
-
-def test_no_production_module_imports_hookbird_testing() -> None:
-    """Not even lazily, inside a function: only tests and plugins' tests import it."""
-    found = []
-    for package in ("hookbird", "receiver", "workers"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            if path == ROOT / "hookbird" / "testing.py":
-                continue
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.ImportFrom):
-                    names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
-                elif isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                else:
-                    continue
-                if "hookbird.testing" in names:
-                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert found == []

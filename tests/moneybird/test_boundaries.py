@@ -44,6 +44,18 @@ def _imported(path: Path, name: str) -> set[str]:
     return names
 
 
+def _loaded_by(code: str, *args: str) -> str:
+    """What ``code`` prints, run in a fresh interpreter (nothing imported yet)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
+    ).stdout.strip()
+
+
 def _core() -> dict[str, Path]:
     return {n: p for n, p in _modules("hookbird").items() if not _within(n, CLI)}
 
@@ -75,15 +87,7 @@ def test_importing_the_core_loads_neither_its_edges_nor_the_cli() -> None:
     core = sorted(_core())
     assert "hookbird.pushes" in core
     assert "hookbird.moneybird.client" in core
-    result = subprocess.run(
-        [sys.executable, "-c", code, *core],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert result.stdout.splitlines() == []
+    assert _loaded_by(code, *core) == ""
 
 
 def test_the_edges_import_neither_each_other_nor_the_cli() -> None:
@@ -105,10 +109,38 @@ def test_receiver_never_loads_the_moneybird_client() -> None:
         "bad = sorted(m for m in sys.modules if m.startswith(('hookbird.moneybird', 'httpx2')))\n"
         "print(','.join(bad))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    assert _loaded_by(code) == ""
+
+
+def test_importing_hookbird_testing_loads_no_test_framework() -> None:
+    """hookbird.testing imports neither pytest nor hypothesis: a plugin may ship it anywhere."""
+    code = (
+        "import sys, hookbird.testing\n"
+        "print(','.join(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('pytest', '_pytest', 'hypothesis'))))\n"
     )
-    assert result.stdout.strip() == ""
+    assert _loaded_by(code) == ""
+
+
+def test_no_hookbird_process_loads_hookbird_testing() -> None:
+    """The receiver, the workers and the CLI never load hookbird.testing."""
+    code = (
+        "import sys, receiver.app, workers.worker, workers.jobs, hookbird.cli\n"
+        "print('hookbird.testing' in sys.modules)\n"
+    )
+    assert _loaded_by(code) == "False"
+
+
+def test_no_production_module_imports_hookbird_testing() -> None:
+    """Not even lazily, inside a function: only tests and plugins' tests import it."""
+    found = sorted(
+        name
+        for package in ("hookbird", *EDGES)
+        for name, path in _modules(package).items()
+        if name != "hookbird.testing"
+        and any(_within(m, ("hookbird.testing",)) for m in _imported(path, name))
+    )
+    assert found == []
 
 
 def test_the_moneybird_client_never_imports_its_resources() -> None:

@@ -23,23 +23,12 @@ from hookbird.moneybird.oauth import (
     verify_state,
 )
 from tests.fake_moneybird import FakeMoneybird
-from tests.moneybird.test_oauth import app_for
+
+# _close_made_clients: test_oauth's autouse fixture, closing what the helpers here make too
+from tests.moneybird.test_oauth import _close_made_clients, _made, app_for  # noqa: F401
 
 KEY = Fernet.generate_key().decode()
 TWO = ("1001", "1002")
-
-_made: list[Client] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_made_clients() -> Iterator[None]:
-    """What the helpers below made holds real sockets: closed at the end of each test."""
-    yield
-    while _made:
-        made = _made.pop()
-        made.close()
-        if isinstance(made.tokens, StoredTokens):
-            made.tokens.http.close()
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ unpaired surrogates, NaN and Infinity). When it refuses a body, the standard
 library's parser is asked again, only to name the reason.
 
 Nesting is capped at :data:`MAX_DEPTH` levels. orjson reads up to 1024, but the
-workers' ``json`` module and anything recursive over a push (redaction in ``events
-show``) fail with ``RecursionError`` long before that; a Moneybird push is a handful
-of levels deep. The depth is only walked when the body holds more than
+workers' ``json`` module (on Python 3.11) and any handler code that recurses over a
+push fail with ``RecursionError`` before that; a Moneybird push is a handful of
+levels deep. The depth is only walked when the body holds more than
 ``MAX_DEPTH`` opening brackets, so a typical push pays two ``bytes.count`` calls.
 """
 

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx2
@@ -146,7 +147,7 @@ def contacts(dev: Dev) -> list[tuple[str, str]]:
     path = dev.data_dir / "hookbird-example.sqlite3"
     if not path.exists():
         return []
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         try:
             return list(db.execute("SELECT id, company_name FROM contacts"))
         except sqlite3.OperationalError:

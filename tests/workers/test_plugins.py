@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,7 @@ def test_example_plugin_end_to_end(
     assert summary["body"]["total"] == "121.0"
     assert summary["key"]
     assert summary["key"].startswith("hookbird-")
-    with sqlite3.connect(database) as db:
+    with closing(sqlite3.connect(database)) as db:
         rows = db.execute("SELECT id, company_name, version FROM contacts").fetchall()
     assert rows == [("900", "Bakkerij Jansen", 20)]
     outcomes = json.loads(redis_client.hget(state_key(stale), "handlers") or b"{}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS contacts (
 def upsert_contact(event: Event, ctx: Context) -> None:
     """Keep a local copy of each contact; the push's entity is fresh enough for that."""
     contact = event.entity
-    with sqlite3.connect(database(ctx)) as db:
+    # closing: sqlite3's own `with` commits but leaves the connection open
+    with closing(sqlite3.connect(database(ctx))) as db, db:
         db.execute(SCHEMA)
         db.execute(
             "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?) "

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,6 @@ def test_contacts_are_upserted_from_the_push(
     ]:
         event = make_event(action, entity={**contact, **changes})
         upsert_contact(event, make_context(event, settings=settings))
-    with sqlite3.connect(tmp_path / "hookbird-example.sqlite3") as db:
+    with closing(sqlite3.connect(tmp_path / "hookbird-example.sqlite3")) as db:
         rows = db.execute("SELECT id, firstname, email, version FROM contacts").fetchall()
     assert rows == [("4180", "Ada", "ada@vogel.example", 2)]

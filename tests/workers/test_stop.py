@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,15 +30,26 @@ MID_COMMAND = (sys.executable, "-c", "import tests.workers.stop_mid_command as m
 GRACE = 4.0
 
 
-def start(redis_url: str, log: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
+@contextmanager
+def running(
+    redis_url: str, log: Path, *args: str, program: tuple[str, ...] = LATE
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``hookbird worker ARGS`` run by ``program``, its output in ``log``; killed at the
+    end if the test left it running."""
     with log.open("wb") as out:
-        return subprocess.Popen(
-            [*LATE, "worker", *args],
+        proc = subprocess.Popen(
+            [*program, "worker", *args],
             cwd=ROOT,
-            env=worker_env(redis_url, HOOKBIRD_SHUTDOWN_GRACE=f"{GRACE:g}", **env),
+            env=worker_env(redis_url, HOOKBIRD_SHUTDOWN_GRACE=f"{GRACE:g}"),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def seconds_to_exit(proc: subprocess.Popen[bytes], how: signal.Signals, log: Path) -> float:
@@ -72,16 +85,11 @@ def test_an_idle_worker_stops_within_its_grace(
 ) -> None:
     """SIGTERM or Ctrl-C to a waiting worker: it exits, cleanly, well before its grace is over."""
     log = tmp_path / "worker.log"
-    proc = start(redis_url, log, "--class", worker_class)
-    try:
+    with running(redis_url, log, "--class", worker_class) as proc:
         channel = wait_for(
             lambda: idle_and_subscribed(redis_client), message="the worker to wait for pushes"
         )
         assert seconds_to_exit(proc, how, log) < GRACE
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert redis_client.pubsub_numsub(channel)[0][1] == 0  # no process kept its connection
 
 
@@ -92,15 +100,10 @@ def test_a_busy_worker_stops_when_its_grace_is_over(
     """A handler that outlives the grace is cut off at its end, and the worker exits right after."""
     redis_client.set("test:sleep:crm", 60)
     log = tmp_path / "worker.log"
-    proc = start(redis_url, log, "--class", worker_class)
-    try:
+    with running(redis_url, log, "--class", worker_class) as proc:
         push()
         wait_for(lambda: redis_client.llen("test:started"), message="the handler to start")
         assert seconds_to_exit(proc, signal.SIGTERM, log) < GRACE + 3
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert redis_client.llen("rq:queue:hookbird") == 1  # the push went back
 
 
@@ -111,13 +114,8 @@ def test_burst_on_an_empty_queue_returns_at_once(
     """`hookbird worker --burst` with nothing queued starts, finds nothing, and exits."""
     log = tmp_path / "worker.log"
     began = time.monotonic()
-    proc = start(redis_url, log, "--burst", "--class", worker_class)
-    try:
+    with running(redis_url, log, "--burst", "--class", worker_class) as proc:
         assert proc.wait(90) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert time.monotonic() - began < GRACE, log.read_text()[-3000:]
 
 
@@ -127,8 +125,7 @@ def test_rq_commands_still_reach_the_worker(
 ) -> None:
     """RQ's shutdown command, read by hookbird's command thread, stops the worker in time."""
     log = tmp_path / "worker.log"
-    proc = start(redis_url, log, "--class", worker_class)
-    try:
+    with running(redis_url, log, "--class", worker_class) as proc:
         channel = wait_for(
             lambda: idle_and_subscribed(redis_client), message="the worker to wait for pushes"
         )
@@ -136,10 +133,6 @@ def test_rq_commands_still_reach_the_worker(
         send_shutdown_command(redis_client, channel.removeprefix("rq:pubsub:"))
         assert proc.wait(90) == 0, log.read_text()[-3000:]
         assert time.monotonic() - began < GRACE
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.parametrize("worker_class", ["simple", "fork"])
@@ -149,19 +142,7 @@ def test_a_stop_between_a_command_and_its_reply_does_not_wait_for_the_reply(
     """SIGTERM right after the worker sent BLPOP: its teardown does not queue behind it."""
     log = tmp_path / "worker.log"
     began = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*MID_COMMAND, "worker", "--class", worker_class],
-            cwd=ROOT,
-            env=worker_env(redis_url, HOOKBIRD_SHUTDOWN_GRACE=f"{GRACE:g}"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with running(redis_url, log, "--class", worker_class, program=MID_COMMAND) as proc:
         assert proc.wait(90) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert "warm shut down requested" in log.read_text()
     assert time.monotonic() - began < GRACE + 3

@@ -45,6 +45,7 @@ CAPPED: dict[str, str] = {
     "hookbird:events": "zset trimmed to HOOKBIRD_EVENT_RETENTION by score on every push",
     "hookbird:workers": "set; dead workers pruned on every liveness beat",
     "hookbird:webhooks": "set: one entry per subscribed webhook",
+    "hookbird:dedup-scoped-since": "one small string (receiver.enqueue.legacy_window)",
     "hookbird:credentials": "set: one entry per connected administration",
     "hookbird:webhook:<webhook_id>": "one per subscribed webhook (operator's)",
     "hookbird:credential:<adm>": "one per connected administration (operator's)",

@@ -8,6 +8,7 @@ ordinary jobs.
 ``hookbird:dedup:<sha256>``            string: event id; TTL ``HOOKBIRD_DEDUP_TTL``
 ``hookbird:event:<event_id>``          string: the raw push (``hookbird.stored``); TTL retention
 ``hookbird:events``                    sorted set event_id → received-at; trimmed to retention
+``hookbird:dedup-scoped-since``        string: epoch s since receivers scope dedup keys (0: always)
 ``hookbird:webhook:<webhook_id>``      hash: a subscription (see ``hookbird.subscriptions``)
 ``hookbird:webhooks``                  set of subscribed webhook ids
 ``rq:job:<event_id>``                  hash: the RQ job that handles the push
@@ -24,6 +25,7 @@ import time
 PREFIX = "hookbird:"
 EVENTS_INDEX = PREFIX + "events"
 WEBHOOKS_INDEX = PREFIX + "webhooks"
+SCOPED_SINCE = PREFIX + "dedup-scoped-since"
 RQ_QUEUES = "rq:queues"
 
 
@@ -65,6 +67,8 @@ def legacy_dedup_key(idempotency_key: str) -> str:
     webhook. The receiver only reads it (``enqueue.lua``), so a push accepted by an
     older receiver is still a duplicate after an upgrade; no key of this form is
     written any more, and one ``HOOKBIRD_DEDUP_TTL`` after the upgrade none is left.
+    So receivers read it only then (``receiver.enqueue.legacy_window``): on a Redis
+    that older receivers never wrote to, never.
     """
     digest = hashlib.sha256(b"k:" + idempotency_key.encode("utf-8", "surrogateescape"))
     return f"{PREFIX}dedup:{digest.hexdigest()}"

@@ -213,9 +213,18 @@ class PushEndpoint:
             log.error("push not verified", status=503, webhook_id=push.webhook_id, error=str(exc))
             return Reply(503, error_body("unavailable, retry later"), self._retry_after)
 
+        enqueuer = self.enqueuer
         try:
-            outcome = await self.enqueuer.submit(
-                self.new_push(push, body, headers, remote_addr, received_ns, verified)
+            outcome = await enqueuer.submit(
+                self.new_push(
+                    push,
+                    body,
+                    headers,
+                    remote_addr,
+                    received_ns,
+                    verified,
+                    legacy=received_ns < enqueuer.legacy_until_ns,
+                )
             )
         except QueueUnavailable as exc:
             return self.unavailable(exc)
@@ -244,9 +253,13 @@ class PushEndpoint:
         remote_addr: str,
         received_ns: int,
         signature: Signature | None = None,
+        *,
+        legacy: bool = False,
     ) -> NewPush:
         """The push as the enqueue script takes it. ``signature`` is the verified one:
-        the push is then also a duplicate of any push with the same ``t`` and body."""
+        the push is then also a duplicate of any push with the same ``t`` and body.
+        ``legacy``: also a duplicate of an unscoped ``Idempotency-Key`` that an older
+        receiver stored (``Enqueuer.legacy_until_ns``)."""
         idempotency_key = headers.get(b"idempotency-key")
         event_id = keys.new_event_id(received_ns / 1e9)
         scope = keys.idempotency_scope(push.webhook_id, push.administration_id)
@@ -270,7 +283,7 @@ class PushEndpoint:
             event_id,
             dedup_key,
             keys.signature_dedup_key(signature.timestamp, body) if signature else "",
-            keys.legacy_dedup_key(idempotency_key) if idempotency_key else "",
+            keys.legacy_dedup_key(idempotency_key) if legacy and idempotency_key else "",
             received_at,
             job_timestamp,
             describe(push),

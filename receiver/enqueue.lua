@@ -18,7 +18,8 @@
 -- hash), its signature key (t and body: a signed push replayed with a fresh
 -- Idempotency-Key), or its legacy key (an unscoped Idempotency-Key written by a
 -- receiver before this version; only read, never written, so such keys simply
--- expire with the dedup TTL). The per-push keys are derived here from the
+-- expire with the dedup TTL; '' once they have: receiver/enqueue.py legacy_window).
+-- The per-push keys are derived here from the
 -- values rather than passed in KEYS; hookbird runs on one Redis, not a cluster (RQ
 -- does not support Redis Cluster either).
 --

@@ -41,6 +41,22 @@ from receiver.resp import RedisLink, ReplyError, pack
 MAX_BATCH = 256
 #: Script calls in flight at once: the next batch goes out while Redis works on one.
 MAX_IN_FLIGHT = 2
+#: How long past one ``HOOKBIRD_DEDUP_TTL`` an upgraded Redis is still checked for
+#: unscoped dedup keys: older receivers may keep writing them while a rolling upgrade
+#: runs (:func:`legacy_window`).
+LEGACY_MARGIN = 24 * 3600
+
+#: Run once per script load: since when receivers have written scoped dedup keys to
+#: this Redis. A Redis that holds pushes but no mark was written by a receiver from
+#: before keys were scoped: it is marked now. One that holds none is new: marked 0.
+_SCOPED_SINCE = """
+local since = redis.call('GET', KEYS[1])
+if not since then
+  since = redis.call('EXISTS', KEYS[2]) == 1 and ARGV[1] or '0'
+  redis.call('SET', KEYS[1], since)
+end
+return since
+"""
 
 _SCRIPT_TEMPLATE = resources.files("receiver").joinpath("enqueue.lua").read_text(encoding="utf-8")
 
@@ -158,6 +174,10 @@ class Enqueuer:
             b"%d" % retention,
         )
         self._sha: bytes | None = None
+        #: Until when (``time.time_ns()``) pushes are also checked against the unscoped
+        #: dedup keys of receivers from before keys were scoped; until Redis has told,
+        #: for ever. See :func:`legacy_window`.
+        self.legacy_until_ns: float = float("inf")
         self._pending: list[tuple[NewPush, asyncio.Future[Outcome]]] = []
         self._scheduled = False
         self._in_flight = 0
@@ -232,4 +252,18 @@ class Enqueuer:
 
     async def _load(self) -> bytes:
         sha: bytes = await self.link.call(b"SCRIPT", b"LOAD", self._script.encode())
+        since = await self.link.call(
+            b"EVAL", _SCOPED_SINCE, b"2", keys.SCOPED_SINCE, keys.EVENTS_INDEX, b"%d" % time.time()
+        )
+        self.legacy_until_ns = legacy_window(int(since), self.dedup_ttl)
         return sha
+
+
+def legacy_window(scoped_since: int, dedup_ttl: int) -> float:
+    """Until when (epoch ns) a receiver reads unscoped dedup keys, given since when
+    (epoch s, 0 for a Redis that never held them) scoped ones are written: keys written
+    before then expire one dedup TTL later, those of older receivers still running in
+    a rolling upgrade within :data:`LEGACY_MARGIN` after that."""
+    if scoped_since <= 0:
+        return 0.0
+    return (scoped_since + dedup_ttl + LEGACY_MARGIN) * 1e9

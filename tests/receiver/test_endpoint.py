@@ -160,11 +160,32 @@ def test_idempotency_keys_are_scoped_by_webhook(
 def test_a_key_stored_before_keys_were_scoped_still_dedups(
     receiver: str, http: httpx2.Client, redis_client: redis.Redis
 ) -> None:
-    """An Idempotency-Key an older receiver stored (unscoped) is a duplicate after an upgrade."""
+    """An Idempotency-Key an older receiver stored (unscoped) is a duplicate after an upgrade:
+    a Redis that holds pushes but no mark of scoped keys is marked, and read, for a while."""
+    older = "0190f3c2a1b2c3d4e5f60718293a"
+    redis_client.zadd(keys.EVENTS_INDEX, {older: time.time()})
+    redis_client.set(keys.legacy_dedup_key("old-key"), older, ex=60)
+    answer = post(http, receiver, push_body(), **{"Idempotency-Key": "old-key"})
+    assert answer.json() == {"status": "duplicate", "event_id": older}
+    assert queued(redis_client) == []
+    since = int(redis_client.get(keys.SCOPED_SINCE) or b"-1")
+    assert abs(since - time.time()) < 60
+
+
+def test_a_new_redis_never_reads_unscoped_keys(
+    receiver: str, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """No older receiver wrote to an empty Redis: its mark is 0 and an unscoped key (which
+    only a sender that guessed its hash could make) is not read once the receiver has asked
+    Redis (with its first script call; until then it reads them, to be safe)."""
+    assert post(http, receiver, push_body(entity_id="1")).json()["status"] == "accepted"
     redis_client.set(keys.legacy_dedup_key("old-key"), "0190f3c2a1b2c3d4e5f60718293a", ex=60)
     answer = post(http, receiver, push_body(), **{"Idempotency-Key": "old-key"})
-    assert answer.json() == {"status": "duplicate", "event_id": "0190f3c2a1b2c3d4e5f60718293a"}
-    assert queued(redis_client) == []
+    assert answer.json()["status"] == "accepted"
+    assert redis_client.get(keys.SCOPED_SINCE) == b"0"
+    assert len(queued(redis_client)) == 2
+    again = post(http, receiver, push_body(), **{"Idempotency-Key": "old-key"})
+    assert again.json()["status"] == "duplicate"
 
 
 def every_value(client: redis.Redis) -> bytes:

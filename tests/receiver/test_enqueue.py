@@ -7,7 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookbird import keys
-from receiver.enqueue import enqueue_script, job_template, lua_string
+from receiver.enqueue import (
+    LEGACY_MARGIN,
+    enqueue_script,
+    job_template,
+    legacy_window,
+    lua_string,
+)
 
 
 @settings(
@@ -69,3 +75,8 @@ def test_a_batch_queues_its_new_pushes_in_order_and_skips_repeats(
     again = redis_client.eval(script, 3, keys.RQ_QUEUES, queue, keys.EVENTS_INDEX, *args[:11])
     assert again == [0, b"ev1"]
     assert redis_client.llen(queue) == 3
+
+
+def test_unscoped_keys_are_read_one_dedup_ttl_and_a_margin_after_the_upgrade() -> None:
+    assert legacy_window(0, 600) == 0.0
+    assert legacy_window(1_000, 600) == (1_000 + 600 + LEGACY_MARGIN) * 1e9

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
@@ -52,6 +52,7 @@ from hookbird.moneybird.errors import (
     TransientError,
     Unauthorized,
 )
+from hookbird.moneybird.filters import build as build_filter
 from hookbird.moneybird.oauth import StaticToken, StoredTokens, TokenSource, oauth_app
 from hookbird.moneybird.responses import (
     RateHeaders,
@@ -73,6 +74,14 @@ def api_path(path: str) -> str:
     path = "/" + path.lstrip("/")
     last = path.rsplit("/", 1)[-1]
     return path if "." in last else path + ".json"
+
+
+def _encoded(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The query as Moneybird reads it: a dict-valued ``filter`` becomes its
+    ``key:value,…`` string (:func:`hookbird.moneybird.filters.build`); the rest as given."""
+    if params is None or not isinstance(params.get("filter"), Mapping):
+        return params
+    return {**params, "filter": build_filter(params["filter"])}
 
 
 @dataclass(slots=True)
@@ -242,7 +251,7 @@ class Client:
             method=method,
             url=url,
             shown=shown,
-            params=params,
+            params=_encoded(params),
             json=json,
             files=files,
             administration_id=administration_id,

@@ -31,7 +31,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import httpx2
 from redis import Redis
@@ -318,7 +318,8 @@ class FakeMoneybird(httpx2.BaseTransport):
       64-bit numbers as strings; bodies wrapped (``{"contact": {...}}``) except webhooks;
     - list endpoints paginate with ``page``/``per_page`` (≤ 100) and a ``Link`` header,
       never a total; synchronization endpoints (GET ids + versions, POST ≤ 100 ids);
-    - a sliding-window rate limit per token (and a stricter one for ``/reports/``) with
+    - a sliding-window rate limit per token (``limit_by="ip"``: one for all tokens; and a
+      stricter one for ``/reports/``) with
       Moneybird's headers on every answer and ``429 Retry later`` with an epoch
       ``Retry-After`` when spent;
     - 5xx bursts on demand (:meth:`fail_next`).
@@ -335,8 +336,11 @@ class FakeMoneybird(httpx2.BaseTransport):
         limit: int = 150,
         window: float = 300.0,
         reports_limit: int = 50,
+        limit_by: Literal["token", "ip"] = "token",
     ) -> None:
         self.tokens = set(tokens)
+        # "ip": one window for every token, as if Moneybird counted per IP address.
+        self.limit_by = limit_by
         self.administrations = {
             a: {"id": a, "name": f"Administration {a}"} for a in administrations
         }
@@ -443,8 +447,9 @@ class FakeMoneybird(httpx2.BaseTransport):
         buckets = [("api", self.limit)]
         if "/reports/" in path:
             buckets.append(("reports", self.reports_limit))
+        counted = token if self.limit_by == "token" else "ip"
         windows = [
-            self._windows.setdefault((name, token), _Window(limit, self.window))
+            self._windows.setdefault((name, counted), _Window(limit, self.window))
             for name, limit in buckets
         ]
         for w in windows:

@@ -282,6 +282,12 @@ class _BudgetLostAfterSending:
     def remaining(self, key: str, path: str) -> int:
         raise redis.exceptions.ConnectionError("gone")
 
+    def widen(self, until: float) -> bool:
+        raise redis.exceptions.ConnectionError("gone")
+
+    def widened(self) -> bool:
+        return False
+
 
 def test_a_sent_post_never_fails_on_budget_bookkeeping(admin_id: str) -> None:
     """Redis lost after a POST went through: the created record is returned, not an error

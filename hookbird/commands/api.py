@@ -98,6 +98,8 @@ def register(commands: Any) -> None:
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     path = fill_path(args.path, args.administration)
+    # /123/contacts without --administration: 123's own (OAuth) credentials, as a handler's
+    administration = args.administration or administration_in(path)
     fields = parse_fields(args.raw_field, args.field)
     body = read_input(args.input) if args.input else None
     if args.paginate and args.method != "GET":
@@ -126,7 +128,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 if args.paginate:
                     items = list(
-                        client.paginate(path, query or None, administration_id=args.administration)
+                        client.paginate(path, query or None, administration_id=administration)
                     )
                     print(json.dumps(items, indent=2, ensure_ascii=False))
                     return EXIT_OK
@@ -135,7 +137,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
                     path,
                     params=query or None,
                     json=body,
-                    administration_id=args.administration,
+                    administration_id=administration,
                     follow_redirects=args.method == "GET",
                 )
             except ValueError as exc:  # a filter Moneybird would misread
@@ -169,6 +171,12 @@ def fill_path(path: str, administration: str | None) -> str:
             "give the path below MONEYBIRD_API_URL (e.g. /administrations), not a full URL"
         )
     return "/" + path.lstrip("/")
+
+
+def administration_in(path: str) -> str | None:
+    """The administration id a path starts with (``/123/contacts`` → ``123``), if any."""
+    first = path.lstrip("/").split("/", 1)[0].removesuffix(".json")
+    return first if first.isdigit() else None
 
 
 def parse_fields(raw: list[str], typed: list[str]) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from cryptography.fernet import Fernet
 
 from hookbird import devstate
 from hookbird.cli import main
 from hookbird.moneybird.budget import PREFIX
+from hookbird.moneybird.credentials import Credential, CredentialStore
 from hookbird.moneybird.oauth import token_key
 from tests.fake_moneybird import TOKEN, FakeMoneybird
 
@@ -271,3 +273,26 @@ def test_finds_the_hookbird_dev_of_its_folder(
     code, _, err = api(capsys, "GET", "/administrations")
     assert code == 0, err
     assert redis_client.zcard(f"{PREFIX}api:{token_key(TOKEN)}") == 1
+
+
+def test_an_administration_in_the_path_picks_its_stored_credentials(
+    env: None,
+    fake: FakeMoneybird,
+    admin_id: str,
+    redis_client: redis.Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/123/contacts without --administration uses administration 123's stored token."""
+    key = Fernet.generate_key().decode()
+    stored = "fake-stored-personal-token-0123"
+    fake.tokens.add(stored)
+    CredentialStore(redis_client, key).put(
+        admin_id, Credential(access_token=stored, kind="personal")
+    )
+    monkeypatch.delenv("MONEYBIRD_API_TOKEN")
+    monkeypatch.setenv("HOOKBIRD_SECRET_KEY", key)
+    code, out, err = api(capsys, "GET", f"/{admin_id}/contacts")
+    assert code == 0, err
+    assert json.loads(out) == []
+    assert stored not in out + err

@@ -26,9 +26,14 @@ older record. The hand-written resources warn once per process
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
+
+from hookbird.logs import get_logger
+
+log = get_logger("moneybird.filters")
 
 #: The named periods Moneybird understands (relative to today, in the administration).
 PERIOD_WORDS = frozenset(
@@ -60,8 +65,31 @@ _DAY = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 _MONTH = re.compile(r"(\d{4})-?(\d{2})")
 
 
+_warned: set[str] = set()  # resources whose default period was warned about in this process
+
+
 class DefaultPeriodWarning(UserWarning):
     """A listing on a resource whose default period (``this_year``) hides older records."""
+
+
+def check_period(
+    path: str, filter: str | Mapping[str, object] | None, *, stacklevel: int = 2
+) -> None:
+    """Warn (once per process and resource) when a listing of ``path`` (below the
+    administration: ``sales_invoices``, ``documents/receipts/synchronization``) names
+    no period where Moneybird's default leaves older records out; log it too."""
+    resource = path.strip("/").removesuffix(".json").removesuffix("/synchronization")
+    if resource not in THIS_YEAR_DEFAULT or has_period(filter) or resource in _warned:
+        return
+    _warned.add(resource)
+    log.warning("moneybird_default_period", resource=resource, default="this_year")
+    warnings.warn(
+        f"{resource} lists only this year's records unless a period is given (Moneybird's "
+        'default): pass period="this_year" to keep that, or a range such as '
+        'period=("2020-01-01", "2026-12-31")',
+        DefaultPeriodWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def build(filters: Mapping[str, object]) -> str:

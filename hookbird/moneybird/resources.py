@@ -16,33 +16,13 @@ by :mod:`hookbird.moneybird` is the sending client plus ``administration(id)``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from hookbird.logs import get_logger
 from hookbird.moneybird import client as base
 from hookbird.moneybird import filters
 
 SYNC_CHUNK = 100
-
-log = get_logger("moneybird.resources")
-
-_warned: set[str] = set()  # resources whose default period was warned about in this process
-
-
-def _warn_default_period(path: str) -> None:
-    """Once per process and resource: a listing without a period misses older records."""
-    if path in _warned:
-        return
-    _warned.add(path)
-    message = (
-        f"{path} lists only this year's records unless a period is given (Moneybird's "
-        f'default): pass period="this_year" to keep that, or a range such as '
-        f'period=("2020-01-01", "2026-12-31")'
-    )
-    log.warning("moneybird_default_period", resource=path, default="this_year")
-    warnings.warn(message, filters.DefaultPeriodWarning, stacklevel=4)
 
 
 class Resource:
@@ -99,8 +79,8 @@ class Resource:
                 if filter is not None and filter.get("period") is not None:
                     raise ValueError("give the period once: in filter or as period=, not both")
                 filter = {**(filter or {}), "period": period}
-        elif self.path in filters.THIS_YEAR_DEFAULT and not filters.has_period(filter):
-            _warn_default_period(self.path)
+        else:
+            filters.check_period(self.path, filter, stacklevel=3)  # list/sync → their caller
         return {**params, "filter": filter} if filter else params
 
 

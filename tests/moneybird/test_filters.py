@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from hookbird.moneybird import Client, filters, resources
+from hookbird.moneybird import Client, filters
 from hookbird.moneybird.filters import DefaultPeriodWarning, build
 from tests.fake_moneybird import FakeMoneybird
 
@@ -20,9 +20,9 @@ from tests.fake_moneybird import FakeMoneybird
 @pytest.fixture(autouse=True)
 def fresh_warnings() -> Iterator[None]:
     """Each test starts as a fresh process would: nothing warned about yet."""
-    resources._warned.clear()
+    filters._warned.clear()
     yield
-    resources._warned.clear()
+    filters._warned.clear()
 
 
 def test_build_the_issues_example() -> None:
@@ -215,3 +215,14 @@ def test_period_given_twice_is_refused(client: Client, admin_id: str) -> None:
         invoices.sync("period:this_year", period="prev_year")
     with pytest.raises(ValueError, match="period once"):
         invoices.sync({"period": "this_year"}, period="prev_year")
+
+
+def test_check_period_reads_paths_as_generated_code_gives_them() -> None:
+    """Synchronization paths and .json suffixes name their resource; others never warn."""
+    with pytest.warns(DefaultPeriodWarning, match="documents/receipts"):
+        filters.check_period("/documents/receipts/synchronization.json", "state:open")
+    filters.check_period("documents/receipts", None)  # once per resource: quiet now
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        filters.check_period("contacts", None)
+        filters.check_period("financial_mutations", {"period": "prev_year"})

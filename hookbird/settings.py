@@ -514,7 +514,10 @@ class Settings:
         "HOOKBIRD_RATE_SCOPE",
         default="credential",
         parse=_choice_of("credential", "global"),
-        doc="credential (one budget per token, as Moneybird counts) or global (one for all).",
+        doc=(
+            "credential (one budget per token; widened to one for all for a day after a 429 "
+            "the token's budget did not expect) or global (one for all from the start)."
+        ),
         section=Section.API,
         example="global",
     )

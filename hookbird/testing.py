@@ -21,6 +21,7 @@ processes imports this module, and it imports no test framework.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import math
@@ -28,9 +29,9 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import httpx2
 from redis import Redis
@@ -40,6 +41,7 @@ from hookbird.context import Context
 from hookbird.events import Event
 from hookbird.logs import get_logger
 from hookbird.moneybird import Client
+from hookbird.moneybird.filters import THIS_YEAR_DEFAULT
 from hookbird.routing import handler_name
 from hookbird.settings import Settings
 
@@ -213,6 +215,62 @@ def _moneybird_factory(moneybird: Any, settings: Settings) -> Callable[[str], An
     return lambda _administration_id: moneybird
 
 
+def _filtered(
+    resource: str, records: Iterable[dict[str, Any]], filter: str | None
+) -> list[dict[str, Any]]:
+    """What a listing with ``filter`` returns: ``period`` (``this_year`` where Moneybird
+    defaults to it, even when other keys are given), then ``state`` and ``…_id`` keys
+    (alternatives split at ``|``) compared with the record's field; other keys ignored."""
+    terms = dict(t.split(":", 1) for t in filter.split(",") if ":" in t) if filter else {}
+    period = terms.pop("period", "this_year" if resource in THIS_YEAR_DEFAULT else None)
+    span = _period_span(period, datetime.date.today()) if period else None
+    kept = []
+    for record in records:
+        if span is not None:
+            raw = next((record[k] for k in _DATE_FIELDS if record.get(k)), None)
+            day = datetime.date.fromisoformat(str(raw)[:10]) if raw else datetime.date.today()
+            if not span[0] <= day <= span[1]:  # undated (drafts): only when today is inside
+                continue
+        if all(
+            value == "all" or str(record.get(key)) in value.split("|")
+            for key, value in terms.items()
+            if key == "state" or key.endswith("_id")
+        ):
+            kept.append(record)
+    return kept
+
+
+_DATE_FIELDS = ("invoice_date", "date", "estimate_date", "started_at")
+
+
+def _period_span(period: str, today: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """First and last day of a named period or a ``YYYYMMDD..YYYYMMDD``/``YYYYMM..YYYYMM``
+    range (calendar periods: the fake's financial year is the calendar year)."""
+    if ".." in period:
+        start, end = period.split("..")
+        if len(start) == 6:
+            first = datetime.date(int(start[:4]), int(start[4:]), 1)
+            last_month = datetime.date(int(end[:4]), int(end[4:]), 1)
+            return first, _month_end(last_month)
+        parse = datetime.datetime.strptime
+        return parse(start, "%Y%m%d").date(), parse(end, "%Y%m%d").date()
+    when, _, unit = period.partition("_")
+    step = {"prev": -1, "this": 0, "next": 1}[when]
+    if unit == "week":
+        monday = today - datetime.timedelta(days=today.weekday()) + datetime.timedelta(weeks=step)
+        return monday, monday + datetime.timedelta(days=6)
+    months = {"month": 1, "quarter": 3, "year": 12}[unit]
+    index = today.year * 12 + (today.month - 1) // months * months + step * months
+    first = datetime.date(index // 12, index % 12 + 1, 1)
+    end_index = index + months - 1
+    return first, _month_end(datetime.date(end_index // 12, end_index % 12 + 1, 1))
+
+
+def _month_end(first: datetime.date) -> datetime.date:
+    following = first.replace(day=28) + datetime.timedelta(days=4)
+    return following - datetime.timedelta(days=following.day)
+
+
 class Call(NamedTuple):
     """One API request the fake answered: ``("GET", "/123/contacts/4.json", {}, None)``."""
 
@@ -260,7 +318,8 @@ class FakeMoneybird(httpx2.BaseTransport):
       64-bit numbers as strings; bodies wrapped (``{"contact": {...}}``) except webhooks;
     - list endpoints paginate with ``page``/``per_page`` (≤ 100) and a ``Link`` header,
       never a total; synchronization endpoints (GET ids + versions, POST ≤ 100 ids);
-    - a sliding-window rate limit per token (and a stricter one for ``/reports/``) with
+    - a sliding-window rate limit per token (``limit_by="ip"``: one for all tokens; and a
+      stricter one for ``/reports/``) with
       Moneybird's headers on every answer and ``429 Retry later`` with an epoch
       ``Retry-After`` when spent;
     - 5xx bursts on demand (:meth:`fail_next`).
@@ -277,8 +336,11 @@ class FakeMoneybird(httpx2.BaseTransport):
         limit: int = 150,
         window: float = 300.0,
         reports_limit: int = 50,
+        limit_by: Literal["token", "ip"] = "token",
     ) -> None:
         self.tokens = set(tokens)
+        # "ip": one window for every token, as if Moneybird counted per IP address.
+        self.limit_by = limit_by
         self.administrations = {
             a: {"id": a, "name": f"Administration {a}"} for a in administrations
         }
@@ -385,8 +447,9 @@ class FakeMoneybird(httpx2.BaseTransport):
         buckets = [("api", self.limit)]
         if "/reports/" in path:
             buckets.append(("reports", self.reports_limit))
+        counted = token if self.limit_by == "token" else "ip"
         windows = [
-            self._windows.setdefault((name, token), _Window(limit, self.window))
+            self._windows.setdefault((name, counted), _Window(limit, self.window))
             for name, limit in buckets
         ]
         for w in windows:
@@ -451,15 +514,16 @@ class FakeMoneybird(httpx2.BaseTransport):
         if not tail:
             if method == "GET":
                 return self._page(
-                    request, list(records.values()), paginate=resource not in UNPAGINATED
+                    request,
+                    _filtered(resource, records.values(), request.url.params.get("filter")),
+                    paginate=resource not in UNPAGINATED,
                 )
             if method == "POST":
                 return self._create(administration, resource, records, body)
         elif tail == ["synchronization"]:
             if method == "GET":
-                return _json(
-                    200, [{"id": r["id"], "version": r["version"]} for r in records.values()]
-                )
+                found = _filtered(resource, records.values(), request.url.params.get("filter"))
+                return _json(200, [{"id": r["id"], "version": r["version"]} for r in found])
             if method == "POST":
                 ids = body.get("ids") if isinstance(body, dict) else None
                 if not isinstance(ids, list):

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import httpx2
@@ -57,6 +57,7 @@ class FakeMoneybird(testing.FakeMoneybird):
         limit: int = 150,
         window: float = 300.0,
         reports_limit: int = 50,
+        limit_by: Literal["token", "ip"] = "token",
         client_id: str = "fake-client-id",
         client_secret: str = "fake-client-secret-0123456789",
         token_lifetime: float = 7200.0,
@@ -69,6 +70,7 @@ class FakeMoneybird(testing.FakeMoneybird):
             limit=limit,
             window=window,
             reports_limit=reports_limit,
+            limit_by=limit_by,
         )
         self.client_id, self.client_secret = client_id, client_secret
         self.token_lifetime, self.refresh_delay = token_lifetime, refresh_delay

@@ -21,7 +21,7 @@ import getpass
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,19 +157,21 @@ def load_handlers(settings: Settings) -> Router:
         raise CommandError(str(exc)) from exc
 
 
-def explain(exc: Exception) -> CommandError:
-    """A Moneybird or credential error as a message that says what to do next."""
+def explain(exc: Exception, *, hints: Mapping[type[Exception], str] | None = None) -> CommandError:
+    """A Moneybird or credential error as a message that says what to do next;
+    ``hints`` replaces the default advice for some error types."""
     if isinstance(exc, CredentialError):
         return CommandError(str(exc))
-    hints: dict[type[Exception], str] = {
+    advice: dict[type[Exception], str] = {
         errors.Unauthorized: "check MONEYBIRD_API_TOKEN, or reconnect with `hookbird oauth url`",
         errors.Forbidden: "the token lacks the `settings` scope that webhooks need",
         errors.NotFound: "check the administration and webhook ids (`hookbird webhooks list`)",
         errors.BadRequest: "Moneybird refused the request as malformed",
         errors.Unprocessable: "Moneybird refused the data",
         errors.PaymentRequired: "the administration's plan does not include this",
+        **(hints or {}),
     }
-    hint = hints.get(type(exc), "try again later")
+    hint = advice.get(type(exc), "try again later")
     return CommandError(f"{exc}\n{hint}")
 
 

@@ -21,8 +21,18 @@ time (a scheduler's tick) still finds its slot free instead of going to the back
 ``margin`` widens the window slightly: a slot freed exactly ``window`` seconds after
 an earlier one could otherwise reach Moneybird a few milliseconds early.
 
+Whether Moneybird counts its 150 per token or per IP address is not settled (peers
+disagree), so the budget starts per credential and *widens* when Moneybird disagrees
+with it: the client reports a 429 that came while the credential's own count still
+had room (:meth:`Budget.widen`); from then on, for :data:`WIDENED_FOR`, every process
+and credential draws from the one ``global`` bucket (as ``HOOKBIRD_RATE_SCOPE=global``
+does from the start). Per IP that is the right budget; per token with a stranger
+using it, it is merely cautious. The mark lives in Redis, so the whole fleet widens;
+each process rereads it at most every :data:`SCOPE_CHECK_EVERY` seconds.
+
 Keys: ``hookbird:rate:<bucket>:<key>`` (sorted set of slot times),
-``…:hold`` (epoch milliseconds) and ``…:waiting`` (sorted set of promised times).
+``…:hold`` (epoch milliseconds) and ``…:waiting`` (sorted set of promised times);
+``hookbird:rate:widened`` (until when, epoch milliseconds).
 """
 
 from __future__ import annotations
@@ -38,6 +48,13 @@ from typing import Protocol
 import redis
 
 PREFIX = "hookbird:rate:"
+WIDENED_KEY = PREFIX + "widened"
+#: The budget key of the one bucket every credential shares (scope ``global``, widened).
+GLOBAL = "global"
+#: How long a widened scope lasts: a day, then one more 429 would widen it again.
+WIDENED_FOR = 24 * 3600.0
+#: Seconds a process trusts its last reading of the widened mark.
+SCOPE_CHECK_EVERY = 1.0
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -142,6 +159,13 @@ class Budget(Protocol):
     def remaining(self, key: str, path: str) -> int:
         """Slots left now for a request to ``path`` (holds aside); takes none."""
 
+    def widen(self, until: float) -> bool:
+        """Every credential draws from the :data:`GLOBAL` bucket until ``until``; True
+        when this call widened it (it was not widened already)."""
+
+    def widened(self) -> bool:
+        """Is the scope widened now (possibly by another process)?"""
+
 
 class RedisBudget:
     """The budget shared by every process using the same Redis."""
@@ -152,6 +176,7 @@ class RedisBudget:
         self._acquire = client.register_script(_ACQUIRE)
         self._hold = client.register_script(_HOLD)
         self._remaining = client.register_script(_REMAINING)
+        self._widened, self._widened_at = False, -SCOPE_CHECK_EVERY  # read on first use
 
     def _keys(self, key: str, path: str) -> tuple[list[str], list[int]]:
         buckets = self.config.buckets(path)
@@ -183,6 +208,22 @@ class RedisBudget:
         span_ms = int((self.config.window + self.config.margin) * 1000)
         return int(self._remaining(keys=keys[: len(limits)], args=[span_ms, *limits]))
 
+    def widen(self, until: float) -> bool:
+        left_ms = int((until - time.time()) * 1000)
+        if left_ms <= 0:
+            return False
+        fresh = bool(self.redis.set(WIDENED_KEY, int(until * 1000), px=left_ms, nx=True))
+        self._widened_at = time.monotonic()
+        self._widened = True
+        return fresh
+
+    def widened(self) -> bool:
+        now = time.monotonic()
+        if now - self._widened_at >= SCOPE_CHECK_EVERY:
+            self._widened = bool(self.redis.exists(WIDENED_KEY))
+            self._widened_at = now
+        return self._widened
+
     def reset(self, key: str) -> None:
         """Forget every slot and hold of ``key`` (tests and benchmarks)."""
         for name in ("api", "reports"):
@@ -204,6 +245,7 @@ class LocalBudget:
         self._lock = threading.Lock()
         self._logs: dict[str, deque[float]] = {}
         self._holds: dict[str, float] = {}
+        self._widened_until = 0.0
 
     def acquire(self, key: str, path: str) -> float | None:
         span = self.config.window + self.config.margin
@@ -238,3 +280,12 @@ class LocalBudget:
             for bucket in self.config.buckets(path):
                 name = f"{bucket.name}:{key}"
                 self._holds[name] = max(self._holds.get(name, 0.0), until)
+
+    def widen(self, until: float) -> bool:
+        with self._lock:
+            fresh = self._widened_until <= self._clock()
+            self._widened_until = max(self._widened_until, until)
+            return fresh
+
+    def widened(self) -> bool:
+        return self._widened_until > self._clock()

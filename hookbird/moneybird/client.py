@@ -17,7 +17,9 @@ httpx layers ``_send_handling_auth`` → ``_send_handling_redirects`` →
    *before* sending; none free → ``on_budget="raise"`` (workers) raises
    :class:`RateLimited` with ``retry_at`` so the job is rescheduled instead of
    sleeping; ``"wait"`` (CLI) sleeps and says so. Afterwards the budget is reconciled
-   with the rate-limit headers, and a 429 holds it until the server's ``Retry-After``;
+   with the rate-limit headers, and a 429 holds it until the server's ``Retry-After``
+   (and, when the credential's count still had room, widens the budget's scope to one
+   bucket for every credential: Moneybird may count per IP address);
 4. :meth:`~Client._send_single_request`: one HTTP exchange, its answer mapped to the
    response or to an :mod:`errors` exception.
 
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
@@ -41,7 +43,14 @@ import httpx2
 import redis
 
 from hookbird.logs import get_logger
-from hookbird.moneybird.budget import Budget, BudgetConfig, LocalBudget, RedisBudget
+from hookbird.moneybird.budget import (
+    GLOBAL,
+    WIDENED_FOR,
+    Budget,
+    BudgetConfig,
+    LocalBudget,
+    RedisBudget,
+)
 from hookbird.moneybird.credentials import CredentialStore
 from hookbird.moneybird.errors import (
     ConnectionFailed,
@@ -52,6 +61,7 @@ from hookbird.moneybird.errors import (
     TransientError,
     Unauthorized,
 )
+from hookbird.moneybird.filters import build as build_filter
 from hookbird.moneybird.oauth import StaticToken, StoredTokens, TokenSource, oauth_app
 from hookbird.moneybird.responses import (
     RateHeaders,
@@ -73,6 +83,14 @@ def api_path(path: str) -> str:
     path = "/" + path.lstrip("/")
     last = path.rsplit("/", 1)[-1]
     return path if "." in last else path + ".json"
+
+
+def _encoded(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The query as Moneybird reads it: a dict-valued ``filter`` becomes its
+    ``key:value,…`` string (:func:`hookbird.moneybird.filters.build`); the rest as given."""
+    if params is None or not isinstance(params.get("filter"), Mapping):
+        return params
+    return {**params, "filter": build_filter(params["filter"])}
 
 
 @dataclass(slots=True)
@@ -242,7 +260,7 @@ class Client:
             method=method,
             url=url,
             shown=shown,
-            params=params,
+            params=_encoded(params),
             json=json,
             files=files,
             administration_id=administration_id,
@@ -298,8 +316,8 @@ class Client:
     def _send_handling_budget(self, call: _Call) -> httpx2.Response:
         """Take a budget slot before sending; afterwards tell the budget what Moneybird said."""
         key = (
-            "global"
-            if self.global_budget
+            GLOBAL
+            if self.global_budget or self._widened()
             else call.tokens.budget_key(call.administration_id, call.token)
         )
         self._take_slot(key, call.shown, call.method)
@@ -309,6 +327,8 @@ class Client:
         except RateLimited as error:
             if error.retry_at:
                 self._hold(key, call.shown, error.retry_at)
+                if key != GLOBAL:
+                    self._widen_if_unexpected(key, call.shown, error.retry_at)
             raise
         now = time.time()
         self._reconcile(key, call.shown, RateHeaders.parse(response.headers, now), now)
@@ -399,6 +419,38 @@ class Client:
                 self.budget.hold(key, path, until)
         except redis.exceptions.RedisError as exc:
             # The request went through: failing now could make a job repeat a POST.
+            log.warning("rate_budget_unreachable", error=type(exc).__name__)
+
+    def _widened(self) -> bool:
+        try:
+            return self.budget.widened()
+        except redis.exceptions.RedisError:
+            return False  # taking the slot will say that Redis is unreachable
+
+    def _widen_if_unexpected(self, key: str, path: str, retry_at: float) -> None:
+        """A 429 while this credential's own count still had room: Moneybird counts more
+        than this credential's requests (per IP address, or another user of the token),
+        so every credential shares one budget from now on (see :mod:`budget`)."""
+        try:
+            room = self.budget.remaining(key, path)
+            if room <= 0:
+                return  # Moneybird counted what we counted: the per-credential budget holds
+            self.budget.hold(GLOBAL, path, retry_at)
+            until = time.time() + WIDENED_FOR
+            if self.budget.widen(until):
+                log.warning(
+                    "rate_scope_widened",
+                    reason=(
+                        "Moneybird answered 429 while this credential's budget had room: "
+                        "its limit counts more than this credential (per IP address, or "
+                        "another user of the token); every credential now shares one budget"
+                    ),
+                    budget=key,
+                    remaining=room,
+                    path=path,
+                    widened_for=WIDENED_FOR,
+                )
+        except redis.exceptions.RedisError as exc:
             log.warning("rate_budget_unreachable", error=type(exc).__name__)
 
     def _hold(self, key: str, path: str, until: float) -> None:

@@ -16,10 +16,11 @@ by :mod:`hookbird.moneybird` is the sending client plus ``administration(id)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from hookbird.moneybird import client as base
+from hookbird.moneybird import filters
 
 SYNC_CHUNK = 100
 
@@ -43,14 +44,44 @@ class Resource:
             method, self._url(*parts), administration_id=self.administration.id, **kwargs
         )
 
-    def list(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Every record (all pages, ``per_page=100``); filters as Moneybird names them."""
+    def list(
+        self,
+        filter: str | Mapping[str, object] | None = None,
+        *,
+        period: object = None,
+        **params: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """Every record (all pages, ``per_page=100``).
+
+        ``filter`` is Moneybird's filter, as a string or a dict (:mod:`filters`);
+        ``period`` joins it (``"prev_year"``, ``("2020-01-01", "2026-12-31")``). Other
+        keyword arguments are query parameters as Moneybird names them.
+        """
+        query = self._query(filter, period, params)
         client = self.administration.client
         if not self.paginated:
-            found = self._call("GET", params=filters or None)
+            found = self._call("GET", params=query or None)
             yield from found if isinstance(found, list) else []
             return
-        yield from client.paginate(self._url(), filters, administration_id=self.administration.id)
+        yield from client.paginate(self._url(), query, administration_id=self.administration.id)
+
+    def _query(
+        self, filter: str | Mapping[str, object] | None, period: object, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The query of a listing: ``period`` merged into ``filter``, warned about when a
+        resource that hides older records by default gets none (see :mod:`filters`)."""
+        if period is not None:
+            if isinstance(filter, str):
+                if filters.has_period(filter):
+                    raise ValueError("give the period once: in filter or as period=, not both")
+                filter = ",".join(t for t in (filter, filters.build({"period": period})) if t)
+            else:
+                if filter is not None and filter.get("period") is not None:
+                    raise ValueError("give the period once: in filter or as period=, not both")
+                filter = {**(filter or {}), "period": period}
+        else:
+            filters.check_period(self.path, filter, stacklevel=3)  # list/sync → their caller
+        return {**params, "filter": filter} if filter else params
 
 
 class ReadOnly(Resource):
@@ -85,9 +116,17 @@ class Crud(Resource):
 class Synced(Crud):
     """Adds the synchronization endpoints: ``sync`` and ``fetch_many``."""
 
-    def sync(self, **filters: Any) -> list[dict[str, Any]]:
-        """``[{"id": str, "version": int}]`` of every record (one call, no pagination)."""
-        found = self._call("GET", "synchronization", params=filters or None)
+    def sync(
+        self,
+        filter: str | Mapping[str, object] | None = None,
+        *,
+        period: object = None,
+        **params: Any,
+    ) -> list[dict[str, Any]]:
+        """``[{"id": str, "version": int}]`` of every record (one call, no pagination);
+        ``filter`` and ``period`` as in :meth:`list`."""
+        query = self._query(filter, period, params)
+        found = self._call("GET", "synchronization", params=query or None)
         return [
             {"id": str(item["id"]), "version": item.get("version")}
             for item in found or []
@@ -104,9 +143,17 @@ class Synced(Crud):
             records.extend(found or [])
         return records
 
-    def changed_since(self, known: dict[str, Any]) -> list[dict[str, Any]]:
-        """Records whose version differs from ``known`` (id → version) or that are new."""
-        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+    def changed_since(
+        self,
+        known: dict[str, Any],
+        filter: str | Mapping[str, object] | None = None,
+        *,
+        period: object = None,
+    ) -> list[dict[str, Any]]:
+        """Records whose version differs from ``known`` (id → version) or that are new;
+        ``filter`` and ``period`` narrow the :meth:`sync` it starts from."""
+        synced = self.sync(filter, period=period)
+        changed = [s["id"] for s in synced if str(known.get(s["id"])) != str(s["version"])]
         return self.fetch_many(changed)
 
 
@@ -169,7 +216,7 @@ class TypelessDocuments(Attachable):
 
 
 class TimeEntries(Crud):
-    """Billable hours: filter with ``filter="state:open"`` etc."""
+    """Billable hours (listing defaults to this year: give ``period=``, see :mod:`filters`)."""
 
     def stop(self, id: str | int) -> dict[str, Any]:
         stopped: dict[str, Any] = self._call("PATCH", id, "stop")

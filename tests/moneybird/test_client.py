@@ -30,9 +30,9 @@ def test_list_follows_link_headers_across_three_pages(
 
 
 def test_filters_reach_the_query_string(client: Client, fake: FakeMoneybird, admin_id: str) -> None:
-    """list(**filters) sends Moneybird's filter parameter as given."""
-    list(client.administration(admin_id).sales_invoices.list(filter="state:open"))
-    assert fake.requests[-1][2] == {"filter": "state:open", "per_page": "100"}
+    """list(filter=...) sends Moneybird's filter parameter as given."""
+    list(client.administration(admin_id).sales_invoices.list(filter="period:prev_year,state:open"))
+    assert fake.requests[-1][2] == {"filter": "period:prev_year,state:open", "per_page": "100"}
 
 
 def test_create_wraps_the_body_and_ids_are_strings(
@@ -281,6 +281,12 @@ class _BudgetLostAfterSending:
 
     def remaining(self, key: str, path: str) -> int:
         raise redis.exceptions.ConnectionError("gone")
+
+    def widen(self, until: float) -> bool:
+        raise redis.exceptions.ConnectionError("gone")
+
+    def widened(self) -> bool:
+        return False
 
 
 def test_a_sent_post_never_fails_on_budget_bookkeeping(admin_id: str) -> None:

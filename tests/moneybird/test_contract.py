@@ -101,14 +101,16 @@ OPERATIONS: dict[str, Op] = {
     "contacts.delete": lambda a: a.contacts.delete(ID),
     "contacts.sync": lambda a: a.contacts.sync(),
     "contacts.fetch_many": lambda a: a.contacts.fetch_many([ID, "496081407814141081"]),
-    "sales_invoices.list": lambda a: list(a.sales_invoices.list(filter="state:open")),
+    "sales_invoices.list": lambda a: list(
+        a.sales_invoices.list({"state": ["open", "late"]}, period=("2020-01-01", "2026-12-31"))
+    ),
     "sales_invoices.get": lambda a: a.sales_invoices.get(ID),
     "sales_invoices.create": lambda a: a.sales_invoices.create(
         contact_id=ID, details_attributes=[{"description": "Advies", "price": "100.0"}]
     ),
     "sales_invoices.update": lambda a: a.sales_invoices.update(ID, reference="PO-42"),
     "sales_invoices.delete": lambda a: a.sales_invoices.delete(ID),
-    "sales_invoices.sync": lambda a: a.sales_invoices.sync(filter="state:open"),
+    "sales_invoices.sync": lambda a: a.sales_invoices.sync(filter="state:open", period="this_year"),
     "sales_invoices.fetch_many": lambda a: a.sales_invoices.fetch_many([ID]),
     "sales_invoices.send": lambda a: a.sales_invoices.send(ID, delivery_method="Email"),
     "sales_invoices.register_payment": lambda a: a.sales_invoices.register_payment(
@@ -119,33 +121,33 @@ OPERATIONS: dict[str, Op] = {
     "sales_invoices.add_attachment": lambda a: a.sales_invoices.add_attachment(
         ID, "order.pdf", b"%PDF-1.4 order"
     ),
-    "estimates.list": lambda a: list(a.estimates.list(filter="state:open")),
+    "estimates.list": lambda a: list(a.estimates.list(filter="period:prev_year,state:open")),
     "estimates.create": lambda a: a.estimates.create(contact_id=ID),
-    "estimates.sync": lambda a: a.estimates.sync(),
+    "estimates.sync": lambda a: a.estimates.sync(period="this_year"),
     "estimates.fetch_many": lambda a: a.estimates.fetch_many([ID]),
     "estimates.send": lambda a: a.estimates.send(ID, delivery_method="Email"),
-    "purchase_invoices.list": lambda a: list(a.purchase_invoices.list()),
+    "purchase_invoices.list": lambda a: list(a.purchase_invoices.list(period="this_year")),
     "purchase_invoices.get": lambda a: a.purchase_invoices.get(ID),
     "purchase_invoices.create": lambda a: a.purchase_invoices.create(
         contact_id=ID, reference="F-1", date="2026-11-01"
     ),
     "purchase_invoices.update": lambda a: a.purchase_invoices.update(ID, reference="F-2"),
-    "purchase_invoices.sync": lambda a: a.purchase_invoices.sync(),
+    "purchase_invoices.sync": lambda a: a.purchase_invoices.sync(period="this_year"),
     "purchase_invoices.fetch_many": lambda a: a.purchase_invoices.fetch_many([ID]),
     "purchase_invoices.register_payment": lambda a: a.purchase_invoices.register_payment(
         ID, payment_date="2026-11-01", price="50.0"
     ),
-    "receipts.list": lambda a: list(a.receipts.list()),
+    "receipts.list": lambda a: list(a.receipts.list(period=("2026-01", "2026-06"))),
     "receipts.create": lambda a: a.receipts.create(contact_id=ID, date="2026-11-01"),
-    "receipts.sync": lambda a: a.receipts.sync(),
+    "receipts.sync": lambda a: a.receipts.sync(period="this_year"),
     "receipts.fetch_many": lambda a: a.receipts.fetch_many([ID]),
     "receipts.add_attachment": lambda a: a.receipts.add_attachment(ID, "bon.jpg", b"\xff\xd8"),
     "receipts.delete": lambda a: a.receipts.delete(ID),
-    "typeless_documents.list": lambda a: list(a.typeless_documents.list()),
+    "typeless_documents.list": lambda a: list(a.typeless_documents.list(period="this_year")),
     "typeless_documents.get": lambda a: a.typeless_documents.get(ID),
-    "typeless_documents.sync": lambda a: a.typeless_documents.sync(),
+    "typeless_documents.sync": lambda a: a.typeless_documents.sync(period="this_year"),
     "typeless_documents.fetch_many": lambda a: a.typeless_documents.fetch_many([ID]),
-    "time_entries.list": lambda a: list(a.time_entries.list(filter="state:open")),
+    "time_entries.list": lambda a: list(a.time_entries.list({"state": "open"}, period="this_year")),
     "time_entries.create": lambda a: a.time_entries.create(
         user_id=ID,
         started_at="2026-11-01T09:00:00Z",

@@ -30,6 +30,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import httpx2
@@ -79,6 +80,16 @@ RESOURCES: dict[str, str | None] = {
     "webhooks": None,
 }
 UNPAGINATED = {"ledger_accounts", "webhooks"}
+#: Resources whose list and synchronization endpoints default to ``period:this_year``,
+#: and the record field that dates a record (a record without it counts as dated today,
+#: as Moneybird matches a draft without an ``invoice_date`` by any period holding today).
+PERIOD_FIELDS: dict[str, str] = {
+    "sales_invoices": "invoice_date",
+    "estimates": "estimate_date",
+    "documents/purchase_invoices": "date",
+    "documents/receipts": "date",
+    "documents/typeless_documents": "date",
+}
 
 # Words that make an event group a kind of change rather than a kind of entity
 # (``sales_invoice_state_changed`` is about a SalesInvoice).
@@ -222,6 +233,12 @@ class Call(NamedTuple):
     body: Any  # decoded JSON, raw bytes (uploads) or None
 
 
+def _iso(epoch: float) -> str:
+    """``2026-12-06T10:34:13.000Z``, as Moneybird writes times."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> httpx2.Response:
     return httpx2.Response(status, json=body, headers=headers)
 
@@ -253,6 +270,85 @@ class _Window:
         }
 
 
+class _BadFilter(ValueError):
+    """A ``filter`` query Moneybird would refuse (400)."""
+
+
+def _filter_terms(raw: str | None) -> dict[str, str] | None:
+    """``"period:this_year,state:all"`` → its terms; None when no filter was given."""
+    if raw is None:
+        return None
+    terms = {}
+    for term in raw.split(","):
+        key, colon, value = term.partition(":")
+        if not colon or not key:
+            raise _BadFilter(f"filter term {term!r} is not key:value")
+        terms[key.strip()] = value.strip()
+    return terms
+
+
+def _period(value: str, today: date) -> tuple[date, date]:
+    """The first and last day of a period: a year's name or ``YYYYMMDD..YYYYMMDD``
+    (also ``YYYYMM..YYYYMM``, whole months)."""
+    years = {"this_year": 0, "prev_year": -1, "next_year": 1}
+    if value in years:
+        year = today.year + years[value]
+        return date(year, 1, 1), date(year, 12, 31)
+    start, dots, end = value.partition("..")
+    try:
+        if dots and len(start) == len(end) == 8:
+            first, last = (datetime.strptime(day, "%Y%m%d").date() for day in (start, end))
+            return first, last
+        if dots and len(start) == len(end) == 6:
+            first = datetime.strptime(start, "%Y%m").date()
+            last = datetime.strptime(end, "%Y%m").date()
+            following = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+            return first, date.fromordinal(following.toordinal() - 1)
+    except ValueError:
+        pass
+    raise _BadFilter(f"period {value!r} is not a period this fake knows")
+
+
+def _updated_at(record: Mapping[str, Any]) -> float:
+    """When a record last changed, in epoch seconds: its ``updated_at``, else its version
+    (Moneybird's versions are the epoch second of the change)."""
+    stamp = record.get("updated_at")
+    if isinstance(stamp, str):
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return float(record.get("version") or 0)
+
+
+def _visible(resource: str, records: list[dict[str, Any]], params: Mapping[str, str]) -> list[Any]:
+    """The records a list or synchronization GET shows, as Moneybird filters them.
+
+    Where the resource has a default ``period`` (:data:`PERIOD_FIELDS`) and the request
+    passes no ``filter``, only this year's records show; any ``filter`` replaces the
+    defaults entirely, so a filter without a ``period`` shows every year. ``updated_after``
+    (ISO 8601, exclusive) narrows by last change. Archived contacts show only with
+    ``include_archived=true``.
+    """
+    terms = _filter_terms(params.get("filter"))
+    today = datetime.now(UTC).date()
+    shown = records
+    date_field = PERIOD_FIELDS.get(resource)
+    period = "this_year" if terms is None else terms.get("period")
+    if date_field and period:
+        first, last = _period(period, today)
+        shown = [
+            r for r in shown if first <= date.fromisoformat(r.get(date_field) or str(today)) <= last
+        ]
+    after = (terms or {}).get("updated_after")
+    if after:
+        try:
+            since = datetime.fromisoformat(after.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise _BadFilter(f"updated_after {after!r} is not an ISO 8601 time") from None
+        shown = [r for r in shown if _updated_at(r) > since]
+    if resource == "contacts" and params.get("include_archived") not in ("true", "1"):
+        shown = [r for r in shown if not r.get("archived")]
+    return shown
+
+
 class FakeMoneybird(httpx2.BaseTransport):
     """An ``httpx2`` transport that answers like Moneybird's API, strictly.
 
@@ -263,7 +359,15 @@ class FakeMoneybird(httpx2.BaseTransport):
     - a sliding-window rate limit per token (and a stricter one for ``/reports/``) with
       Moneybird's headers on every answer and ``429 Retry later`` with an epoch
       ``Retry-After`` when spent;
-    - 5xx bursts on demand (:meth:`fail_next`).
+    - 5xx bursts on demand (:meth:`fail_next`);
+    - records change (:meth:`change`, or a PATCH: a new ``version``) and disappear
+      (:meth:`remove`, or a DELETE); list and synchronization GETs of invoices,
+      estimates and documents show only ``this_year`` unless a ``filter`` names another
+      ``period`` (any filter replaces that default), ``updated_after`` narrows by last
+      change, archived contacts need ``include_archived=true``;
+    - webhooks with ``last_http_status`` and ``deactivated_at`` (``activate`` /
+      ``deactivate``); :meth:`set_webhook` changes them as Moneybird would after
+      failed deliveries.
 
     Put records in with :meth:`add`, read them back with :meth:`record`, and assert on
     :attr:`requests` (every :class:`Call` answered) or :meth:`count`. Thread-safe.
@@ -321,6 +425,33 @@ class FakeMoneybird(httpx2.BaseTransport):
     ) -> dict[str, Any] | None:
         """The stored record as it is now (after the requests it answered), or None."""
         return self.records.get((administration, resource), {}).get(str(id))
+
+    def change(
+        self, resource: str, id: str | int, administration: str = ADMINISTRATION, **fields: Any
+    ) -> dict[str, Any]:
+        """Change a stored record as a user in Moneybird would: ``fields`` set, a new
+        ``version`` (later than the last) and ``updated_at``. Returns a copy of it."""
+        with self._lock:
+            record = self.records[(administration, resource)][str(id)]
+            now = time.time()
+            record.update(fields)
+            record["version"] = max(int(record.get("version") or 0) + 1, int(now))
+            record["updated_at"] = _iso(now)
+            return dict(record)
+
+    def remove(self, resource: str, id: str | int, administration: str = ADMINISTRATION) -> None:
+        """Delete a stored record, as a user in Moneybird would (no request, no budget)."""
+        with self._lock:
+            del self.records[(administration, resource)][str(id)]
+
+    def set_webhook(
+        self, id: str | int, administration: str = ADMINISTRATION, **fields: Any
+    ) -> dict[str, Any]:
+        """Change a webhook's ``last_http_status``, ``deactivated_at`` …; a copy of it."""
+        with self._lock:
+            hook = self.records[(administration, "webhooks")][str(id)]
+            hook.update(fields)
+            return dict(hook)
 
     def fail_next(self, count: int, status: int = 503) -> None:
         """Answer the next ``count`` API requests with ``status`` (a 5xx burst)."""
@@ -448,23 +579,25 @@ class FakeMoneybird(httpx2.BaseTransport):
         tail = rest[len(resource.split("/")) :]
         records = self.records.setdefault((administration, resource), {})
         method = request.method
+        if method == "GET" and tail in ([], ["synchronization"]):
+            try:
+                shown = _visible(resource, list(records.values()), request.url.params)
+            except _BadFilter as exc:
+                return _error(400, str(exc), {"filter": "invalid"})
+            if tail:
+                return _json(200, [{"id": r["id"], "version": r["version"]} for r in shown])
+            return self._page(request, shown, paginate=resource not in UNPAGINATED)
         if not tail:
-            if method == "GET":
-                return self._page(
-                    request, list(records.values()), paginate=resource not in UNPAGINATED
-                )
             if method == "POST":
                 return self._create(administration, resource, records, body)
         elif tail == ["synchronization"]:
-            if method == "GET":
-                return _json(
-                    200, [{"id": r["id"], "version": r["version"]} for r in records.values()]
-                )
             if method == "POST":
                 ids = body.get("ids") if isinstance(body, dict) else None
                 if not isinstance(ids, list):
                     return _error(400, "ids is required", {"ids": "required"})
-                return _json(200, [records[str(i)] for i in ids[:100] if str(i) in records])
+                if len(ids) > 100:
+                    return _error(400, "at most 100 ids per request", {"ids": "too_many"})
+                return _json(200, [records[str(i)] for i in ids if str(i) in records])
         else:
             record = records.get(tail[0])
             if record is None:
@@ -480,6 +613,7 @@ class FakeMoneybird(httpx2.BaseTransport):
                 if not isinstance(body, dict) or wrapper not in body:
                     return _error(400, f"{wrapper} is required", {wrapper: "required"})
                 record.update(body[wrapper], version=record["version"] + 1)
+                record["updated_at"] = _iso(time.time())
                 return _json(200, record)
             if action in ("activate", "deactivate") and method == "PATCH":
                 record["deactivated_at"] = None if action == "activate" else time.time()

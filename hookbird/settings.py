@@ -635,6 +635,30 @@ class Settings:
         section=Section.WORKERS,
         example="25",
     )
+    webhook_watchdog_interval: int = setting(
+        "HOOKBIRD_WEBHOOK_WATCHDOG_INTERVAL",
+        default="600",
+        parse=_int(minimum=0),
+        doc=(
+            "Seconds between the workers' checks of every subscribed webhook in Moneybird "
+            "(deactivated, missing, or its last push not answered 200): one API call per "
+            "administration, one check at a time across all workers. 0: off. See "
+            "[reconciliation.md](reconciliation.md#webhook-watchdog)."
+        ),
+        section=Section.WORKERS,
+        example="300",
+    )
+    webhook_reactivate: bool = setting(
+        "HOOKBIRD_WEBHOOK_REACTIVATE",
+        default="false",
+        parse=_bool,
+        doc=(
+            "When the watchdog finds a webhook Moneybird deactivated: activate it again and "
+            "reconcile its administration, to queue what was missed meanwhile."
+        ),
+        section=Section.WORKERS,
+        example="true",
+    )
     worker_liveness: float = setting(
         "HOOKBIRD_WORKER_LIVENESS",
         default="30",

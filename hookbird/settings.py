@@ -635,6 +635,32 @@ class Settings:
         section=Section.WORKERS,
         example="25",
     )
+    reconcile_interval: int = setting(
+        "HOOKBIRD_RECONCILE_INTERVAL",
+        default="3600",
+        parse=_int(minimum=0),
+        doc=(
+            "Seconds between the workers' reconciliations of every administration with "
+            "credentials or a subscribed webhook (one at a time across all workers). Hourly "
+            "costs one API call per resource and hour when nothing changed, well under 1 % of "
+            "the budget, and finds a lost push within the hour. 0: off. See "
+            "[reconciliation.md](reconciliation.md#scheduled-reconciliation)."
+        ),
+        section=Section.WORKERS,
+        example="900",
+    )
+    reconcile_budget_share: float = setting(
+        "HOOKBIRD_RECONCILE_BUDGET_SHARE",
+        default="0.25",
+        parse=_float(minimum=0.01),
+        doc=(
+            "The part of the shared rate budget a scheduled reconciliation may use: it sends "
+            "a request only while more than the rest is free, so handlers always have the "
+            "rest, and goes on later when it is not."
+        ),
+        section=Section.WORKERS,
+        example="0.1",
+    )
     webhook_watchdog_interval: int = setting(
         "HOOKBIRD_WEBHOOK_WATCHDOG_INTERVAL",
         default="600",

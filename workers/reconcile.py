@@ -49,6 +49,15 @@ log = get_logger("hookbird.reconcile")
 FETCH_CHUNK = 100
 
 
+class ShareSpent(Exception):
+    """The reconciliation's share of the rate budget is used up for now; ``retry_at`` is
+    when to go on (epoch seconds). What was queued stays queued."""
+
+    def __init__(self, message: str, retry_at: float) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
 def reconciled_key(administration_id: str) -> str:
     """Hash: resource path → epoch seconds of its last reconciliation in the administration."""
     return f"{keys.PREFIX}reconciled:{administration_id}"
@@ -117,8 +126,11 @@ class Reconciler:
         retention: int,
         dedup_ttl: int,
         progress: Progress | None = None,
+        budget_share: float | None = None,
     ) -> None:
         self.redis = connection
+        #: the part of the rate budget it may use (None: all of it, as the CLI does)
+        self.budget_share = budget_share
         self.moneybird = moneybird
         self.administration_id = str(moneybird.id)
         self.queue = Queue(queue, connection=connection)
@@ -127,6 +139,26 @@ class Reconciler:
         self.progress = progress
         self.versions = Versions(connection)
         self.run_id = secrets.token_hex(8)
+
+    def _gate(self, path: str) -> None:
+        """With a budget share: go on only while more than the rest of the budget is free,
+        so that handlers always find at least ``1 - share`` of it; else :class:`ShareSpent`."""
+        if self.budget_share is None or self.budget_share >= 1:
+            return
+        client = self.moneybird.client
+        adm = self.administration_id
+        if client.global_budget:
+            key = "global"
+        else:
+            key = client.tokens.budget_key(adm, client.tokens.token_for(adm))
+        limit = client.budget.config.limit
+        free = client.budget.remaining(key, f"/{adm}/{path}")
+        if free <= limit * (1 - self.budget_share):
+            window = client.budget.config.window
+            raise ShareSpent(
+                f"reconciliation's share of the rate budget is used ({free} of {limit} free)",
+                retry_at=time.time() + window * self.budget_share,
+            )
 
     def _calls(self) -> int:
         return int(getattr(self.moneybird.client, "calls", 0))
@@ -170,6 +202,7 @@ class Reconciler:
     def _resource(self, resource: Synced, *, backfill: bool) -> tuple[Tally, dict[str, int]]:
         tally = Tally(resource.path)
         before = self._calls()
+        self._gate(resource.path)
         found = self.moneybird.request(
             "GET", f"{resource.path}/synchronization", params=list_params(resource) or None
         )
@@ -194,6 +227,7 @@ class Reconciler:
             done = 0
             for start in range(0, len(fetch), FETCH_CHUNK):
                 chunk = fetch[start : start + FETCH_CHUNK]
+                self._gate(resource.path)
                 records = self.moneybird.request(
                     "POST", f"{resource.path}/synchronization", json={"ids": chunk}
                 )

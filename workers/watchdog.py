@@ -8,6 +8,8 @@ judges each subscribed one (:func:`judge`): missing in Moneybird, deactivated, o
 last push answered with something other than 200. A problem is logged, counted
 (``hookbird:watchdog:counts``, per kind) and kept in ``hookbird:watchdog`` (webhook id →
 JSON) until a check finds the webhook healthy again; ``hookbird doctor`` shows it as ✗.
+A problem newly found asks for a reconciliation at once
+(:func:`workers.reconcile_schedule.request_now`).
 With ``HOOKBIRD_WEBHOOK_REACTIVATE=1`` a deactivated webhook is activated again and its
 administration reconciled (:mod:`workers.reconcile`), which queues what was missed.
 
@@ -34,6 +36,7 @@ from hookbird.logs import get_logger
 from hookbird.routing import Router
 from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore
+from workers import reconcile_schedule
 from workers.reconcile import Reconciler, matched, reconciled_key
 from workers.store import text
 
@@ -104,7 +107,9 @@ def check(
                 moneybird.webhooks.activate(finding.webhook_id)
                 finding = Finding(**{**finding.__dict__, "reactivated": True})
             result.append(finding)
-            _record(connection, finding)
+            if _record(connection, finding) and not finding.reactivated:
+                # a gap just began: reconcile now, not at the next scheduled run
+                reconcile_schedule.request_now(connection, settings)
         healthy = set(subscribed) - {f.webhook_id for f in found}
         if healthy:
             connection.hdel(FINDINGS_KEY, *healthy)
@@ -113,7 +118,8 @@ def check(
     return result
 
 
-def _record(connection: redis.Redis, finding: Finding) -> None:
+def _record(connection: redis.Redis, finding: Finding) -> bool:
+    """Log, count and keep the finding; True when the webhook had no problem before."""
     log.warning(
         "webhook not delivering",
         webhook_id=finding.webhook_id,
@@ -141,6 +147,7 @@ def _record(connection: redis.Redis, finding: Finding) -> None:
             ),
         )
         pipe.execute()
+    return before is None
 
 
 def _reconcile(

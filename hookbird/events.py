@@ -62,6 +62,9 @@ class Event:
     attempt: int = 1
     #: ``"push"`` (Moneybird sent it) or ``"reconcile"`` (a reconciliation found it)
     source: str = "push"
+    #: the entity's version is one this hookbird's own handlers wrote (a two-way sync's
+    #: echo); set by the worker, see ``hookbird.versions``
+    own_write: bool = False
 
     @property
     def entity_key(self) -> tuple[str, str, str] | None:

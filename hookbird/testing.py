@@ -134,6 +134,8 @@ def make_event(
     received_at: float | None = None,
     idempotency_key: str | None = None,
     attempt: int = 1,
+    source: str = "push",
+    own_write: bool = False,
 ) -> Event:
     """An Event as a worker would build it from a push; every field has a default.
 
@@ -168,6 +170,8 @@ def make_event(
         received_at=now,
         idempotency_key=idempotency_key or secrets.token_hex(16),
         attempt=attempt,
+        source=source,
+        own_write=own_write,
     )
 
 

@@ -12,6 +12,12 @@ that very version arriving later is then not handled again: see :data:`CLAIM`). 
 hash has no TTL: it holds one field per entity Moneybird still has (about 90 bytes
 each, see docs/reconciliation.md), and a destroyed entity's field is deleted.
 
+Own writes (echo suppression): a handler's write through ``ctx.moneybird`` notes the
+entity and the version Moneybird answered with (``hookbird:own:<adm>:<id>``, kept
+``HOOKBIRD_DEDUP_TTL``, :func:`own_write_recorder`); the push Moneybird sends back about
+that version is marked ``event.own_write``, so a route with ``skip_own_writes=True``
+does not take a two-way sync's own change back in.
+
 Which resources have synchronization endpoints, the entity type their records carry
 in pushes, and the official event names a reconciliation uses for a new, a changed
 and a vanished record are in :data:`RESOURCES`.
@@ -19,6 +25,7 @@ and a vanished record are in :data:`RESOURCES`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -127,6 +134,25 @@ def seen_key(administration_id: str, entity_type: str) -> str:
     return f"{keys.PREFIX}seen:{administration_id}:{entity_type}"
 
 
+def own_key(administration_id: str, entity_id: str) -> str:
+    """The version hookbird's own last write of an entity produced (Moneybird ids are unique
+    across types, so the type is not needed)."""
+    return f"{keys.PREFIX}own:{administration_id}:{entity_id}"
+
+
+def own_write_recorder(client: redis.Redis, ttl: int) -> Any:
+    """A ``Client.on_write`` that notes each record written with its new version."""
+
+    def record(administration_id: str | None, found: dict[str, Any]) -> None:
+        version, entity_id = found.get("version"), found.get("id")
+        if administration_id and entity_id and isinstance(version, int | str):
+            # the write happened: if Redis fails now, only its echo goes unmarked
+            with contextlib.suppress(redis.RedisError):
+                client.set(own_key(administration_id, str(entity_id)), str(version), ex=ttl)
+
+    return record
+
+
 def parse(value: Any) -> tuple[int, bool] | None:
     """A stored field as ``(version, delivered by a reconciliation)``; None if absent."""
     if value is None:
@@ -136,9 +162,10 @@ def parse(value: Any) -> tuple[int, bool] | None:
 
 
 #: Run once per event, on its first run (a retry finds the verdict in the event's
-#: outcome record). KEYS: the seen hash, the event's outcome record. ARGV: entity id,
-#: version ('' when the push carries none), source, '1' when the action destroys the
-#: entity, the outcome record's TTL. Returns the verdict and the field as it was.
+#: outcome record). KEYS: the seen hash, the event's outcome record, the entity's own
+#: write key. ARGV: entity id, version ('' when the push carries none), source, '1'
+#: when the action destroys the entity, the outcome record's TTL. Returns the verdict,
+#: the field as it was, and 1 when the version is one hookbird's own write produced.
 #:
 #: - destroyed: the field goes; a reconciliation's "gone" event whose entity is not in
 #:   the hash any more (a push about its destruction was handled) is skipped;
@@ -147,8 +174,10 @@ def parse(value: Any) -> tuple[int, bool] | None:
 #:   the same change), else recorded when newer;
 #: - backfill, and a replay (source 'replay'): always run, recorded when newer.
 CLAIM = """
+local own = 0
+if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) == ARGV[2] then own = 1 end
 local state = redis.call('HGET', KEYS[2], 'seen')
-if state then return {state, false} end
+if state then return {state, false, own} end
 local id, version, source, destroyed = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
 local was = redis.call('HGET', KEYS[1], id)
 local seen, by_reconcile = nil, false
@@ -173,7 +202,7 @@ elseif version then
 end
 redis.call('HSET', KEYS[2], 'seen', verdict)
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-return {verdict, was}
+return {verdict, was, own}
 """
 
 
@@ -195,13 +224,23 @@ class Versions:
         destroyed: bool,
         state_key: str,
         ttl: int,
-    ) -> Verdict:
-        """Record an event's version as seen; whether its handlers should run (see CLAIM)."""
-        verdict, _was = self._claim(
-            keys=[seen_key(administration_id, entity_type), state_key],
+    ) -> tuple[Verdict, bool]:
+        """Record an event's version as seen; whether its handlers should run (see CLAIM),
+        and whether the version is one hookbird's own write produced."""
+        verdict, _was, own = self._claim(
+            keys=[
+                seen_key(administration_id, entity_type),
+                state_key,
+                own_key(administration_id, entity_id),
+            ],
             args=[entity_id, "" if version is None else version, source, int(destroyed), ttl],
         )
-        return Verdict(verdict.decode() if isinstance(verdict, bytes) else verdict)
+        return Verdict(verdict.decode() if isinstance(verdict, bytes) else verdict), own == 1
+
+    def own_write(self, administration_id: str, entity_id: str, version: int) -> bool:
+        """Whether ``version`` of the entity is one hookbird's own write produced."""
+        found = self.redis.get(own_key(administration_id, entity_id))
+        return found is not None and found == str(version).encode()
 
     def all(self, administration_id: str, entity_type: str) -> dict[str, tuple[int, bool]]:
         """Every entity of the type seen in the administration: id → (version, by reconcile)."""

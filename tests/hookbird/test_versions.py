@@ -22,7 +22,7 @@ def claim(
     destroyed: bool = False,
     event: str | None = None,
 ) -> Verdict:
-    return versions.claim(
+    verdict, _own = versions.claim(
         administration_id=ADM,
         entity_type="Contact",
         entity_id=entity_id,
@@ -32,6 +32,7 @@ def claim(
         state_key=f"hookbird:state:{event or next(_events)}",
         ttl=60,
     )
+    return verdict
 
 
 def test_a_push_records_its_version_and_an_older_one_does_not_lower_it(
@@ -112,3 +113,26 @@ def test_every_resource_names_official_events() -> None:
     for resource in RESOURCES.values():
         for action in resource.actions:
             assert action in catalog.events(), action
+
+
+def test_a_version_a_write_of_hookbird_produced_is_its_own(redis_client: redis.Redis) -> None:
+    """own_write_recorder notes the version a write answered with; only that version of
+    that entity counts as hookbird's own."""
+    from hookbird.versions import own_write_recorder
+
+    versions = Versions(redis_client)
+    own_write_recorder(redis_client, 60)(ADM, {"id": "7", "version": 12})
+    _, own = versions.claim(
+        administration_id=ADM,
+        entity_type="Contact",
+        entity_id="7",
+        version=12,
+        source="push",
+        destroyed=False,
+        state_key="hookbird:state:own-1",
+        ttl=60,
+    )
+    assert own
+    assert versions.own_write(ADM, "7", 12)
+    assert not versions.own_write(ADM, "7", 13)
+    assert not versions.own_write(ADM, "8", 12)

@@ -30,6 +30,7 @@ PATTERNS: tuple[tuple[str, str], ...] = (
     ("hookbird:version:<handler>:<entity>", r"hookbird:version:.+"),
     ("hookbird:seen:<adm>:<entity_type>", r"hookbird:seen:[^:]+:[A-Za-z]+"),
     ("hookbird:reconciled:<adm>", r"hookbird:reconciled:[^:]+"),
+    ("hookbird:own:<adm>:<entity_id>", r"hookbird:own:[^:]+:[^:]+"),
     ("rq:job:hookbird-webhook-watchdog-<ns>", r"rq:job:hookbird-webhook-watchdog-\d+"),
     ("rq:job:hookbird-reconcile-<ns>", r"rq:job:hookbird-reconcile-\d+"),
     ("hookbird:alive:<worker>", r"hookbird:alive:.+"),

@@ -222,7 +222,7 @@ class Reconciler:
             new = [i for i in listing if i not in known]
             changed = [i for i in listing if i in known and listing[i] > known[i][0]]
             tally.new, tally.changed = len(new), len(changed)
-            fetch = list(listing) if backfill else new + changed
+            fetch = list(listing) if backfill else self._not_queued(resource, new, changed, listing)
             fresh = set(new)
             done = 0
             for start in range(0, len(fetch), FETCH_CHUNK):
@@ -243,6 +243,28 @@ class Reconciler:
         self.redis.hset(reconciled_key(adm), resource.path, repr(time.time()))
         tally.calls = self._calls() - before
         return tally, listing
+
+    def _not_queued(
+        self, resource: Synced, new: list[str], changed: list[str], listing: dict[str, int]
+    ) -> list[str]:
+        """The new and changed ids whose event is not already queued (by an earlier run the
+        workers have not caught up with): those need no fetching again."""
+        wanted = [(i, resource.created) for i in new] + [(i, resource.changed) for i in changed]
+        if not wanted:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for eid, action in wanted:
+                pipe.exists(self._dedup_key(resource, eid, listing[eid], action, backfill=False))
+            queued = pipe.execute()
+        return [eid for (eid, _), done in zip(wanted, queued, strict=True) if not done]
+
+    def _dedup_key(
+        self, resource: Synced, eid: str, version: Any, action: str, *, backfill: bool
+    ) -> str:
+        identity = f"r:{self.administration_id}:{resource.entity_type}:{eid}:{version}:{action}"
+        if backfill:
+            identity += f":{self.run_id}"  # a backfill delivers everything, every time
+        return f"{keys.PREFIX}dedup:{hashlib.sha256(identity.encode()).hexdigest()}"
 
     def _gone(self, resource: Synced, listing: dict[str, int], tally: Tally) -> None:
         known = self.versions.all(self.administration_id, resource.entity_type)
@@ -267,10 +289,7 @@ class Reconciler:
         """Store and enqueue one event; 1, or 0 when the same one is already queued."""
         adm, eid = self.administration_id, str(entity["id"])
         version = entity.get("version") if gone_version is None else gone_version
-        identity = f"r:{adm}:{resource.entity_type}:{eid}:{version}:{action}"
-        if backfill:
-            identity += f":{self.run_id}"  # a backfill delivers everything, every time
-        dedup = f"{keys.PREFIX}dedup:{hashlib.sha256(identity.encode()).hexdigest()}"
+        dedup = self._dedup_key(resource, eid, version, action, backfill=backfill)
         now = time.time()
         event_id = keys.new_event_id(now)
         if not self.redis.set(dedup, event_id, nx=True, ex=self.dedup_ttl):

@@ -101,7 +101,8 @@ def test_new_changed_and_gone_records_become_events_with_official_names(
 def test_a_second_run_before_the_workers_queues_nothing_again(
     env: None, fake: FakeMoneybird, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The same difference found twice is queued once (its dedup key)."""
+    """The same difference found twice is queued once (its dedup key), and not fetched
+    again: one GET, no POST."""
     contact = fake.add("contacts", {"version": 100})
     reconcile(capsys, "--resources", "contacts")
     fake.change("contacts", contact["id"])
@@ -109,6 +110,7 @@ def test_a_second_run_before_the_workers_queues_nothing_again(
     code, out, _ = reconcile(capsys, "--resources", "contacts")
     assert code == 0
     assert "queued 0 events" in out
+    assert row(out, "contacts") == [1, 0, 1, 0, 1]
     assert len(queued(redis_client)) == 1
 
 

@@ -94,6 +94,13 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
         )
         try:
             tallies = reconciler.run(resources, backfill=args.backfill)
+        except errors.Forbidden as exc:
+            raise CommandError(
+                f"{exc}\nthe token lacks the scope one of these resources needs (contacts: "
+                "any; sales_invoices and external_sales_invoices: sales_invoices; estimates: "
+                "estimates; documents/…: documents); grant it, or leave the resource out "
+                "with --resources"
+            ) from None
         except errors.MoneybirdError as exc:
             error = explain(exc)
             raise CommandError(

@@ -197,3 +197,23 @@ def test_keys_of_a_reconciled_event_are_those_of_a_push(
     assert redis_client.zscore(keys.EVENTS_INDEX, event_id) is not None
     dedup = stored_push(redis_client, event_id)["dedup_key"]
     assert redis_client.get(dedup) == event_id.encode()
+
+
+def test_the_progress_bar_redraws_in_place_on_a_terminal() -> None:
+    """On a TTY: one line per resource, redrawn with \\r, ended when done."""
+    import io
+
+    from hookbird.commands.reconcile import Bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = Bar(screen)
+    bar("contacts", 100, 250)
+    bar("contacts", 250, 250)
+    drawn = screen.getvalue()
+    assert drawn.count("\r") == 2
+    assert drawn.endswith("250/250\n")
+    assert "[############------------------] 100/250" in drawn

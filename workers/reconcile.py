@@ -173,9 +173,16 @@ class Reconciler:
         tallies: list[Tally] = []
         listed: dict[str, dict[str, int]] = {}  # entity type → every id listed → version
         covered: dict[str, bool] = {}  # entity type → was every one of its resources listed
+        # What was seen is read before Moneybird lists anything: an entity created after the
+        # listing and pushed meanwhile must not look vanished.
+        snapshots: dict[str, dict[str, tuple[int, bool]]] = {}
         for path in wanted:
             resource = RESOURCES[path]
-            tally, listing = self._resource(resource, backfill=backfill)
+            known = snapshots.setdefault(
+                resource.entity_type,
+                self.versions.all(self.administration_id, resource.entity_type),
+            )
+            tally, listing = self._resource(resource, known, backfill=backfill)
             tallies.append(tally)
             listed.setdefault(resource.entity_type, {}).update(listing)
             covered[resource.entity_type] = covered.get(resource.entity_type, True) and (
@@ -196,10 +203,12 @@ class Reconciler:
             target = mine[0] if len(mine) == 1 else Tally(f"{entity_type} (all resources)")
             if len(mine) != 1:
                 tallies.append(target)
-            self._gone(RESOURCES[paths_of_type[0]], listing, target)
+            self._gone(RESOURCES[paths_of_type[0]], snapshots[entity_type], listing, target)
         return tallies
 
-    def _resource(self, resource: Synced, *, backfill: bool) -> tuple[Tally, dict[str, int]]:
+    def _resource(
+        self, resource: Synced, known: dict[str, tuple[int, bool]], *, backfill: bool
+    ) -> tuple[Tally, dict[str, int]]:
         tally = Tally(resource.path)
         before = self._calls()
         self._gate(resource.path)
@@ -214,7 +223,6 @@ class Reconciler:
         tally.seen = len(listing)
         adm = self.administration_id
         first = not self.redis.hexists(reconciled_key(adm), resource.path)
-        known = self.versions.all(adm, resource.entity_type)
         if first and not backfill:
             tally.baseline = True
             self.versions.record_baseline(adm, resource.entity_type, listing)
@@ -266,8 +274,13 @@ class Reconciler:
             identity += f":{self.run_id}"  # a backfill delivers everything, every time
         return f"{keys.PREFIX}dedup:{hashlib.sha256(identity.encode()).hexdigest()}"
 
-    def _gone(self, resource: Synced, listing: dict[str, int], tally: Tally) -> None:
-        known = self.versions.all(self.administration_id, resource.entity_type)
+    def _gone(
+        self,
+        resource: Synced,
+        known: dict[str, tuple[int, bool]],
+        listing: dict[str, int],
+        tally: Tally,
+    ) -> None:
         for eid, (version, _by_reconcile) in known.items():
             if eid in listing:
                 continue

@@ -217,3 +217,56 @@ def test_the_progress_bar_redraws_in_place_on_a_terminal() -> None:
     assert drawn.count("\r") == 2
     assert drawn.endswith("250/250\n")
     assert "[############------------------] 100/250" in drawn
+
+
+def test_a_record_pushed_while_the_listing_is_read_is_not_taken_for_gone(
+    fake: FakeMoneybird, redis_client: redis.Redis
+) -> None:
+    """A contact created after the listing, whose push a worker handled meanwhile, is
+    neither in the listing nor gone: only what was seen before the listing is compared."""
+    from hookbird.moneybird import Client
+    from hookbird.settings import Settings
+    from workers.reconcile import Reconciler
+
+    fake.add("contacts", {"version": 100})
+    settings = Settings(moneybird_api_token=TOKEN, moneybird_api_url=fake.api_url)
+    with Client(settings, redis=redis_client) as client:
+        moneybird = client.administration(ADMINISTRATION)
+
+        class PushedMeanwhile:
+            """The administration, with a push handled just after the listing came back."""
+
+            id = moneybird.id
+            client = moneybird.client
+
+            def __init__(self, pushing: bool) -> None:
+                self.pushing = pushing
+
+            def request(self, method: str, path: str, **kwargs: object) -> object:
+                found = moneybird.request(method, path, **kwargs)
+                if method == "GET" and self.pushing:
+                    Versions(redis_client).claim(
+                        administration_id=ADMINISTRATION,
+                        entity_type="Contact",
+                        entity_id="4960814078141999999",
+                        version=200,
+                        source="push",
+                        destroyed=False,
+                        state_key="hookbird:state:pushed-meanwhile",
+                        ttl=60,
+                    )
+                return found
+
+        def reconciler(pushing: bool) -> Reconciler:
+            return Reconciler(
+                redis_client,
+                PushedMeanwhile(pushing),
+                queue="hookbird",
+                retention=60,
+                dedup_ttl=60,
+            )
+
+        reconciler(pushing=False).run(["contacts"])  # the baseline
+        (tally,) = reconciler(pushing=True).run(["contacts"])
+    assert tally.gone == 0
+    assert queued(redis_client) == []

@@ -4,6 +4,7 @@ what it queues, what it costs in API calls, and how it fails."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -270,3 +271,19 @@ def test_a_record_pushed_while_the_listing_is_read_is_not_taken_for_gone(
         (tally,) = reconciler(pushing=True).run(["contacts"])
     assert tally.gone == 0
     assert queued(redis_client) == []
+
+
+def test_by_default_only_resources_an_installed_route_matches_are_reconciled(
+    env: None,
+    fake: FakeMoneybird,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker tests' handlers route contact events (and a paid-invoice state change,
+    which no reconciled event is): contacts only."""
+    monkeypatch.setenv("HOOKBIRD_HANDLERS", "tests.workers.sample_handlers")
+    monkeypatch.setenv("HOOKBIRD_ENTRY_POINTS", "off")
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2]))
+    code, out, err = reconcile(capsys)
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()[1:-2]] == ["contacts"]

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "send",
     "events",
     "failed",
+    "reconcile",
     "webhooks",
     "oauth",
     "api",
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
               hookbird doctor                    check Redis, handlers, Moneybird, webhooks
               REDIS_URL=redis://redis:6379/0 hookbird serve --port 8000
               hookbird webhooks add --webhook-id 123 --administration 456 --token T
+              hookbird reconcile --administration 456   what pushes missed, queued as events
               hookbird api GET /{administration_id}/contacts --administration 456
 
             Configuration comes from the environment and an optional .env file;

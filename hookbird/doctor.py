@@ -115,19 +115,22 @@ def judge_webhooks(
                 f"--administration {administration_id} --token … (or re-register it)",
             )
             continue
+        reconcile = f"hookbird reconcile --administration {administration_id}"
         if hook.get("deactivated_at"):
             yield Check(
-                WARN,
-                f"{where} is deactivated in Moneybird",
-                f"hookbird webhooks activate {webhook_id}",
+                ERROR,
+                f"{where} is deactivated in Moneybird: no pushes come",
+                f"hookbird webhooks activate {webhook_id}, then {reconcile} for what was "
+                "missed (HOOKBIRD_WEBHOOK_REACTIVATE=1 lets the workers do both)",
             )
             continue
         status = hook.get("last_http_status")
         if status not in (None, 200, "200"):
             yield Check(
-                WARN,
+                ERROR,
                 f"{where}: Moneybird's last push got HTTP {status}",
-                "Moneybird retries it; see the receiver's log and `hookbird webhooks list`",
+                "Moneybird retries a push 10 times, then gives up: see the receiver's log, "
+                f"and once pushes are answered 200 again, {reconcile}",
             )
         else:
             yield Check(OK, f"{where} active, last push {status or 'none yet'}")
@@ -138,6 +141,25 @@ def judge_webhooks(
             f"re-register it (hookbird webhooks register) or remove it: "
             f"hookbird webhooks delete {webhook_id} --local",
         )
+
+
+def judge_watchdog(findings: Mapping[str, Mapping[str, Any]], counts: Mapping[str, int]) -> Check:
+    """What the workers' webhook watchdog found at its last checks (``workers.watchdog``)."""
+    if findings:
+        listed = "; ".join(
+            f"webhook {webhook_id} (administration {f.get('administration_id')}) "
+            f"{f.get('problem')}: {f.get('detail')}"
+            for webhook_id, f in sorted(findings.items())
+        )
+        return Check(
+            ERROR,
+            f"webhook watchdog: {listed}",
+            "fix the webhook (`hookbird webhooks list`), then `hookbird reconcile` its "
+            "administration for what was missed",
+        )
+    seen = sum(counts.values())
+    history = f" ({plural(seen, 'problem')} found since Redis was set up)" if seen else ""
+    return Check(OK, f"webhook watchdog: every subscribed webhook delivering{history}")
 
 
 def judge_signing_secrets(

@@ -5,6 +5,8 @@ the raw body bytes plus a few fields it already extracted. :func:`event_from_sto
 turns that hash into an immutable Event. IDs stay ``str`` (Moneybird sends 64-bit
 integers as strings, old payloads as plain integers). ``version`` is the entity's
 own ``version`` (Moneybird bumps it on every change), used to skip stale pushes.
+``source`` is ``"push"`` for what Moneybird sent and ``"reconcile"`` for what
+``hookbird reconcile`` found it had missed (the stored push's header says so).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class Event:
     received_at: float = 0.0
     idempotency_key: str | None = None
     attempt: int = 1
+    #: ``"push"`` (Moneybird sent it) or ``"reconcile"`` (a reconciliation found it)
+    source: str = "push"
+    #: the entity's version is one this hookbird's own handlers wrote (a two-way sync's
+    #: echo); set by the worker, see ``hookbird.versions``
+    own_write: bool = False
 
     @property
     def entity_key(self) -> tuple[str, str, str] | None:
@@ -112,4 +119,5 @@ def event_from_stored(event_id: str, stored: Mapping[Any, Any], *, attempt: int 
         received_at=received_at,
         idempotency_key=_text(fields.get("idempotency_key")) or None,
         attempt=attempt,
+        source=_text(fields.get("source")) or "push",
     )

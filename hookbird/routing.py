@@ -48,6 +48,8 @@ class Route:
     latest_only: bool
     func: HandlerFunc = field(compare=False)
     name: str
+    #: skip pushes that echo hookbird's own writes (``event.own_write``)
+    skip_own_writes: bool = False
 
     def matches(self, action: str, entity_type: str | None) -> bool:
         if self.entity_type is not None and self.entity_type != entity_type:
@@ -61,6 +63,8 @@ class Route:
             text += f" [{self.entity_type}]"
         if self.latest_only:
             text += " latest-only"
+        if self.skip_own_writes:
+            text += " skip-own-writes"
         return text
 
 
@@ -71,6 +75,7 @@ class Handler:
     name: str
     func: HandlerFunc = field(compare=False)
     latest_only: bool
+    skip_own_writes: bool = False
 
 
 class Router:
@@ -92,12 +97,27 @@ class Router:
                 self.sources.setdefault(route.name, origin)
 
     def on(
-        self, pattern: str, *, entity_type: str | None = None, latest_only: bool = False
+        self,
+        pattern: str,
+        *,
+        entity_type: str | None = None,
+        latest_only: bool = False,
+        skip_own_writes: bool = False,
     ) -> Callable[[HandlerFunc], HandlerFunc]:
-        """Decorator: run the function for pushes whose ``action`` matches ``pattern``."""
+        """Decorator: run the function for pushes whose ``action`` matches ``pattern``.
+
+        ``skip_own_writes``: not for a push about a version this hookbird's own handlers
+        wrote through ``ctx.moneybird`` (``event.own_write``), the echo of a two-way sync.
+        """
 
         def register(func: HandlerFunc) -> HandlerFunc:
-            self.add(pattern, func, entity_type=entity_type, latest_only=latest_only)
+            self.add(
+                pattern,
+                func,
+                entity_type=entity_type,
+                latest_only=latest_only,
+                skip_own_writes=skip_own_writes,
+            )
             return func
 
         return register
@@ -109,6 +129,7 @@ class Router:
         *,
         entity_type: str | None = None,
         latest_only: bool = False,
+        skip_own_writes: bool = False,
     ) -> None:
         """Register ``func`` for ``pattern`` (what ``on()`` does, without the decorator)."""
         if not pattern:
@@ -122,7 +143,9 @@ class Router:
                 UnknownEventWarning,
                 stacklevel=3,
             )
-        self._add(Route(pattern, entity_type, latest_only, func, handler_name(func)))
+        self._add(
+            Route(pattern, entity_type, latest_only, func, handler_name(func), skip_own_writes)
+        )
 
     def _add(self, route: Route) -> None:
         for existing in self._routes:
@@ -149,7 +172,7 @@ class Router:
         """Every handler a push reaches, once each, in registration order.
 
         A handler reached through several routes is ``latest_only`` if any of the
-        routes that matched says so.
+        routes that matched says so, and skips own writes only if all of them say so.
         """
         found: dict[str, Handler] = {}
         for route in self._routes:
@@ -157,7 +180,14 @@ class Router:
                 continue
             seen = found.get(route.name)
             if seen is None:
-                found[route.name] = Handler(route.name, route.func, route.latest_only)
-            elif route.latest_only and not seen.latest_only:
-                found[route.name] = Handler(route.name, route.func, True)
+                found[route.name] = Handler(
+                    route.name, route.func, route.latest_only, route.skip_own_writes
+                )
+            else:
+                found[route.name] = Handler(
+                    route.name,
+                    route.func,
+                    seen.latest_only or route.latest_only,
+                    seen.skip_own_writes and route.skip_own_writes,
+                )
         return list(found.values())

@@ -638,6 +638,56 @@ class Settings:
         section=Section.WORKERS,
         example="25",
     )
+    reconcile_interval: int = setting(
+        "HOOKBIRD_RECONCILE_INTERVAL",
+        default="3600",
+        parse=_int(minimum=0),
+        doc=(
+            "Seconds between the workers' reconciliations of every administration with "
+            "credentials or a subscribed webhook (one at a time across all workers). Hourly "
+            "costs one API call per resource and hour when nothing changed, well under 1 % of "
+            "the budget, and finds a lost push within the hour. 0: off. See "
+            "[reconciliation.md](reconciliation.md#scheduled-reconciliation)."
+        ),
+        section=Section.WORKERS,
+        example="900",
+    )
+    reconcile_budget_share: float = setting(
+        "HOOKBIRD_RECONCILE_BUDGET_SHARE",
+        default="0.25",
+        parse=_float(minimum=0.01),
+        doc=(
+            "The part of the shared rate budget a scheduled reconciliation may use: it sends "
+            "a request only while more than the rest is free, so handlers always have the "
+            "rest, and goes on later when it is not."
+        ),
+        section=Section.WORKERS,
+        example="0.1",
+    )
+    webhook_watchdog_interval: int = setting(
+        "HOOKBIRD_WEBHOOK_WATCHDOG_INTERVAL",
+        default="600",
+        parse=_int(minimum=0),
+        doc=(
+            "Seconds between the workers' checks of every subscribed webhook in Moneybird "
+            "(deactivated, missing, or its last push not answered 200): one API call per "
+            "administration, one check at a time across all workers. 0: off. See "
+            "[reconciliation.md](reconciliation.md#webhook-watchdog)."
+        ),
+        section=Section.WORKERS,
+        example="300",
+    )
+    webhook_reactivate: bool = setting(
+        "HOOKBIRD_WEBHOOK_REACTIVATE",
+        default="false",
+        parse=_bool,
+        doc=(
+            "When the watchdog finds a webhook Moneybird deactivated: activate it again and "
+            "reconcile its administration, to queue what was missed meanwhile."
+        ),
+        section=Section.WORKERS,
+        example="true",
+    )
     worker_liveness: float = setting(
         "HOOKBIRD_WORKER_LIVENESS",
         default="30",

@@ -21,7 +21,6 @@ processes imports this module, and it imports no test framework.
 
 from __future__ import annotations
 
-import datetime
 import itertools
 import json
 import math
@@ -29,8 +28,9 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
 import httpx2
@@ -81,7 +81,6 @@ RESOURCES: dict[str, str | None] = {
     "webhooks": None,
 }
 UNPAGINATED = {"ledger_accounts", "webhooks"}
-
 # Words that make an event group a kind of change rather than a kind of entity
 # (``sales_invoice_state_changed`` is about a SalesInvoice).
 _CHANGE_WORDS = frozenset({"state", "changed", "marked", "mark", "send", "revert", "from"})
@@ -125,6 +124,8 @@ def make_event(
     received_at: float | None = None,
     idempotency_key: str | None = None,
     attempt: int = 1,
+    source: str = "push",
+    own_write: bool = False,
 ) -> Event:
     """An Event as a worker would build it from a push; every field has a default.
 
@@ -159,6 +160,8 @@ def make_event(
         received_at=now,
         idempotency_key=idempotency_key or secrets.token_hex(16),
         attempt=attempt,
+        source=source,
+        own_write=own_write,
     )
 
 
@@ -215,60 +218,40 @@ def _moneybird_factory(moneybird: Any, settings: Settings) -> Callable[[str], An
     return lambda _administration_id: moneybird
 
 
-def _filtered(
-    resource: str, records: Iterable[dict[str, Any]], filter: str | None
-) -> list[dict[str, Any]]:
-    """What a listing with ``filter`` returns: ``period`` (``this_year`` where Moneybird
-    defaults to it, even when other keys are given), then ``state`` and ``…_id`` keys
-    (alternatives split at ``|``) compared with the record's field; other keys ignored."""
-    terms = dict(t.split(":", 1) for t in filter.split(",") if ":" in t) if filter else {}
-    period = terms.pop("period", "this_year" if resource in THIS_YEAR_DEFAULT else None)
-    span = _period_span(period, datetime.date.today()) if period else None
-    kept = []
-    for record in records:
-        if span is not None:
-            raw = next((record[k] for k in _DATE_FIELDS if record.get(k)), None)
-            day = datetime.date.fromisoformat(str(raw)[:10]) if raw else datetime.date.today()
-            if not span[0] <= day <= span[1]:  # undated (drafts): only when today is inside
-                continue
-        if all(
-            value == "all" or str(record.get(key)) in value.split("|")
-            for key, value in terms.items()
-            if key == "state" or key.endswith("_id")
-        ):
-            kept.append(record)
-    return kept
-
-
 _DATE_FIELDS = ("invoice_date", "date", "estimate_date", "started_at")
 
 
-def _period_span(period: str, today: datetime.date) -> tuple[datetime.date, datetime.date]:
-    """First and last day of a named period or a ``YYYYMMDD..YYYYMMDD``/``YYYYMM..YYYYMM``
-    range (calendar periods: the fake's financial year is the calendar year)."""
-    if ".." in period:
-        start, end = period.split("..")
-        if len(start) == 6:
-            first = datetime.date(int(start[:4]), int(start[4:]), 1)
-            last_month = datetime.date(int(end[:4]), int(end[4:]), 1)
-            return first, _month_end(last_month)
-        parse = datetime.datetime.strptime
-        return parse(start, "%Y%m%d").date(), parse(end, "%Y%m%d").date()
-    when, _, unit = period.partition("_")
-    step = {"prev": -1, "this": 0, "next": 1}[when]
-    if unit == "week":
-        monday = today - datetime.timedelta(days=today.weekday()) + datetime.timedelta(weeks=step)
-        return monday, monday + datetime.timedelta(days=6)
-    months = {"month": 1, "quarter": 3, "year": 12}[unit]
+def _period_span(period: str, today: date) -> tuple[date, date]:
+    """First and last day of a named period (``this_year``, ``prev_month``, …) or a
+    ``YYYYMMDD..YYYYMMDD``/``YYYYMM..YYYYMM`` range (calendar periods: the fake's
+    financial year is the calendar year); :class:`_BadFilter` for anything else."""
+    try:
+        if ".." in period:
+            start, end = period.split("..")
+            if len(start) == len(end) == 6:
+                first = datetime.strptime(start, "%Y%m").date()
+                return first, _month_end(datetime.strptime(end, "%Y%m").date())
+            if len(start) == len(end) == 8:
+                parse = datetime.strptime
+                return parse(start, "%Y%m%d").date(), parse(end, "%Y%m%d").date()
+            raise ValueError(period)
+        when, _, unit = period.partition("_")
+        step = {"prev": -1, "this": 0, "next": 1}[when]
+        if unit == "week":
+            monday = today - timedelta(days=today.weekday()) + timedelta(weeks=step)
+            return monday, monday + timedelta(days=6)
+        months = {"month": 1, "quarter": 3, "year": 12}[unit]
+    except (KeyError, ValueError):
+        raise _BadFilter(f"period {period!r} is not a period this fake knows") from None
     index = today.year * 12 + (today.month - 1) // months * months + step * months
-    first = datetime.date(index // 12, index % 12 + 1, 1)
+    first = date(index // 12, index % 12 + 1, 1)
     end_index = index + months - 1
-    return first, _month_end(datetime.date(end_index // 12, end_index % 12 + 1, 1))
+    return first, _month_end(date(end_index // 12, end_index % 12 + 1, 1))
 
 
-def _month_end(first: datetime.date) -> datetime.date:
-    following = first.replace(day=28) + datetime.timedelta(days=4)
-    return following - datetime.timedelta(days=following.day)
+def _month_end(first: date) -> date:
+    following = first.replace(day=28) + timedelta(days=4)
+    return following - timedelta(days=following.day)
 
 
 class Call(NamedTuple):
@@ -278,6 +261,12 @@ class Call(NamedTuple):
     path: str  # below the API's base, with its .json suffix
     params: dict[str, str]
     body: Any  # decoded JSON, raw bytes (uploads) or None
+
+
+def _iso(epoch: float) -> str:
+    """``2026-12-06T10:34:13.000Z``, as Moneybird writes times."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> httpx2.Response:
@@ -311,6 +300,79 @@ class _Window:
         }
 
 
+class _BadFilter(ValueError):
+    """A ``filter`` query Moneybird would refuse (400)."""
+
+
+def _filter_terms(raw: str | None) -> dict[str, str] | None:
+    """``"period:this_year,state:all"`` → its terms; None when no filter was given."""
+    if raw is None:
+        return None
+    terms = {}
+    for term in raw.split(","):
+        key, colon, value = term.partition(":")
+        if not colon or not key:
+            raise _BadFilter(f"filter term {term!r} is not key:value")
+        terms[key.strip()] = value.strip()
+    return terms
+
+
+def _updated_at(record: Mapping[str, Any]) -> float:
+    """When a record last changed, in epoch seconds: its ``updated_at``, else its version
+    (Moneybird's versions are the epoch second of the change)."""
+    stamp = record.get("updated_at")
+    if isinstance(stamp, str):
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return float(record.get("version") or 0)
+
+
+def _visible(resource: str, records: list[dict[str, Any]], params: Mapping[str, str]) -> list[Any]:
+    """The records a list or synchronization GET shows, as Moneybird filters them.
+
+    Where Moneybird lists only this year by default (``THIS_YEAR_DEFAULT``), only this
+    year's records show unless the ``filter`` names a ``period``. The spec says any
+    filter replaces the defaults; the fake holds to the stricter reading, that other
+    keys leave the period as it was, so code that forgets the period fails here either
+    way. A record is dated by its first field of :data:`_DATE_FIELDS`; an undated one
+    (a draft) shows when today is in the period. ``state`` and ``…_id`` keys (with
+    ``|`` alternatives, ``all``) compare with the record's field; ``updated_after``
+    (ISO 8601, exclusive) narrows by last change; other keys are ignored. Archived
+    contacts show only with ``include_archived=true``.
+    """
+    terms = _filter_terms(params.get("filter")) or {}
+    today = datetime.now(UTC).date()
+    shown = records
+    period = terms.get("period") or ("this_year" if resource in THIS_YEAR_DEFAULT else None)
+    if period:
+        first, last = _period_span(period, today)
+        kept = []
+        for record in shown:
+            raw = next((record[k] for k in _DATE_FIELDS if record.get(k)), None)
+            day = date.fromisoformat(str(raw)[:10]) if raw else today
+            if first <= day <= last:
+                kept.append(record)
+        shown = kept
+    shown = [
+        record
+        for record in shown
+        if all(
+            value == "all" or str(record.get(key)) in value.split("|")
+            for key, value in terms.items()
+            if key == "state" or key.endswith("_id")
+        )
+    ]
+    after = terms.get("updated_after")
+    if after:
+        try:
+            since = datetime.fromisoformat(after.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise _BadFilter(f"updated_after {after!r} is not an ISO 8601 time") from None
+        shown = [r for r in shown if _updated_at(r) > since]
+    if resource == "contacts" and params.get("include_archived") not in ("true", "1"):
+        shown = [r for r in shown if not r.get("archived")]
+    return shown
+
+
 class FakeMoneybird(httpx2.BaseTransport):
     """An ``httpx2`` transport that answers like Moneybird's API, strictly.
 
@@ -322,7 +384,15 @@ class FakeMoneybird(httpx2.BaseTransport):
       stricter one for ``/reports/``) with
       Moneybird's headers on every answer and ``429 Retry later`` with an epoch
       ``Retry-After`` when spent;
-    - 5xx bursts on demand (:meth:`fail_next`).
+    - 5xx bursts on demand (:meth:`fail_next`);
+    - records change (:meth:`change`, or a PATCH: a new ``version``) and disappear
+      (:meth:`remove`, or a DELETE); list and synchronization GETs of invoices,
+      estimates and documents show only ``this_year`` unless a ``filter`` names another
+      ``period``, ``state``/``…_id``/``updated_after`` narrow them, archived contacts
+      need ``include_archived=true`` (see ``_visible``);
+    - webhooks with ``last_http_status`` and ``deactivated_at`` (``activate`` /
+      ``deactivate``); :meth:`set_webhook` changes them as Moneybird would after
+      failed deliveries.
 
     Put records in with :meth:`add`, read them back with :meth:`record`, and assert on
     :attr:`requests` (every :class:`Call` answered) or :meth:`count`. Thread-safe.
@@ -383,6 +453,33 @@ class FakeMoneybird(httpx2.BaseTransport):
     ) -> dict[str, Any] | None:
         """The stored record as it is now (after the requests it answered), or None."""
         return self.records.get((administration, resource), {}).get(str(id))
+
+    def change(
+        self, resource: str, id: str | int, administration: str = ADMINISTRATION, **fields: Any
+    ) -> dict[str, Any]:
+        """Change a stored record as a user in Moneybird would: ``fields`` set, a new
+        ``version`` (later than the last) and ``updated_at``. Returns a copy of it."""
+        with self._lock:
+            record = self.records[(administration, resource)][str(id)]
+            now = time.time()
+            record.update(fields)
+            record["version"] = max(int(record.get("version") or 0) + 1, int(now))
+            record["updated_at"] = _iso(now)
+            return dict(record)
+
+    def remove(self, resource: str, id: str | int, administration: str = ADMINISTRATION) -> None:
+        """Delete a stored record, as a user in Moneybird would (no request, no budget)."""
+        with self._lock:
+            del self.records[(administration, resource)][str(id)]
+
+    def set_webhook(
+        self, id: str | int, administration: str = ADMINISTRATION, **fields: Any
+    ) -> dict[str, Any]:
+        """Change a webhook's ``last_http_status``, ``deactivated_at`` …; a copy of it."""
+        with self._lock:
+            hook = self.records[(administration, "webhooks")][str(id)]
+            hook.update(fields)
+            return dict(hook)
 
     def fail_next(self, count: int, status: int = 503) -> None:
         """Answer the next ``count`` API requests with ``status`` (a 5xx burst)."""
@@ -511,24 +608,25 @@ class FakeMoneybird(httpx2.BaseTransport):
         tail = rest[len(resource.split("/")) :]
         records = self.records.setdefault((administration, resource), {})
         method = request.method
+        if method == "GET" and tail in ([], ["synchronization"]):
+            try:
+                shown = _visible(resource, list(records.values()), request.url.params)
+            except _BadFilter as exc:
+                return _error(400, str(exc), {"filter": "invalid"})
+            if tail:
+                return _json(200, [{"id": r["id"], "version": r["version"]} for r in shown])
+            return self._page(request, shown, paginate=resource not in UNPAGINATED)
         if not tail:
-            if method == "GET":
-                return self._page(
-                    request,
-                    _filtered(resource, records.values(), request.url.params.get("filter")),
-                    paginate=resource not in UNPAGINATED,
-                )
             if method == "POST":
                 return self._create(administration, resource, records, body)
         elif tail == ["synchronization"]:
-            if method == "GET":
-                found = _filtered(resource, records.values(), request.url.params.get("filter"))
-                return _json(200, [{"id": r["id"], "version": r["version"]} for r in found])
             if method == "POST":
                 ids = body.get("ids") if isinstance(body, dict) else None
                 if not isinstance(ids, list):
                     return _error(400, "ids is required", {"ids": "required"})
-                return _json(200, [records[str(i)] for i in ids[:100] if str(i) in records])
+                if len(ids) > 100:
+                    return _error(400, "at most 100 ids per request", {"ids": "too_many"})
+                return _json(200, [records[str(i)] for i in ids if str(i) in records])
         else:
             record = records.get(tail[0])
             if record is None:
@@ -544,6 +642,7 @@ class FakeMoneybird(httpx2.BaseTransport):
                 if not isinstance(body, dict) or wrapper not in body:
                     return _error(400, f"{wrapper} is required", {wrapper: "required"})
                 record.update(body[wrapper], version=record["version"] + 1)
+                record["updated_at"] = _iso(time.time())
                 return _json(200, record)
             if action in ("activate", "deactivate") and method == "PATCH":
                 record["deactivated_at"] = None if action == "activate" else time.time()

@@ -113,11 +113,14 @@ class FakeMoneybird(testing.FakeMoneybird):
             yield self
 
     def push(self, webhook_id: str, action: str, entity_type: str, entity: dict[str, Any]) -> int:
-        """Deliver an event push for a registered webhook, signed like Moneybird; its status."""
+        """Deliver an event push for a registered webhook, signed like Moneybird; its status
+        (0: not delivered, the webhook is deactivated or nothing answered)."""
         for (administration, resource), found in self.records.items():
             hook = found.get(webhook_id) if resource == "webhooks" else None
             if hook is None:
                 continue
+            if hook.get("deactivated_at"):
+                return 0  # Moneybird sends nothing through a deactivated webhook
             body = {
                 "administration_id": administration,
                 "webhook_id": webhook_id,

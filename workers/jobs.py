@@ -36,6 +36,7 @@ import structlog
 from rq import Queue, Retry, get_current_job
 from rq.job import Job
 
+from hookbird import versions
 from hookbird.events import Event, UnreadableEvent, event_from_stored
 from hookbird.labels import label
 from hookbird.logs import get_logger
@@ -192,7 +193,8 @@ def process_event() -> Any:
             run = _Run(rt, turn, job, event, begun.state)
             if begun.verdict == BeginVerdict.WAIT:
                 return _park(run)
-            return _dispatch(run)
+            seen, own = _seen(rt, job, event, begun.stored)
+            return _dispatch(replace(run, seen=seen, event=replace(event, own_write=own)))
     except DeadLettered:
         raise
     except Exception as exc:
@@ -225,6 +227,59 @@ class _Run:
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[tuple[str, Verdict]] = field(default_factory=list)
     interrupted: bool = False
+    #: why every handler skips this push: its version was already delivered (``_seen``)
+    seen: str | None = None
+
+
+_seen_stores: dict[int, versions.Versions] = {}
+
+
+def _echo(handler: Handler, event: Event) -> str | None:
+    if handler.skip_own_writes and event.own_write:
+        return f"version {event.version} is hookbird's own write (skip_own_writes)"
+    return None
+
+
+def _seen(
+    rt: runtime.Runtime, job: Job, event: Event, stored: dict[str, Any]
+) -> tuple[str | None, bool]:
+    """Record the push's entity version as seen (:mod:`hookbird.versions`), once per push:
+    why its handlers skip it when a push or a reconciliation already delivered it, and
+    whether the version is hookbird's own write (``event.own_write``)."""
+    destroyed = event.action.endswith("_destroyed")
+    store = _seen_stores.get(id(rt.redis))
+    if store is None:
+        store = _seen_stores[id(rt.redis)] = versions.Versions(rt.redis)
+    if event.entity_key is None or (event.version is None and not destroyed):
+        return None, False
+    if event.entity_type not in versions.ENTITY_TYPES:
+        # not synchronizable: no version kept; asked about own writes only when a route cares
+        if event.version is None or not any(
+            h.skip_own_writes for h in rt.router.handlers_for(event.action, event.entity_type)
+        ):
+            return None, False
+        own = store.own_write(event.administration_id, event.entity_id or "", event.version)
+        return None, own
+    source = event.source
+    if (job.meta or {}).get("replay"):
+        source = "replay"  # run on purpose: every handler runs
+    elif text(stored.get("backfill", "")) == "1":
+        source = versions.Source.BACKFILL
+    verdict, own = store.claim(
+        administration_id=event.administration_id,
+        entity_type=event.entity_type or "",
+        entity_id=event.entity_id or "",
+        version=event.version,
+        source=source,
+        destroyed=destroyed,
+        state_key=state_key(event.event_id),
+        ttl=rt.settings.event_retention,
+    )
+    if verdict == versions.Verdict.RUN:
+        return None, own
+    if destroyed:
+        return "already gone: a push about its destruction was handled", own
+    return f"version {event.version} was already delivered to the handlers", own
 
 
 def _park(run: _Run) -> Retry:
@@ -254,7 +309,7 @@ def _dispatch(run: _Run) -> Any:
     interrupted = False
     for handler in pending:
         record = outcomes.setdefault(handler.name, {})
-        stale = is_stale(rt, handler, event, suffix)
+        stale = run.seen or _echo(handler, event) or is_stale(rt, handler, event, suffix)
         if stale:
             record.update(status=HandlerStatus.SKIPPED, reason=stale, at=time.time())
             log.info("skipped a stale version", handler=handler.name, reason=stale)

@@ -19,6 +19,7 @@ import redis
 
 from hookbird.routing import Router
 from hookbird.settings import Settings
+from hookbird.versions import own_write_recorder
 from workers.plugins import load_router
 
 
@@ -37,6 +38,8 @@ class LazyClient:
                 from hookbird.moneybird import Client
 
                 self._client = Client.for_worker(self.settings, self.redis)
+                # what handlers write is noted, so its echo is marked event.own_write
+                self._client.on_write = own_write_recorder(self.redis, self.settings.dedup_ttl)
         return self._client.administration(administration_id)
 
     def close(self) -> None:

@@ -17,7 +17,9 @@ the process running it) and the push goes back to the front of the queue, with n
 attempt used up. A second signal stops at once, also requeueing the push.
 
 A daemon thread refreshes this worker's liveness key and, on every beat, looks for
-pushes whose worker died (see :mod:`workers.recovery`).
+pushes whose worker died (see :mod:`workers.recovery`) and starts the webhook watchdog
+and the scheduled reconciliation if no worker has (:mod:`workers.watchdog`,
+:mod:`workers.reconcile_schedule`).
 
 RQ's command channel (``rq:pubsub:<worker>``: stop-job, kill-horse, shutdown) is read
 by a thread of our own rather than RQ's. RQ's thread waits up to 60 s per read, and on
@@ -44,7 +46,7 @@ from rq.worker import BaseWorker
 
 from hookbird.logs import get_logger
 from hookbird.settings import Settings
-from workers import jobs, recovery, running
+from workers import jobs, reconcile_schedule, recovery, running, watchdog
 from workers.policy import after_crash
 from workers.states import Status
 from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_key, wake_key
@@ -110,6 +112,7 @@ class HookbirdMixin(BaseWorker):
         self.shutdown_grace = settings.shutdown_grace
         self.liveness = settings.worker_liveness
         self.max_attempts = settings.max_attempts
+        self.hookbird_settings = settings
         super().__init__(*args, **kwargs)
 
     # -- liveness -------------------------------------------------------------------
@@ -138,6 +141,8 @@ class HookbirdMixin(BaseWorker):
                     pipe.execute()
                 for queue in self.queues:
                     recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
+                watchdog.ensure_scheduled(conn, self.hookbird_settings)
+                reconcile_schedule.ensure_scheduled(conn, self.hookbird_settings)
             except Exception as exc:  # Redis blips must not kill the beat
                 log.warning("liveness beat failed", error=f"{type(exc).__name__}: {exc}")
             self._beat_stop.wait(interval)

@@ -36,6 +36,7 @@ from hookbird.doctor import (
     judge_scopes,
     judge_signature_policy,
     judge_signing_secrets,
+    judge_watchdog,
     judge_webhooks,
 )
 from hookbird.settings import Settings
@@ -54,6 +55,19 @@ def check_redis(client: redis.Redis, settings: Settings) -> Iterator[Check]:
     yield from judge_queue(
         queue.count, queue.failed_job_registry.count, Worker.count(connection=client), queue.name
     )
+
+
+def check_watchdog(client: redis.Redis, settings: Settings) -> Iterator[Check]:
+    """The webhook watchdog's last findings, when it runs and there is a webhook to watch."""
+    from workers.watchdog import COUNTS_KEY, findings
+
+    if (
+        settings.webhook_watchdog_interval <= 0
+        or not SubscriptionStore(client, settings.secret_key).webhook_ids()
+    ):
+        return
+    counts = {str(k): int(v) for k, v in client.hgetall(COUNTS_KEY).items()}
+    yield judge_watchdog(findings(client), counts)
 
 
 def check_signing_secrets(client: redis.Redis, settings: Settings) -> Iterator[Check]:
@@ -214,6 +228,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         yield from check_signing_secrets(client, settings)
         yield from check_handlers(settings)
         yield from check_moneybird(client, settings)
+        yield from check_watchdog(client, settings)
     finally:
         client.close()
 

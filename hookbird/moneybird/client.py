@@ -73,6 +73,8 @@ from hookbird.moneybird.responses import (
 from hookbird.settings import Settings
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Methods whose answer is a record hookbird itself wrote (see ``Client.on_write``).
+WRITES = frozenset({"POST", "PATCH", "PUT"})
 PER_PAGE = 100
 
 log = get_logger("moneybird.client")
@@ -168,6 +170,9 @@ class Client:
         self.retries = settings.api_retries if retries is None else retries
         self._sleep = sleep
         self.calls = 0  # requests sent (benchmarks, tests)
+        #: Called with (administration id, record) after a POST, PATCH or PUT answered
+        #: with a record: the workers note their own writes (``event.own_write``).
+        self.on_write: Callable[[str | None, dict[str, Any]], None] | None = None
 
     @classmethod
     def for_worker(cls, settings: Settings, redis: redis.Redis, **kwargs: Any) -> Self:
@@ -211,7 +216,10 @@ class Client:
             files=files,
             administration_id=administration_id,
         )
-        return stringify_ids(decode_body(response.content, response.headers.get("content-type")))
+        found = stringify_ids(decode_body(response.content, response.headers.get("content-type")))
+        if self.on_write is not None and method.upper() in WRITES and isinstance(found, dict):
+            self.on_write(administration_id, found)
+        return found
 
     def paginate(
         self, path: str, params: dict[str, Any] | None = None, *, administration_id: str | None

@@ -241,8 +241,8 @@ def fake() -> Iterator[FakeMoneybird]:
 def test_webhooks_compared_with_the_store(
     fake: FakeMoneybird, redis_url: str, redis_client: redis.Redis
 ) -> None:
-    """Stored+active is ✓; a failing last push and a deactivated hook warn; a hook missing
-    from the store, or a stored one Moneybird does not know, is an error."""
+    """Stored+active is ✓; a failing last push, a deactivated hook, a hook missing from the
+    store, or a stored one Moneybird does not know, is an error (✗): pushes are lost."""
     from hookbird.moneybird import Client
 
     settings = Settings(
@@ -274,8 +274,8 @@ def test_webhooks_compared_with_the_store(
     assert "sales_invoices" in scopes
     assert "time_entries" in scopes
     assert statuses(checks, f"webhook {good['id']}") == [OK]
-    assert statuses(checks, f"webhook {failing['id']}") == [WARN]
-    assert statuses(checks, f"webhook {off['id']}") == [WARN]
+    assert statuses(checks, f"webhook {failing['id']}") == [ERROR]
+    assert statuses(checks, f"webhook {off['id']}") == [ERROR]
     assert statuses(checks, f"webhook {stranger['id']}") == [ERROR]
     assert statuses(checks, "webhook 4180000000000000099") == [ERROR]
     assert doctor.exit_code(checks) == 2

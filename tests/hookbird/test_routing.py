@@ -166,3 +166,21 @@ def test_an_unknown_event_warning_points_at_the_line_that_registered_it() -> Non
     with pytest.warns(UnknownEventWarning) as caught:
         router.on("sales_invoice_creatd")(paid)
     assert caught[0].filename == __file__
+
+
+def test_skip_own_writes_holds_only_when_every_matching_route_says_so() -> None:
+    """A handler reached by a skip_own_writes route and a plain one still gets its echoes;
+    the route shows the flag."""
+    from hookbird.routing import Router as Routes
+
+    both, only = Routes(), Routes()
+
+    def sync(event: object, ctx: object) -> None:
+        """A two-way sync."""
+
+    both.add("contact_changed", sync, skip_own_writes=True)
+    both.add("contact", sync)
+    only.add("contact_changed", sync, skip_own_writes=True)
+    assert [h.skip_own_writes for h in both.handlers_for("contact_changed")] == [False]
+    assert [h.skip_own_writes for h in only.handlers_for("contact_changed")] == [True]
+    assert only.routes[0].describe() == "contact_changed skip-own-writes"

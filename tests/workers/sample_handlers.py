@@ -48,6 +48,7 @@ def _run(name: str, event: Event, ctx: Context) -> None:
                 "action": event.action,
                 "entity_id": event.entity_id,
                 "version": event.version,
+                "source": event.source,
                 "attempt": event.attempt,
                 "key": ctx.idempotency_key,
                 "pid": os.getpid(),

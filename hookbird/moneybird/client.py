@@ -41,6 +41,7 @@ import httpx2
 import redis
 
 from hookbird.logs import get_logger
+from hookbird.metrics import TALLY
 from hookbird.moneybird.budget import Budget, BudgetConfig, LocalBudget, RedisBudget
 from hookbird.moneybird.credentials import CredentialStore
 from hookbird.moneybird.errors import (
@@ -306,10 +307,12 @@ class Client:
         self.calls += 1
         try:
             response = self._send_single_request(call)
-        except RateLimited as error:
-            if error.retry_at:
+        except MoneybirdError as error:
+            TALLY.moneybird_answer(key, error.status_code)
+            if isinstance(error, RateLimited) and error.retry_at:
                 self._hold(key, call.shown, error.retry_at)
             raise
+        TALLY.moneybird_answer(key, response.status_code)
         now = time.time()
         self._reconcile(key, call.shown, RateHeaders.parse(response.headers, now), now)
         return response

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "hookbird.json"
+OPERATIONS = ROOT / "docs" / "operations.md"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (Debian: apt-get install prometheus)"
@@ -163,7 +164,7 @@ def exported_after_real_work(redis_url: str, redis_client: redis.Redis, logs: Pa
 
 
 @pytest.mark.slow
-def test_every_metric_the_dashboard_and_the_rules_name_is_exported(
+def test_every_metric_the_dashboard_and_the_rules_name_is_exported_and_documented(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     named = {m for expr in [*rule_exprs(), *dashboard_exprs()] for m in METRIC.findall(expr)}
@@ -171,3 +172,6 @@ def test_every_metric_the_dashboard_and_the_rules_name_is_exported(
     assert "hookbird_handler_duration_seconds_bucket" in named
     exported = exported_after_real_work(redis_url, redis_client, tmp_path)
     assert named - exported == set()
+    documented = set(re.findall(r"^\| `(hookbird_[a-z0-9_]+)`", OPERATIONS.read_text(), re.M))
+    families = {re.sub(r"_(bucket|sum|count)$", "", name) for name in exported}
+    assert families - documented == set()  # docs/operations.md#metrics has every one

@@ -284,12 +284,10 @@ class _Families(Collector):
         return iter(self.found)
 
 
-async def exposition(client: redis.asyncio.Redis, settings: Settings, timeout: float) -> bytes:
-    """The pipeline's families in Prometheus text; only ``…_up 0`` when Redis fails us."""
-    try:
-        async with asyncio.timeout(timeout):
-            found = list(families(await read(client, settings)))
-    except (TimeoutError, redis.exceptions.RedisError, OSError):
+def render(snapshot: Snapshot | None) -> bytes:
+    """The families of ``snapshot`` in Prometheus text; only ``…_up 0`` without one."""
+    found: list[Metric]
+    if snapshot is None:
         found = [
             GaugeMetricFamily(
                 "hookbird_pipeline_metrics_up",
@@ -297,6 +295,24 @@ async def exposition(client: redis.asyncio.Redis, settings: Settings, timeout: f
                 value=0,
             )
         ]
+    else:
+        found = list(families(snapshot))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(found))
     return generate_latest(registry)
+
+
+async def exposition(client: redis.asyncio.Redis, settings: Settings, timeout: float) -> bytes:
+    """The pipeline's families in Prometheus text, read from Redis within ``timeout``.
+
+    Rendering a large deployment's figures takes milliseconds of Python: it runs in a
+    thread, so the event loop keeps taking pushes meanwhile (it gets the GIL back
+    within the interpreter's switch interval) instead of stalling for the whole render.
+    """
+    snapshot: Snapshot | None
+    try:
+        async with asyncio.timeout(timeout):
+            snapshot = await read(client, settings)
+    except (TimeoutError, redis.exceptions.RedisError, OSError):
+        snapshot = None
+    return await asyncio.to_thread(render, snapshot)

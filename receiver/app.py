@@ -2,7 +2,8 @@
 
 Routes: ``POST /webhooks/moneybird`` (``receiver.endpoint``), ``GET /healthz`` (no
 I/O), ``GET /readyz`` (200 when Redis answers within a second), ``GET /metrics``
-(Prometheus text); any other path, a trailing slash included, is a 404, never a
+(Prometheus text: this receiver's counts, and the whole pipeline's read from Redis,
+``receiver.pipeline``); any other path, a trailing slash included, is a 404, never a
 redirect. The Redis client is opened in the lifespan and shared by all.
 """
 
@@ -24,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from hookbird.logs import get_logger
 from hookbird.settings import Settings, SettingsError
+from receiver import pipeline
 from receiver.credentials import CredentialsResolver
 from receiver.endpoint import PushEndpoint
 from receiver.enqueue import Enqueuer
@@ -133,7 +135,9 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        timeout = min(settings.redis_timeout, READY_TIMEOUT)
+        shared = await pipeline.exposition(clients[-1], settings, timeout)
+        return Response(generate_latest(metrics.registry) + shared, media_type=CONTENT_TYPE_LATEST)
 
     routes = [
         Route(PUSH_PATH, push_endpoint, methods=["POST"]),  # for 405s; POST takes the fast path

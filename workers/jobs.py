@@ -40,6 +40,7 @@ from hookbird import versions
 from hookbird.events import Event, UnreadableEvent, event_from_stored
 from hookbird.labels import label
 from hookbird.logs import get_logger
+from hookbird.metrics import TALLY
 from hookbird.routing import Handler
 from workers import runtime
 from workers.policy import Verdict, decide, describe, park_delay
@@ -313,6 +314,7 @@ def _dispatch(run: _Run) -> Any:
         if stale:
             record.update(status=HandlerStatus.SKIPPED, reason=stale, at=time.time())
             log.info("skipped a stale version", handler=handler.name, reason=stale)
+            TALLY.handler_run(handler.name, "skipped")
             continue
         try:
             verdict = run_one(rt, event, handler, record)
@@ -320,6 +322,7 @@ def _dispatch(run: _Run) -> Any:
             interrupted = True
             break
         if verdict is None:
+            TALLY.handler_run(handler.name, "handled")
             if handler.latest_only and event.version is not None and suffix:
                 key = version_key(handler.name, suffix)
                 rt.redis.set(key, event.version, ex=rt.settings.event_retention)
@@ -355,6 +358,7 @@ def _conclude(run: _Run) -> Any:
     # Logged once the push's fate is known: a handler's last attempt is no "retry".
     outcome = {Status.RETRYING: "retry", Status.DEAD: "dead"}.get(decision.status, decision.status)
     for name, verdict in run.failures:
+        TALLY.handler_run(name, "dead_lettered" if decision.status == Status.DEAD else "retry")
         attempt = outcomes[name].get("attempts")
         log.warning(
             "handler failed", handler=name, attempt=attempt, error=verdict.reason, outcome=outcome
@@ -374,6 +378,7 @@ def _conclude(run: _Run) -> Any:
     done = {Status.SUCCEEDED: Done.HANDLED, Status.DEAD: Done.DEAD}.get(decision.status, Done.AGAIN)
     if decision.status == Status.RETRYING and decision.delay is not None:
         fields["next_attempt_at"] = repr(now + decision.delay)
+        TALLY.retry_scheduled()
         log.info("push will be retried", retry_in=decision.delay, error=decision.reason)
     ttl = settings.event_retention
     if done == Done.DEAD:  # keep the raw push as long as the dead letter shows it

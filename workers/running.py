@@ -17,6 +17,7 @@ from typing import Any
 from hookbird.context import Context
 from hookbird.events import Event
 from hookbird.logs import get_logger
+from hookbird.metrics import TALLY
 from hookbird.routing import Handler
 from workers import runtime
 from workers.policy import Verdict, classify, short_traceback
@@ -75,6 +76,7 @@ def run_one(
         return verdict  # logged by the caller, which knows whether it is retried
     finally:
         _in_handler.name = None
+        TALLY.handler_seconds(handler.name, time.perf_counter() - started)
     record.update(status=HandlerStatus.OK, error=None, at=time.time())
     record["ms"] = round((time.perf_counter() - started) * 1000, 1)
     record.pop("traceback", None)

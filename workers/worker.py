@@ -44,6 +44,7 @@ import redis
 from rq import SimpleWorker, Worker
 from rq.worker import BaseWorker
 
+from hookbird import metrics
 from hookbird.logs import get_logger
 from hookbird.settings import Settings
 from workers import jobs, reconcile_schedule, recovery, running, watchdog
@@ -134,17 +135,21 @@ class HookbirdMixin(BaseWorker):
         key = recovery.alive_key(self.name)
         interval = self.liveness / 3
         while not self._beat_stop.is_set():
+            counted = metrics.TALLY.drain()  # this process's counts ride along
             try:
                 with conn.pipeline(transaction=False) as pipe:
                     pipe.set(key, os.getpid(), px=int(self.liveness * 1000))
                     pipe.sadd(recovery.WORKERS, self.name)
+                    metrics.write(pipe, counted)
                     pipe.execute()
+                counted = metrics.Drained()
                 for queue in self.queues:
                     recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
                 watchdog.ensure_scheduled(conn, self.hookbird_settings)
                 reconcile_schedule.ensure_scheduled(conn, self.hookbird_settings)
             except Exception as exc:  # Redis blips must not kill the beat
                 log.warning("liveness beat failed", error=f"{type(exc).__name__}: {exc}")
+            metrics.TALLY.restore(counted)  # not written: the next beat sends them
             self._beat_stop.wait(interval)
 
     def clean_registries(self) -> None:
@@ -170,6 +175,7 @@ class HookbirdMixin(BaseWorker):
             self._grace_timer.cancel()
         super().teardown()
         conn = self.connection
+        metrics.flush(conn)  # what was counted since the last beat
         # Only the liveness key goes: the worker stays listed in recovery.WORKERS until
         # the next reap, so a push it leaves "started" (it quit on an error, e.g. Redis
         # restarting mid-push) is run again rather than left for RQ to dead-letter.
@@ -287,6 +293,13 @@ class HookbirdForkWorker(HookbirdMixin, Worker):
     def setup_work_horse_signals(self) -> None:
         super().setup_work_horse_signals()
         signal.signal(GRACE_SIGNAL, _on_grace_signal)
+
+    def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
+        """RQ's, in the child; then the child's counts go to Redis: it has no beat."""
+        try:
+            return bool(super().perform_job(job, queue, *args, **kwargs))
+        finally:
+            metrics.flush(self.connection)
 
     def _interrupt_running(self) -> None:
         pid = self.horse_pid

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from hookbird import metrics
 from hookbird.commands.helpers import (
     add_command,
     ping_failure,
@@ -163,6 +164,7 @@ def check_moneybird(client: redis.Redis, settings: Settings) -> Iterator[Check]:
                     "give the token the settings scope to let hookbird manage webhooks",
                 )
                 continue
+            metrics.record_webhooks(client, hooks)  # for hookbird_webhook_* on /metrics
             yield from judge_webhooks(administration, hooks, subscriptions, settings.webhook_token)
     except errors.Unauthorized as exc:
         yield Check(ERROR, f"Moneybird refused the credentials: {exc}", "check MONEYBIRD_API_TOKEN")

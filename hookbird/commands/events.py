@@ -16,6 +16,7 @@ from hookbird.commands.helpers import (
     redis_client,
     utc_time,
 )
+from hookbird.progress import Progress
 from hookbird.settings import Settings
 from hookbird.wording import plural
 
@@ -96,14 +97,17 @@ def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
     else:
         raise CommandError("name an EVENT_ID, or select pushes with --since and/or --action")
     failures = 0
-    for event_id in reversed(ids):  # oldest first, so entities keep their order
-        try:
-            replay(conn, settings.queue, event_id)
-        except AdminError as exc:
-            failures += 1
-            print(f"skipped {exc}")
-        else:
-            print(f"queued {event_id}")
+    with Progress("replay", len(ids), unit="pushes", enabled=len(ids) > 1) as progress:
+        for event_id in reversed(ids):  # oldest first, so entities keep their order
+            try:
+                replay(conn, settings.queue, event_id)
+            except AdminError as exc:
+                failures += 1
+                progress.say(f"skipped {exc}")
+                progress.advance(failed=True)
+            else:
+                progress.item(f"queued {event_id}")
+                progress.advance()
     return EXIT_ERROR if failures and len(ids) == 1 else EXIT_OK
 
 

@@ -16,6 +16,7 @@ from hookbird.commands.helpers import (
     redis_client,
     utc_time,
 )
+from hookbird.progress import Progress
 from hookbird.settings import Settings
 from hookbird.wording import plural
 
@@ -62,14 +63,17 @@ def cmd_failed_requeue(args: argparse.Namespace, settings: Settings) -> int:
     else:
         raise CommandError("name an EVENT_ID, or choose with --all, --action, --handler, --since")
     failures = 0
-    for event_id in ids:
-        try:
-            requeue(conn, settings.queue, event_id)
-        except AdminError as exc:
-            failures += 1
-            print(f"skipped {exc}")
-        else:
-            print(f"requeued {event_id}")
+    with Progress("requeue", len(ids), unit="pushes", enabled=len(ids) > 1) as progress:
+        for event_id in ids:
+            try:
+                requeue(conn, settings.queue, event_id)
+            except AdminError as exc:
+                failures += 1
+                progress.say(f"skipped {exc}")
+                progress.advance(failed=True)
+            else:
+                progress.item(f"requeued {event_id}")
+                progress.advance()
     print(f"{len(ids) - failures} requeued")
     return EXIT_ERROR if failures and len(ids) == 1 else EXIT_OK
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from hookbird import catalog, crypto
+from hookbird import catalog, crypto, metrics
 from hookbird.commands.helpers import (
     EXIT_OK,
     Command,
@@ -142,6 +142,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             raise explain(exc) from None
         finally:
             client.close()
+        metrics.record_webhooks(rc, remote.values())  # for hookbird_webhook_* on /metrics
     elif not args.local:
         print("(no Moneybird credentials: showing the local store only)", file=sys.stderr)
     if not local and not remote:
@@ -230,6 +231,7 @@ def _set_enabled(enabled: bool) -> Command:
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     store, remote = _remote(args, settings, lambda hooks, i: hooks.delete(i), "deleted")
+    metrics.forget_webhook(store.redis, args.webhook_id)
     if store.delete(args.webhook_id):
         print(f"webhook {args.webhook_id} removed from the subscription store")
     elif not remote:

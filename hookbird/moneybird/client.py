@@ -43,6 +43,7 @@ import httpx2
 import redis
 
 from hookbird.logs import get_logger
+from hookbird.metrics import TALLY
 from hookbird.moneybird.budget import (
     GLOBAL,
     WIDENED_FOR,
@@ -332,12 +333,14 @@ class Client:
         self.calls += 1
         try:
             response = self._send_single_request(call)
-        except RateLimited as error:
-            if error.retry_at:
+        except MoneybirdError as error:
+            TALLY.moneybird_answer(key, error.status_code)
+            if isinstance(error, RateLimited) and error.retry_at:
                 self._hold(key, call.shown, error.retry_at)
                 if key != GLOBAL:
                     self._widen_if_unexpected(key, call.shown, error.retry_at)
             raise
+        TALLY.moneybird_answer(key, response.status_code)
         now = time.time()
         self._reconcile(key, call.shown, RateHeaders.parse(response.headers, now), now)
         return response

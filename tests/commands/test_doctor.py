@@ -17,10 +17,12 @@ from hookbird import doctor
 from hookbird.cli import main
 from hookbird.commands.doctor import check_moneybird, check_signing_secrets, run_checks
 from hookbird.doctor import ERROR, OK, WARN, Check
+from hookbird.metrics import WEBHOOKS_KEY
 from hookbird.redis_server import RedisServer, free_port
 from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore, token_digest
 from tests.fake_moneybird import ADMINISTRATION, TOKEN, FakeMoneybird
+from tests.support import as_bytes
 
 HANDLERS = ("tests.workers.sample_handlers",)
 
@@ -279,6 +281,15 @@ def test_webhooks_compared_with_the_store(
     assert statuses(checks, f"webhook {stranger['id']}") == [ERROR]
     assert statuses(checks, "webhook 4180000000000000099") == [ERROR]
     assert doctor.exit_code(checks) == 2
+    seen = {
+        as_bytes(k).decode(): json.loads(v) for k, v in redis_client.hgetall(WEBHOOKS_KEY).items()
+    }
+    assert {i: (s["active"], s["last_http_status"]) for i, s in seen.items()} == {
+        good["id"]: (True, 200),
+        failing["id"]: (True, 500),
+        off["id"]: (False, None),
+        stranger["id"]: (True, None),
+    }  # for hookbird_webhook_* on /metrics
 
 
 def test_single_webhook_token_counts_as_stored(

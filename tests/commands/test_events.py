@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
 
 import pytest
 import redis
 
 from hookbird.stored import pack_push, unpack_push
-from tests.workers.conftest import TOKEN, Pusher, Workers, calls, run_cli, wait_for
+from tests.workers.conftest import (
+    HOOKBIRD,
+    ROOT,
+    TOKEN,
+    Pusher,
+    Workers,
+    calls,
+    run_cli,
+    wait_for,
+    worker_env,
+)
 from workers.store import state_key
 
 pytestmark = pytest.mark.slow
@@ -82,7 +96,54 @@ def test_bulk_requeue_asks_first_and_reports_a_count(
     done = run_cli(redis_url, "failed", "requeue", "--handler", handler, "--yes")
     assert done.returncode == 0, done.stderr
     assert "2 requeued" in done.stdout
+    assert "requeue: 2 of 2 pushes in" in done.stderr  # off a terminal: a plain summary
     wait_for(lambda: succeeded(redis_client, first, second), message="both handled")
+
+
+def on_a_terminal(redis_url: str, *args: str) -> tuple[int, str]:
+    """Run ``hookbird ARGS`` with stdout and stderr on a pseudo-terminal: exit code, output."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [*HOOKBIRD, *args],
+        cwd=ROOT,
+        env=worker_env(redis_url),
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    chunks = []
+    try:
+        while select.select([main], [], [], 60)[0]:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(main)
+        code = proc.wait(60)
+    return code, b"".join(chunks).decode()
+
+
+def test_a_bulk_replay_on_a_terminal_draws_a_bar(
+    push: Pusher, workers: Workers, redis_client: redis.Redis, redis_url: str
+) -> None:
+    """On a terminal a bulk replay shows a bar and a summary instead of a line per push;
+    what went wrong still gets its own line."""
+    workers.start()
+    ids = [push(entity_id=str(n)) for n in range(3)]
+    wait_for(lambda: succeeded(redis_client, *ids), message="all handled")
+    redis_client.hset(f"rq:job:{ids[0]}", "status", "queued")  # as if replayed already
+    code, output = on_a_terminal(redis_url, "events", "replay", "--action", "contact", "--yes")
+    assert code == 0, output
+    assert "\r[" in output
+    assert f"skipped {ids[0]}: already queued" in output
+    assert "replay: 3 of 3 pushes in" in output
+    assert "1 failed" in output
+    assert "queued " not in output
 
 
 @pytest.mark.parametrize(

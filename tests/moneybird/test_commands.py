@@ -9,6 +9,7 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 
+from hookbird import metrics
 from hookbird.cli import main
 from hookbird.moneybird import Client, errors
 from hookbird.moneybird.credentials import CredentialStore
@@ -149,6 +150,27 @@ def test_list_merges_moneybird_with_the_store(
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
     assert rows[remote_only["id"]][2:5] == ["active", "missing", "500"]
     assert rows["77"][2:4] == ["missing", "enabled"]
+
+
+def test_list_leaves_the_webhooks_state_for_metrics_and_delete_removes_it(
+    env: dict[str, str],
+    fake: FakeMoneybird,
+    admin_id: str,
+    redis_client: redis.Redis,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What list read from Moneybird (active, last_http_status) is kept for /metrics."""
+    failing = fake.add(
+        "webhooks",
+        {"url": "https://a.example/hook", "last_http_status": 503, "deactivated_at": "x"},
+    )
+    assert run(capsys, "webhooks", "list")[0] == 0
+    state = json.loads(redis_client.hget(metrics.WEBHOOKS_KEY, failing["id"]) or "{}")
+    assert state["active"] is False
+    assert state["last_http_status"] == 503
+    code = run(capsys, "webhooks", "delete", failing["id"], "--administration", admin_id)[0]
+    assert code == 0
+    assert not redis_client.hexists(metrics.WEBHOOKS_KEY, failing["id"])
 
 
 def test_deactivate_activate_delete_reach_moneybird_and_the_store(

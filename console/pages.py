@@ -33,7 +33,7 @@ SCAN_LIMIT = 1000
 CHUNK = 200
 #: Pushes the lag chart draws: the newest ones.
 LAG_SAMPLE = 200
-#: Most budget keys the budget page lists (one per credential or administration).
+#: Most administrations whose budget the health page looks up.
 BUDGET_KEYS = 50
 
 #: What the outcome filter offers, in the order of a push's life.
@@ -318,9 +318,13 @@ class BudgetLine:
 
 
 def budget(connection: redis.Redis, settings: Settings) -> list[BudgetLine]:
-    """The general API budget of every credential that has used it within the window."""
+    """The general API budget of each credential the console can name that has been used
+    within the window: the shared ``global`` one, ``MONEYBIRD_API_TOKEN``'s, and the OAuth
+    budget of every administration in the webhook store or among the newest pushes.
+    Named, not searched for: a scan of every key would grow with the store."""
     # hookbird.moneybird's package loads the HTTP client: imported here, for this page only.
     from hookbird.moneybird.budget import PREFIX, BudgetConfig, RedisBudget
+    from hookbird.moneybird.oauth import token_key
 
     config = BudgetConfig(
         limit=settings.rate_limit,
@@ -328,27 +332,33 @@ def budget(connection: redis.Redis, settings: Settings) -> list[BudgetLine]:
         window=settings.rate_window,
         margin=settings.rate_margin,
     )
-    shared = RedisBudget(connection, config)
+    names = ["global"]
+    if settings.moneybird_api_token:
+        names.append(token_key(settings.moneybird_api_token))
+    administrations = {s.administration_id for s in webhooks(connection)}
+    newest = [text(i) for i in connection.zrevrange(keys.EVENTS_INDEX, 0, LAG_SAMPLE - 1)]
+    administrations |= {r.administration_id for r in rows(connection, newest) if r is not None}
+    names += sorted(f"administration:{a}" for a in administrations if a)[:BUDGET_KEYS]
     head = f"{PREFIX}api:"
-    found: list[str] = []
-    for raw in connection.scan_iter(match=f"{head}*", count=500):
-        name = text(raw)[len(head) :]
-        if not name.endswith((":hold", ":waiting")):
-            found.append(name)
-        if len(found) >= BUDGET_KEYS:
-            break
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.exists(f"{head}{name}", f"{head}{name}:hold")
+        used = pipe.execute()
+    shared = RedisBudget(connection, config)
     lines = []
     now = time.time()
-    for key in sorted(found):
-        hold = connection.get(f"{head}{key}:hold")
+    for name, exists in zip(names, used, strict=True):
+        if not exists:
+            continue
+        hold = connection.get(f"{head}{name}:hold")
         held = float(hold) / 1000 if hold is not None else None
         lines.append(
             BudgetLine(
-                key=key,
-                remaining=shared.remaining(key, "/contacts.json"),
+                key=name,
+                remaining=shared.remaining(name, "/contacts.json"),
                 limit=config.limit,
                 held_until=held if held is not None and held > now else None,
-                waiting=int(connection.zcard(f"{head}{key}:waiting")),
+                waiting=int(connection.zcard(f"{head}{name}:waiting")),
             )
         )
     return lines

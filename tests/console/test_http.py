@@ -6,7 +6,7 @@ import httpx2
 import redis
 
 from tests.console.conftest import PASSWORD, Serve
-from tests.workers.conftest import TOKEN, push_body
+from tests.workers.conftest import TOKEN, push_body, run_cli
 
 
 def send(http: httpx2.Client, base: str, body: bytes, **headers: str) -> str:
@@ -137,3 +137,42 @@ def test_the_form_filters_the_list(serve_console: Serve, http: httpx2.Client) ->
         assert '<option value="queued" selected>' in shown.text
         everything = http.get(f"{base}/console/").text
         assert all(i in everything for i in [*ids, invoice])
+
+
+def test_serve_refuses_an_open_console_on_a_public_address(redis_url: str) -> None:
+    """`hookbird serve --host 0.0.0.0` with HOOKBIRD_CONSOLE=open stops before it listens,
+    saying what to set instead."""
+    result = run_cli(redis_url, "serve", "--host", "0.0.0.0", HOOKBIRD_CONSOLE="open")
+    assert result.returncode == 1
+    assert "HOOKBIRD_CONSOLE_PASSWORD" in result.stderr
+    assert "listen on 127.0.0.1" in result.stderr
+
+
+def test_health_shows_webhooks_queue_and_budget(
+    serve_console: Serve, http: httpx2.Client, redis_client: redis.Redis
+) -> None:
+    """The health page lists the webhook store, the queue and the budget each named
+    credential has left (a webhook's administration, the shared one), not unused ones."""
+    from hookbird.moneybird.budget import RedisBudget
+    from hookbird.subscriptions import SubscriptionStore
+
+    SubscriptionStore(redis_client).add(
+        webhook_id="418000000000000007", administration_id="777", token="t" * 32
+    )
+    budget = RedisBudget(redis_client)
+    for _ in range(3):
+        assert budget.acquire("administration:777", "/contacts.json") is None
+    assert budget.acquire("global", "/contacts.json") is None
+    with serve_console() as base:
+        send(http, base, push_body())
+        page = http.get(f"{base}/console/health").text
+    webhooks = page.split('id="webhooks"')[1].split("</table>")[0]
+    assert "418000000000000007" in webhooks
+    assert ">777<" in webhooks
+    assert '<b id="waiting">1</b>' in page
+    lines = page.split('id="budget"')[1].split("</table>")[0]
+    assert "administration:777</td>" in lines
+    assert "147 of 150" in lines
+    assert "global</td>" in lines
+    assert "149 of 150" in lines
+    assert "administration:123" not in lines  # pushed, but never spent budget

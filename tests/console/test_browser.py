@@ -84,3 +84,30 @@ def test_filter_open_a_failed_push_and_replay_it(
 
         page.goto(f"{base}/console/health")
         assert page.inner_text("#dead") == "0"
+
+
+def test_requeue_a_dead_push_from_its_page(
+    serve_console: Serve, workers: Workers, redis_client: redis.Redis, page: Any
+) -> None:
+    """Requeue, on a dead-lettered push's page, runs its failed handler again and the
+    page then shows it handled, out of the dead letter."""
+    redis_client.set("test:dead:crm", 1)
+    workers.start()
+    with serve_console() as base:
+        push = Pusher(base)
+        try:
+            contact = push(entity_id="457")
+        finally:
+            push.http.close()
+        wait_for(lambda: status(redis_client, contact) == b"dead", message="contact dead")
+        page.goto(f"{base}/console/health")
+        assert page.inner_text("#dead") == "1"
+        page.goto(f"{base}/console/events/{contact}")
+        redis_client.delete("test:dead:crm")
+        page.click("#requeue")
+        assert page.inner_text("#done") == "Requeued."
+        wait_for(lambda: status(redis_client, contact) == b"succeeded", message="requeued")
+        page.reload()
+        assert page.inner_text("#outcome") == "succeeded"
+        assert page.locator("#requeue").count() == 0
+        assert "in the dead letter" not in page.inner_text("main")

@@ -120,6 +120,11 @@ def test_unknown_push_and_bad_ids(serve_console: Serve, http: httpx2.Client) -> 
         odd = http.get(f"{base}/console/events/%3Cscript%3E")
         assert odd.status_code == 404
         assert "<script>" not in odd.text
+        hostile = '"><script>alert(1)</script>'
+        filtered = http.get(f"{base}/console/", params={"action": hostile, "entity": hostile})
+        assert filtered.status_code == 200
+        assert "<script>" not in filtered.text
+        assert 'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in filtered.text
 
 
 def test_the_form_filters_the_list(serve_console: Serve, http: httpx2.Client) -> None:

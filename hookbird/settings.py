@@ -435,6 +435,31 @@ class Settings:
         section=Section.RECEIVING,
         example="8000",
     )
+    console: str = setting(
+        "HOOKBIRD_CONSOLE",
+        default="auto",
+        parse=_choice_of("auto", "off", "open"),
+        doc=(
+            "The events console at /console (docs/console.md). auto: served when "
+            "HOOKBIRD_CONSOLE_PASSWORD is set, and by `hookbird dev` on a loopback address; "
+            "off: never; open: without a password, which `hookbird serve` allows only on "
+            "127.0.0.1 or ::1."
+        ),
+        section=Section.RECEIVING,
+        example="off",
+    )
+    console_password: str | None = setting(
+        "HOOKBIRD_CONSOLE_PASSWORD",
+        default=None,
+        parse=_text,
+        doc=(
+            "Password of the events console (HTTP Basic, any user name). Set: the receiver "
+            "serves /console to whoever knows it; keep /console off the public route anyway."
+        ),
+        section=Section.RECEIVING,
+        example="change-me",
+        secret=True,
+    )
     moneybird_api_token: str | None = setting(
         "MONEYBIRD_API_TOKEN",
         default=None,

@@ -3,8 +3,10 @@
 Routes: ``POST /webhooks/moneybird`` (``receiver.endpoint``), ``GET /healthz`` (no
 I/O), ``GET /readyz`` (200 when Redis answers within a second), ``GET /metrics``
 (Prometheus text: this receiver's counts, and the whole pipeline's read from Redis,
-``receiver.pipeline``); any other path, a trailing slash included, is a 404, never a
-redirect. The Redis client is opened in the lifespan and shared by all.
+``receiver.pipeline``), and the events console under ``/console/`` when it is on
+(:func:`console_served`; the ``console`` package, imported only then); any other
+path, a trailing slash included, is a 404, never a redirect. The Redis client is
+opened in the lifespan and shared by all.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio
 import redis.exceptions
@@ -20,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from hookbird.logs import get_logger
@@ -70,6 +72,13 @@ class ReceiverApp(Starlette):
             await super().__call__(scope, receive, send)
 
 
+def console_served(settings: Settings) -> bool:
+    """Whether this receiver serves /console: ``open``, or ``auto`` with a password."""
+    if settings.console == "open":
+        return True
+    return settings.console == "auto" and bool(settings.console_password)
+
+
 def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None = None) -> Starlette:
     """Build the receiver.
 
@@ -85,6 +94,7 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
     push_endpoint = PushEndpoint(settings, metrics)
     retry_after = {"Retry-After": str(settings.retry_after)}
     clients: list[redis.asyncio.Redis] = []
+    closers: list[Callable[[], None]] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -119,6 +129,8 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
             summaries.cancel()
             await push_endpoint.body_reader.close()
             await link.aclose()
+            for close in closers:
+                close()
             if redis_client is None:
                 await client.aclose()
 
@@ -139,12 +151,19 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
         shared = await pipeline.exposition(clients[-1], settings, timeout)
         return Response(generate_latest(metrics.registry) + shared, media_type=CONTENT_TYPE_LATEST)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route(PUSH_PATH, push_endpoint, methods=["POST"]),  # for 405s; POST takes the fast path
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+    if console_served(settings):
+        # An operator's page, not part of the push path: loaded only when it is served.
+        from console.app import create_console
+
+        console = create_console(settings)
+        closers.append(console.close)
+        routes += [Route("/console", console.redirect_home), Mount("/console", console)]
     app = ReceiverApp(routes=routes, lifespan=lifespan)
     # No 307 to the path with(out) a trailing slash: Starlette builds its Location from
     # the Host header. /webhooks/moneybird/ is a 404 like any unknown path.

@@ -47,17 +47,36 @@ class EventRow:
     status: str
     handlers: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     error: str = ""
+    #: when a run last ended (0: none has), and when a retry is due (0: none is)
+    updated_at: float = 0.0
+    next_attempt_at: float = 0.0
 
     def failed_handlers(self) -> list[str]:
         return [n for n, r in self.handlers.items() if r.get("status") in _FAILED]
 
 
 def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
-    with connection.pipeline() as pipe:
-        pipe.get(keys.event_key(event_id))
-        pipe.hgetall(state_key(event_id))
-        pipe.hget(keys.rq_job_key(event_id), "status")
-        value, state, job_status = pipe.execute(raise_on_error=False)
+    return rows(connection, [event_id])[0]
+
+
+def rows(connection: redis.Redis, event_ids: list[str]) -> list[EventRow | None]:
+    """Each push's row (None where it expired), read in one round trip for them all."""
+    with connection.pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            pipe.get(keys.event_key(event_id))
+            pipe.hgetall(state_key(event_id))
+            pipe.hget(keys.rq_job_key(event_id), "status")
+        replies = pipe.execute(raise_on_error=False)
+    found: list[EventRow | None] = []
+    for at, event_id in enumerate(event_ids):
+        value, state, job_status = replies[3 * at : 3 * at + 3]
+        found.append(_built(connection, event_id, value, state, job_status))
+    return found
+
+
+def _built(
+    connection: redis.Redis, event_id: str, value: Any, state: Any, job_status: Any
+) -> EventRow | None:
     for reply in (state, job_status):
         if isinstance(reply, Exception):
             raise reply
@@ -79,6 +98,8 @@ def _row(connection: redis.Redis, event_id: str) -> EventRow | None:
         status=status,
         handlers=json.loads(st.get("handlers") or "{}"),
         error=st.get("error", ""),
+        updated_at=float(st.get("updated_at") or 0),
+        next_attempt_at=float(st.get("next_attempt_at") or 0),
     )
 
 

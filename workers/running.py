@@ -1,7 +1,9 @@
 """Running one handler for one push: its Context, its outcome record, interruption.
 
 :func:`run_one` calls the handler with a fresh :class:`~hookbird.Context` and
-records the outcome in ``record`` (status, attempts, error, last traceback, time).
+records the outcome in ``record`` (status, attempts, error, last traceback, time),
+and each attempt's time, duration and outcome in its ``history`` (the newest
+:data:`HISTORY` attempts), which the events console draws as the push's timeline.
 A stopping worker whose grace period ran out interrupts a running handler with
 :class:`Interrupted` (raised from the SIGUSR1 handler, and only while a handler
 runs, so RQ's own bookkeeping is never cut in half).
@@ -25,6 +27,9 @@ from workers.states import HandlerStatus, Status
 from workers.store import version_key
 
 log = get_logger("hookbird.worker")
+
+#: Attempts kept in a handler's ``history``: a push retried for days stays small.
+HISTORY = 10
 
 
 class Interrupted(BaseException):
@@ -64,6 +69,7 @@ def run_one(
     except (Interrupted, SystemExit, KeyboardInterrupt):
         record["attempts"] -= 1
         record.update(status=HandlerStatus.INTERRUPTED, at=time.time())
+        _remember(record, started)
         raise Interrupted("stopped while running") from None
     except Exception as exc:
         verdict = classify(exc, time.time())
@@ -73,14 +79,26 @@ def run_one(
             traceback=short_traceback(exc),
             at=time.time(),
         )
+        _remember(record, started)
         return verdict  # logged by the caller, which knows whether it is retried
     finally:
         _in_handler.name = None
         TALLY.handler_seconds(handler.name, time.perf_counter() - started)
     record.update(status=HandlerStatus.OK, error=None, at=time.time())
-    record["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    record["ms"] = _remember(record, started)
     record.pop("traceback", None)
     return None
+
+
+def _remember(record: dict[str, Any], started: float) -> float:
+    """Add the attempt that just ended to ``record["history"]``; returns its milliseconds."""
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    attempt = {"at": record["at"], "ms": ms, "status": record["status"]}
+    if record.get("error"):
+        attempt["error"] = record["error"]
+    history = [*record.get("history", ()), attempt]
+    record["history"] = history[-HISTORY:]
+    return ms
 
 
 def is_stale(rt: runtime.Runtime, handler: Handler, event: Event, suffix: str | None) -> str | None:

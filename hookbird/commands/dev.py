@@ -16,7 +16,14 @@ from typing import Any
 
 from hookbird import __version__
 from hookbird.children import die_with_parent_hook
-from hookbird.commands.helpers import EXIT_OK, CommandError, add_command, load_handlers, safe_url
+from hookbird.commands.helpers import (
+    EXIT_OK,
+    LOOPBACK,
+    CommandError,
+    add_command,
+    load_handlers,
+    safe_url,
+)
 from hookbird.logs import configure_logging
 from hookbird.settings import Settings
 
@@ -109,6 +116,9 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         check_ports(host, port, redis_port, args.dashboard_port if with_dashboard else None)
         load_handlers(settings)  # a handler module that does not import: say so, start nothing
         changes: dict[str, Any] = {"log_each_push": True}
+        loopback = host in LOOPBACK
+        if settings.console == "auto" and not settings.console_password and loopback:
+            changes["console"] = "open"  # a laptop's console: no password on 127.0.0.1
         if redis_port is not None:
             server = RedisServer(settings.data_dir / "redis", port=redis_port, die_with_parent=True)
             try:
@@ -190,9 +200,16 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
             )
         else:
             dashboard_line = f"not installed: {INSTALL_DASHBOARD}"
+        if settings.console in ("open", "auto") and (settings.console_password or loopback):
+            console_line = f"{base}/console/"
+        elif settings.console == "off":
+            console_line = "off (HOOKBIRD_CONSOLE=off)"
+        else:
+            console_line = f"off: on {host} it needs HOOKBIRD_CONSOLE_PASSWORD"
         banner = textwrap.dedent(f"""
             hookbird {__version__} dev
               endpoint   POST {base}/webhooks/moneybird
+              console    {console_line}
               health     {base}/healthz   ready {base}/readyz   metrics {base}/metrics
               dashboard  {dashboard_line}
               redis      {safe_url(redis_url)}{private}

@@ -34,6 +34,9 @@ from hookbird.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
+#: Addresses only this machine reaches: where a console without a password may listen.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 Command = Callable[[argparse.Namespace, Settings], int]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from hookbird.commands.helpers import (
     EXIT_OK,
+    LOOPBACK,
     CommandError,
     add_command,
     ping_failure,
@@ -51,12 +52,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     problem = redis_url_problem(settings.redis_url)
     if problem:
         raise CommandError(problem)
+    host = args.host or settings.host
+    if settings.console == "open" and host not in LOOPBACK:
+        raise CommandError(
+            f"HOOKBIRD_CONSOLE=open serves the events console without a password, and {host} "
+            "is reachable from other machines: set HOOKBIRD_CONSOLE_PASSWORD and "
+            "HOOKBIRD_CONSOLE=auto, or listen on 127.0.0.1"
+        )
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     warn_if_redis_is_down(settings)
     uvicorn.run(
         "receiver.app:create_app_from_env",
         factory=True,
-        host=args.host or settings.host,
+        host=host,
         port=args.port or settings.port,
         workers=args.workers,
         **uvicorn_options(settings),

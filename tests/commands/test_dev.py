@@ -170,6 +170,10 @@ def test_dev_then_send_is_handled_and_stops_cleanly(dev: Dev) -> None:
     wait_for(lambda: contacts(dev), timeout=10, message="the example plugin to store the contact")
     assert contacts(dev)[0] == ("496081411808167496", "Foobar Holding B.V.")
     assert '"push accepted"' in dev.output()  # per-push log lines are on in dev
+    assert f"console    http://127.0.0.1:{dev.port}/console/" in banner
+    console = httpx2.get(f"http://127.0.0.1:{dev.port}/console/", timeout=10)
+    assert console.status_code == 200  # on 127.0.0.1 dev serves it without a password
+    assert "contact_created" in console.text
     if "rq-dashboard, pid" in banner:
         page = httpx2.get(f"http://127.0.0.1:{dev.dashboard_port}/", timeout=5)
         assert page.status_code == 200
@@ -211,6 +215,8 @@ def test_dev_on_every_interface_keeps_the_dashboard_local(dev: Dev) -> None:
     assert b"rq_dashboard" in cmdline
     assert b"redis://" not in cmdline
     assert b"RQ_DASHBOARD_REDIS_URL=redis://" in Path(f"/proc/{pid}/environ").read_bytes()
+    assert "console    off: on 0.0.0.0 it needs HOOKBIRD_CONSOLE_PASSWORD" in banner
+    assert httpx2.get(f"http://127.0.0.1:{dev.port}/console/", timeout=10).status_code == 404
     dev.stop(signal.SIGINT)
 
 

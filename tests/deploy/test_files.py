@@ -210,7 +210,8 @@ def test_config_and_secret_examples_use_real_settings_and_placeholders() -> None
 
 
 def test_ingress_exposes_only_the_push_endpoint_and_kustomization_is_complete() -> None:
-    """/metrics is not reachable through the Ingress; kustomize lists files that exist."""
+    """/metrics and /console/ are not reachable through the Ingress; kustomize lists files
+    that exist."""
     ingress = by_kind("Ingress", "hookbird-web")
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
     assert [(p["path"], p["pathType"]) for p in paths] == [("/webhooks/moneybird", "Exact")]
@@ -358,7 +359,8 @@ def test_compose_redis_command_takes_the_password_from_the_environment(tmp_path:
 
 
 def test_caddy_forwards_only_the_push_endpoint() -> None:
-    """The public proxy forwards POST /webhooks/moneybird and answers 404 to the rest."""
+    """The public proxy forwards POST /webhooks/moneybird and answers 404 to the rest
+    (/metrics, /console/)."""
     text = (DEPLOY / "Caddyfile").read_text()
     assert "path /webhooks/moneybird" in text
     assert "method POST" in text

@@ -203,7 +203,9 @@ class Settings:
         default=None,
         parse=_text,
         doc=(
-            "Redis to use. Unset: `hookbird dev` starts a private Redis under "
+            "Redis to use: `redis://`, `rediss://` (TLS), `unix://`, or Sentinel with "
+            "`redis+sentinel://host:26379[,host:26379…]/service_name[/db]` (see "
+            "docs/operations.md). Unset: `hookbird dev` starts a private Redis under "
             "HOOKBIRD_DATA_DIR; `serve` and `worker` refuse to start."
         ),
         section=Section.REDIS,

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from hookbird.logs import get_logger
+from hookbird.redis_url import async_client
 from hookbird.settings import Settings, SettingsError
 from receiver.credentials import CredentialsResolver
 from receiver.endpoint import PushEndpoint
@@ -86,7 +87,7 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = redis_client or redis.asyncio.Redis.from_url(
+        client = redis_client or async_client(
             settings.redis_url or "",
             socket_timeout=settings.redis_timeout,
             socket_connect_timeout=settings.redis_timeout,

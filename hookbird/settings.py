@@ -370,6 +370,29 @@ class Settings:
         section=Section.REDIS,
         example="2",
     )
+    min_replicas: int = setting(
+        "HOOKBIRD_MIN_REPLICAS",
+        default="0",
+        parse=_int(),
+        doc=(
+            "Replicated acknowledgements: the receiver answers 200 only once Redis `WAIT` "
+            "confirms this many replicas have the push (one WAIT per batch of pushes); "
+            "otherwise 503 with `Retry-After`. 0: off, acknowledged once the primary has it."
+        ),
+        section=Section.REDIS,
+        example="1",
+    )
+    min_replicas_timeout: float = setting(
+        "HOOKBIRD_MIN_REPLICAS_TIMEOUT",
+        default="1",
+        parse=_float(minimum=0.001),
+        doc=(
+            "Seconds `WAIT` waits for HOOKBIRD_MIN_REPLICAS replicas before the batch is "
+            "answered 503. Less than HOOKBIRD_REDIS_TIMEOUT, which bounds the whole call."
+        ),
+        section=Section.REDIS,
+        example="1",
+    )
     retry_after: int = setting(
         "HOOKBIRD_RETRY_AFTER",
         default="30",
@@ -650,6 +673,12 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.min_replicas and self.min_replicas_timeout >= self.redis_timeout:
+            raise SettingsError(
+                f"HOOKBIRD_MIN_REPLICAS_TIMEOUT ({self.min_replicas_timeout:g} s) must be less "
+                f"than HOOKBIRD_REDIS_TIMEOUT ({self.redis_timeout:g} s): the receiver stops "
+                "waiting for Redis after the latter, before WAIT could answer"
+            )
         if self.dedup_ttl < 2 * self.signature_tolerance:
             raise SettingsError(
                 f"HOOKBIRD_DEDUP_TTL ({self.dedup_ttl} s) must be at least twice "

@@ -99,6 +99,8 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
             queue=settings.queue,
             dedup_ttl=settings.dedup_ttl,
             retention=settings.event_retention,
+            min_replicas=settings.min_replicas,
+            replica_timeout=settings.min_replicas_timeout,
         )
         push_endpoint.credentials = CredentialsResolver(client, settings)
         log.info(

@@ -147,6 +147,28 @@ class RedisLink:
         self._idle.append(connection)
         return reply
 
+    async def send_many(self, commands: bytes, count: int) -> list[Any]:
+        """Send ``count`` commands packed together (a pipeline) on one connection; their
+        replies in order, an error as a :class:`ReplyError` in its place, not raised."""
+        connection = self._take()
+        try:
+            async with asyncio.timeout(self.timeout):
+                if connection is None:
+                    connection = await self._open()
+                connection.writer.write(commands)
+                replies = [await connection.reply() for _ in range(count)]
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            self._drop_idle()
+            raise
+        if any(isinstance(r, ReplyError) and r.message.startswith(DEMOTED) for r in replies):
+            connection.close()
+            self._drop_idle()
+        else:
+            self._idle.append(connection)
+        return replies
+
     async def aclose(self) -> None:
         self._drop_idle()
         if self.locator is not None:

@@ -45,7 +45,8 @@ class SentinelProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, monitor: str, timeout: float = 10.0) -> None:
-        """Start with ``monitor`` (``sentinel …`` lines) as its configuration."""
+        """Start with ``monitor`` (``sentinel …`` lines) as its configuration; when
+        restarted, with the configuration it rewrote."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "sentinel.conf"
         if not config.exists():  # Sentinel rewrites its file with what it learnt
@@ -60,6 +61,13 @@ class SentinelProcess:
         )
         with self.client() as client:
             wait_until(client.ping, timeout, f"Sentinel on port {self.port} answering")
+            # Sentinel looks at each server every 10 s (INFO) and reconfigures a demoted
+            # primary still running after four hello periods (8 s): the window in which
+            # it takes writes the new primary never sees. Shorter here (Redis 7.0+ and
+            # Valkey), so a failover in the suite is over in about a second.
+            client.execute_command(
+                "SENTINEL", "DEBUG", "info-period", "500", "publish-period", "250"
+            )
 
     def client(self) -> redis.Redis:
         # No retries: a Sentinel that is down should say so now, not after redis-py's
@@ -147,15 +155,6 @@ class SentinelCluster:
                 if m != n
             )
             sentinel.start(f"sentinel myid {ids[n]}\n{monitor}{known}{others}")
-        for sentinel in self.sentinels:
-            # Sentinel looks at each server every 10 s (INFO) and reconfigures a demoted
-            # primary still running after four hello periods (8 s): the window in which
-            # it takes writes the new primary never sees. Shorter here (Redis 7.0+ and
-            # Valkey), so a failover in the suite is over in about a second.
-            with sentinel.client() as client:
-                client.execute_command(
-                    "SENTINEL", "DEBUG", "info-period", "500", "publish-period", "250"
-                )
         self.wait_agreed(timeout)
         return self
 

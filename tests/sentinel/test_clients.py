@@ -22,6 +22,7 @@ def test_sync_client_writes_to_the_new_primary_after_a_failover(
 ) -> None:
     """Same client before and after SENTINEL FAILOVER; its write lands on the new primary."""
     primary.set("before", 1)
+    primary.wait(1, 5000)  # replicated: SENTINEL FAILOVER does not wait for it
     new = cluster.failover()
     wait_for(lambda: _set_or_none(primary, "after"), message="a write after the failover")
     with on(new) as direct:
@@ -38,6 +39,7 @@ def test_async_client_writes_to_the_new_primary_after_a_failover(
         client = async_client(cluster.url, socket_timeout=5)
         try:
             await client.set("before", 1)
+            await client.wait(1, 5000)
             new = await asyncio.to_thread(cluster.failover)
             for _ in range(100):
                 try:

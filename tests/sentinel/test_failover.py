@@ -48,15 +48,17 @@ def handled(client: redis.Redis) -> set[str]:
 def test_receiver_and_workers_on_a_sentinel_url_ride_through_a_failover(
     cluster: SentinelCluster, primary: redis.Redis, tmp_path: Path
 ) -> None:
-    """Pushes before and after SENTINEL FAILOVER are all acknowledged and all handled, by
-    the same receiver and the same two workers (simple and fork), none restarted."""
+    """Pushes before and after SENTINEL FAILOVER are all acknowledged (MIN_REPLICAS=1) and
+    all handled, by the same receiver and the same two workers (simple and fork), none
+    restarted."""
     workers = Workers(cluster.url, tmp_path)
-    settings = Settings(redis_url=cluster.url, webhook_token=TOKEN)
+    settings = Settings(redis_url=cluster.url, webhook_token=TOKEN, min_replicas=1)
     try:
         procs = [workers.start("--class", "simple"), workers.start("--class", "fork")]
         with serve_in_thread(create_app(settings)) as base, httpx2.Client(timeout=10) as http:
             before = {deliver(http, base, 1000 + n)[0] for n in range(10)}
             wait_for(lambda: before <= handled(primary), 60, "the pushes before the failover")
+            primary.wait(1, 5000)  # the handlers' records on the replica too
             old = cluster.primary_port()
             assert cluster.failover() != old
             after = {deliver(http, base, 2000 + n)[0] for n in range(10)}

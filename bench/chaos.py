@@ -17,6 +17,13 @@ under it). Exit status 1 when a push was lost or a credential was found in a log
     .venv/bin/python bench/chaos.py                       # 5,000 pushes at 250/s
     .venv/bin/python bench/chaos.py --pushes 20000 --rate 400 --redis-kills 5
     .venv/bin/python bench/chaos.py --appendfsync always   # the setting that closes the window
+    .venv/bin/python bench/chaos.py --failovers 2 --redis-kills 0   # Sentinel failover mode
+
+``--failovers N`` runs Redis as a primary, a replica and three Sentinels
+(``hookbird.sentinel_cluster``), every process on the ``redis+sentinel://`` URL with
+``HOOKBIRD_MIN_REPLICAS=1``, and N times kills the primary with -9, leaving it down
+2-5 s (the Sentinels promote the replica) before starting it again to rejoin as a
+replica.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from bench.chaos_cluster import Cluster  # noqa: E402
 from bench.chaos_handlers import HANDLERS, KEY_CHANGED, RUNS  # noqa: E402
 from bench.chaos_senders import Push, Sender, make_pushes, schedule  # noqa: E402
 from hookbird import keys  # noqa: E402
+from hookbird.redis_url import sync_client  # noqa: E402
 
 
 @dataclass
@@ -60,6 +68,8 @@ class Config:
     seed: int | None = None
     #: None: deploy/redis.conf's own (everysec)
     appendfsync: str | None = None
+    #: >0: Sentinel mode, the primary killed this many times
+    failovers: int = 0
 
 
 @dataclass
@@ -84,6 +94,7 @@ class Report:
     redis_kills: int = 0
     receiver_kills: int = 0
     exited: int = 0
+    failovers: int = 0
     send_seconds: float = 0.0
     drain_seconds: float = 0.0
     drained: bool = False
@@ -120,6 +131,7 @@ def chaos_plan(config: Config, seconds: float) -> list[tuple[float, str]]:
         ["redis"] * config.redis_kills
         + ["worker"] * config.worker_kills
         + ["receiver"] * config.receiver_kills
+        + ["primary"] * config.failovers
     )
     return sorted((random.uniform(0.1, 0.9) * seconds, kind) for kind in kinds)
 
@@ -139,6 +151,7 @@ class Monkey(threading.Thread):
             "redis": lambda: self.cluster.kill_redis(down=random.uniform(0.2, 2.0)),
             "worker": self.cluster.kill_worker,
             "receiver": self.cluster.kill_receiver,
+            "primary": lambda: self.cluster.kill_primary(down=random.uniform(2.0, 5.0)),
         }
         started = time.monotonic()
         pending = list(self.plan)
@@ -180,7 +193,7 @@ def drain(cluster: Cluster, acked: set[str], timeout: float) -> tuple[float, boo
     """
     started = time.monotonic()
     stall = 3 * cluster.liveness + 10
-    client = redis.Redis.from_url(cluster.redis.url, socket_timeout=5)
+    client = sync_client(cluster.redis_url, socket_timeout=5)
     counts = redis.Redis.from_url(cluster.counts.url)
     progress, progress_at = -1, started
     try:
@@ -203,7 +216,7 @@ def drain(cluster: Cluster, acked: set[str], timeout: float) -> tuple[float, boo
 
 def tally(pushes: list[Push], cluster: Cluster, report: Report) -> None:
     counts = redis.Redis.from_url(cluster.counts.url)
-    client = redis.Redis.from_url(cluster.redis.url)
+    client = sync_client(cluster.redis_url)
     try:
         runs = runs_by_handler(counts)
         report.key_changed = int(counts.get(KEY_CHANGED) or 0)
@@ -243,6 +256,7 @@ def tally(pushes: list[Push], cluster: Cluster, report: Report) -> None:
     report.redis_kills = cluster.kills.redis
     report.receiver_kills = cluster.kills.receivers
     report.exited = cluster.kills.exited
+    report.failovers = cluster.kills.failovers
 
 
 HEX64 = re.compile(rb"[0-9a-f]{64}")
@@ -268,7 +282,11 @@ def run(config: Config) -> Report:
         random.seed(config.seed)
     logs = config.logs or Path(tempfile.mkdtemp(prefix="hookbird-chaos-"))
     cluster = Cluster(
-        logs, workers=config.workers, liveness=config.liveness, appendfsync=config.appendfsync
+        logs,
+        workers=config.workers,
+        liveness=config.liveness,
+        appendfsync=config.appendfsync,
+        sentinel=config.failovers > 0,
     )
     report = Report(logs=logs, appendfsync=config.appendfsync or "everysec (deploy/redis.conf)")
     pushes = make_pushes(
@@ -323,6 +341,7 @@ def table(report: Report) -> str:
         ("worker kills", report.worker_kills),
         ("Redis kills", report.redis_kills),
         ("receiver kills", report.receiver_kills),
+        ("primary kills (Sentinel failovers)", report.failovers),
         ("processes that quit on their own (restarted)", report.exited),
         ("time to send", f"{report.send_seconds:.1f} s"),
         (
@@ -360,10 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=defaults.rate, help="unique pushes a second (250)"
     )
-    parser.add_argument("--redis-kills", type=int, default=defaults.redis_kills)
+    parser.add_argument(
+        "--redis-kills", type=int, help=f"({defaults.redis_kills}; 0 with --failovers)"
+    )
     parser.add_argument("--worker-kills", type=int, default=defaults.worker_kills)
     parser.add_argument("--receiver-kills", type=int, default=defaults.receiver_kills)
     parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument(
+        "--failovers",
+        type=int,
+        default=defaults.failovers,
+        help="Sentinel mode: kill -9 the primary this many times (0: one plain Redis)",
+    )
     parser.add_argument(
         "--logs", type=Path, help="directory for the processes' logs (a new temp dir)"
     )
@@ -374,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         help="override deploy/redis.conf's appendfsync (everysec)",
     )
     args = parser.parse_args(argv)
+    if args.redis_kills is None:
+        args.redis_kills = 0 if args.failovers else defaults.redis_kills
+    if args.failovers and args.redis_kills:
+        parser.error("--redis-kills and --failovers: the primary is what --failovers kills")
     config = Config(
         pushes=args.pushes,
         duplicates=args.duplicates,
@@ -385,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         logs=args.logs,
         seed=args.seed,
         appendfsync=args.appendfsync,
+        failovers=args.failovers,
     )
     report = run(config)
     print(table(report))

@@ -25,6 +25,7 @@ from typing import IO
 import httpx2
 
 from hookbird.redis_server import RedisServer, find_redis_server, free_port
+from hookbird.sentinel_cluster import SentinelCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_CONF = ROOT / "deploy" / "redis.conf"
@@ -107,6 +108,8 @@ class Kills:
     receivers: int = 0
     #: Processes that exited without being killed (and were started again).
     exited: int = 0
+    #: Sentinel mode: the primary killed with -9 (a failover follows)
+    failovers: int = 0
 
 
 class Cluster:
@@ -122,8 +125,12 @@ class Cluster:
         handler_sleep: float = 0.002,
         log_level: str = "debug",
         appendfsync: str | None = None,
+        sentinel: bool = False,
     ) -> None:
         self.logs = logs
+        #: Sentinel mode: a primary, a replica and three Sentinels instead of one Redis,
+        #: every process on the redis+sentinel:// URL with HOOKBIRD_MIN_REPLICAS=1.
+        self.sentinel = SentinelCluster(logs / "sentinel", down_after_ms=1000) if sentinel else None
         self.secrets = Secrets()
         self.redis = ShippedConfigRedis(logs / "redis-data", log_file=logs / "redis.log")
         self.redis.fsync_policy = appendfsync
@@ -145,10 +152,15 @@ class Cluster:
     def urls(self) -> list[str]:
         return [f"http://127.0.0.1:{port}/webhooks/moneybird" for port in self.ports]
 
+    @property
+    def redis_url(self) -> str:
+        """REDIS_URL of the run's processes: the Redis, or its Sentinels."""
+        return self.sentinel.url if self.sentinel is not None else self.redis.url
+
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKBIRD_", "MONEYBIRD_"))}
         env.update(
-            REDIS_URL=self.redis.url,
+            REDIS_URL=self.redis_url,
             CHAOS_COUNTS_URL=self.counts.url,
             CHAOS_HANDLER_SLEEP=str(self.handler_sleep),
             HOOKBIRD_WEBHOOK_TOKEN=self.secrets.webhook_token,
@@ -166,6 +178,8 @@ class Cluster:
             HOOKBIRD_LOG_EACH_PUSH="true",
             PYTHONPATH=str(ROOT),
         )
+        if self.sentinel is not None:
+            env.update(HOOKBIRD_MIN_REPLICAS="1", HOOKBIRD_MIN_REPLICAS_TIMEOUT="0.5")
         return env
 
     # -- starting -------------------------------------------------------------------
@@ -182,7 +196,10 @@ class Cluster:
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.counts.start()
-        self.redis.start()
+        if self.sentinel is not None:
+            self.sentinel.start()
+        else:
+            self.redis.start()
         for port in self.ports:
             self.start_receiver(port)
         for _ in range(self.worker_count):
@@ -210,6 +227,19 @@ class Cluster:
         self.kills.redis += 1
         time.sleep(down)
         self.redis.start(timeout=60)
+
+    def kill_primary(self, down: float) -> None:
+        """Sentinel mode: kill -9 the primary, leave it down ``down`` seconds (the
+        Sentinels promote the replica), start it again on its data: it rejoins as a
+        replica of the new primary."""
+        assert self.sentinel is not None
+        primary = self.sentinel.primary
+        primary.kill()
+        self.kills.failovers += 1
+        time.sleep(down)
+        primary.start(timeout=60)
+        new = self.sentinel.wait_agreed(timeout=60)
+        self.sentinel.wait_following(new, timeout=60)
 
     def kill_worker(self) -> None:
         """kill -9 one worker (mid-push, most likely) and start a new one."""
@@ -245,5 +275,8 @@ class Cluster:
                 process.popen.send_signal(signal.SIGTERM)
         for process in [*self.workers, *self.receivers.values()]:
             process.stop()
-        self.redis.stop()
+        if self.sentinel is not None:
+            self.sentinel.stop()
+        else:
+            self.redis.stop()
         self.counts.stop()

@@ -31,6 +31,12 @@ backed by a job.
     .venv/bin/python bench/receiver.py --duration 30 --connections 64
     .venv/bin/python bench/receiver.py --appendfsync always   # the cost of fsync per write
     .venv/bin/python bench/receiver.py --keep-data     # Redis keeps every round's pushes
+    .venv/bin/python bench/receiver.py --replica       # + the receiver with MIN_REPLICAS=1
+
+``--replica`` gives Redis a replica (a second redis-server with ``replicaof``) and adds
+a third server to the same rounds: hookbird's receiver with ``HOOKBIRD_MIN_REPLICAS=1``,
+so the cost of waiting for the replica (one ``WAIT`` per batch) is measured in the same
+weather as the receiver without it.
 
 Needs ``wrk`` (Debian: apt-get install wrk). By default the operating system places
 the processes; ``--pin`` puts the server on CPU 0 and wrk and Redis on the others
@@ -41,6 +47,7 @@ Redis shares wrk's, so the ratio comes out lower).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -158,6 +165,15 @@ class Result:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+
+def wait_replica(client: redis.Redis, timeout: float = 60.0) -> None:
+    """Wait until the primary behind ``client`` has a replica online."""
+    deadline = time.monotonic() + timeout
+    while client.info("replication").get("slave0", {}).get("state") != "online":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the replica did not come online within {timeout} s")
+        time.sleep(0.1)
 
 
 def pin(cpus: str | None) -> list[str]:
@@ -329,6 +345,11 @@ def main() -> int:
         help="keep every round's pushes in Redis (default: check, then empty it after each)",
     )
     parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="give Redis a replica and add the receiver with HOOKBIRD_MIN_REPLICAS=1",
+    )
+    parser.add_argument(
         "--appendfsync",
         choices=("everysec", "always"),
         default="everysec",
@@ -354,6 +375,15 @@ def main() -> int:
         )
         redis_server.start()
         client = redis.Redis.from_url(redis_server.url)
+        replica: RedisServer | None = None
+        if args.replica:
+            replica = RedisServer(
+                data / "replica",
+                appendfsync=args.appendfsync,
+                launcher=pin(args.client_cpus),
+                extra_args=["--replicaof", "127.0.0.1", str(redis_server.port)],
+            ).start()
+            wait_replica(client)
         base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
         bare_port, port = free_port(), free_port()
         bare = Server(
@@ -387,6 +417,18 @@ def main() -> int:
             port,
             data / "hookbird.log",
         )
+        servers = [bare, hookbird]
+        if replica is not None:
+            replicated_port = free_port()
+            servers.append(
+                Server(
+                    "MIN_REPLICAS=1",
+                    [*pin(args.server_cpus), hookbird_cli, "serve", "--port", str(replicated_port)],
+                    {**env, "HOOKBIRD_MIN_REPLICAS": "1"},
+                    replicated_port,
+                    data / "replicated.log",
+                )
+            )
         audits: list[Audit] = []
 
         def check(result: Result) -> None:
@@ -396,21 +438,29 @@ def main() -> int:
                 reset(client)
 
         try:
-            with bare, hookbird:
-                for server in (bare, hookbird):
+            with contextlib.ExitStack() as running:
+                for server in servers:
+                    running.enter_context(server)
+                for server in servers:
                     warmup = server.measure(args, client, args.warmup)
                     server.warmup_200s = warmup.statuses.get("200", 0)
-                check(warmup)  # hookbird's: the loop ends with it
+                    if server is not bare:
+                        check(warmup)
                 for _ in range(args.rounds):
-                    for server in (bare, hookbird):
+                    for server in servers:
                         server.rounds.append(server.measure(args, client, args.duration))
-                    check(hookbird.rounds[-1])
+                        if server is not bare:
+                            check(server.rounds[-1])
             if args.keep_data:
-                audits.append(audit(client, hookbird.oks(), (args.rounds + 1) * args.connections))
+                oks = sum(server.oks() for server in servers[1:])
+                runs = (args.rounds + 1) * (len(servers) - 1)
+                audits.append(audit(client, oks, runs * args.connections))
             aof = client.config_get("appendonly")["appendonly"]
             fsync = client.config_get("appendfsync")["appendfsync"]
         finally:
             client.close()
+            if replica is not None:
+                replica.stop()
             redis_server.stop()
         log_lines = sum(1 for _ in (data / "hookbird.log").open())
 
@@ -432,7 +482,7 @@ def main() -> int:
         f"{'p99 ms of every round':<24} |"
     )
     print(f"|{'-' * 20}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|{'-' * 26}|{'-' * 26}|")
-    for server in (bare, hookbird):
+    for server in servers:
         result = server.median
         non_200 = sum(n for r in server.rounds for code, n in r.statuses.items() if code != "200")
         errors = sum(r.errors for r in server.rounds)
@@ -457,7 +507,7 @@ def main() -> int:
         + "|".join("-" * (max(7, len(c)) + 2) for c in columns)
         + f"|{'-' * 7}|{'-' * 7}|{'-' * 8}|"
     )
-    for server in (bare, hookbird):
+    for server in servers:
         result = server.median
         assert result.cpu is not None
         per = {k: v / result.requests * 1e6 for k, v in result.cpu.items()}
@@ -471,6 +521,14 @@ def main() -> int:
             f"| {server.name:<18} | {per['server']:>7.1f} | {per['Redis']:>7.1f} | "
             f"{per['AOF rewrite']:>11.1f} | {per['wrk']:>7.1f} | {sum(per.values()):>7.1f} | "
             f"{idle:>5.0%} | {ran:>5} | {waited:>6} |"
+        )
+    if len(servers) > 2:
+        replicated = servers[2]
+        print(
+            f"\nMIN_REPLICAS=1 / hookbird throughput (medians): "
+            f"{replicated.median.rps / hookbird.median.rps:.3f}; its p50 "
+            f"{replicated.median.p50_ms:.2f} ms against {hookbird.median.p50_ms:.2f} ms, "
+            f"p99 {replicated.median.p99_ms:.2f} ms against {hookbird.median.p99_ms:.2f} ms"
         )
     ratio = hookbird.median.rps / bare.median.rps
     worst_p99 = max(r.p99_ms for r in hookbird.rounds)

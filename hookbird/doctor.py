@@ -291,3 +291,123 @@ def judge_clock(date_header: str | None, now: float, tolerance: int) -> Check:
     if abs(skew) > max(5.0, tolerance / 10):
         return Check(WARN, f"{text}", "sync the clock with NTP before it breaks signature checks")
     return Check(OK, "clock in step with Moneybird's (within seconds)")
+
+
+# -- replication and Sentinel ---------------------------------------------------------
+
+
+def online_replicas(replication: Mapping[str, Any]) -> int:
+    """Replicas that ``INFO replication`` lists as online (``slaveN:…,state=online``)."""
+    return sum(
+        1
+        for key, value in replication.items()
+        if key.startswith("slave") and isinstance(value, Mapping) and value.get("state") == "online"
+    )
+
+
+def judge_replication(
+    replication: Mapping[str, Any],
+    min_replicas: int,
+    min_replicas_to_write: int | None,
+    sentinel: bool,
+) -> Iterator[Check]:
+    """Role, connected replicas against HOOKBIRD_MIN_REPLICAS, and Redis's own
+    ``min-replicas-to-write`` (None: CONFIG is disabled, as on some managed Redis)."""
+    role = str(replication.get("role", "?"))
+    if role != "master":
+        yield Check(
+            ERROR,
+            f"REDIS_URL leads to a {role}, not the primary: every push is refused",
+            "point REDIS_URL at the primary, or at your Sentinels with redis+sentinel://",
+        )
+        return
+    replicas = online_replicas(replication)
+    yield Check(OK, f"Redis is the primary, {plural(replicas, 'replica')} online")
+    if min_replicas > replicas:
+        yield Check(
+            ERROR,
+            f"HOOKBIRD_MIN_REPLICAS={min_replicas} but {plural(replicas, 'replica')} online: "
+            "every push is answered 503",
+            "bring the replicas back, or lower HOOKBIRD_MIN_REPLICAS",
+        )
+    elif min_replicas:
+        yield Check(OK, f"pushes acknowledged once {plural(min_replicas, 'replica')} have them")
+    elif replicas or sentinel:
+        yield Check(
+            WARN,
+            "HOOKBIRD_MIN_REPLICAS=0: a failover can lose pushes acknowledged just before it",
+            "set HOOKBIRD_MIN_REPLICAS=1 (docs/operations.md, replicated acknowledgements)",
+        )
+    if min_replicas_to_write is None:
+        return
+    if min_replicas_to_write > replicas:
+        yield Check(
+            ERROR,
+            f"min-replicas-to-write {min_replicas_to_write} but "
+            f"{plural(replicas, 'replica')} online: Redis refuses every write",
+            "bring the replicas back, or lower min-replicas-to-write",
+        )
+    elif min_replicas_to_write == 0 and (replicas or sentinel):
+        yield Check(
+            WARN,
+            "min-replicas-to-write 0: a primary cut off from its replicas keeps taking pushes "
+            "that a failover on the other side discards",
+            "set min-replicas-to-write 1 and min-replicas-max-lag 10 on every Redis "
+            "(deploy/redis-sentinel.conf)",
+        )
+    elif min_replicas_to_write:
+        yield Check(OK, f"min-replicas-to-write {min_replicas_to_write}")
+
+
+@dataclass(frozen=True)
+class SentinelView:
+    """What one Sentinel said about the service: the primary it names, or why not."""
+
+    address: str
+    primary: str | None = None
+    error: str | None = None
+
+
+def judge_sentinels(service: str, views: list[SentinelView], connected: str) -> Iterator[Check]:
+    """Sentinels reachable, a majority of them, all naming the primary hookbird reached
+    (``connected``, ``host:port``)."""
+    reachable = [v for v in views if v.error is None]
+    for view in views:
+        if view.error is not None:
+            yield Check(
+                WARN, f"Sentinel {view.address} unreachable: {view.error}", "check it is running"
+            )
+    majority = len(views) // 2 + 1
+    if len(reachable) < majority:
+        yield Check(
+            ERROR,
+            f"{len(reachable)} of {plural(len(views), 'Sentinel')} reachable: too few to agree "
+            "on a failover",
+            "start the Sentinels, or fix the hosts in REDIS_URL",
+        )
+    named = {v.primary for v in reachable}
+    if None in named:
+        unknown = ", ".join(v.address for v in reachable if v.primary is None)
+        yield Check(
+            ERROR,
+            f"Sentinel {unknown} does not monitor a service named {service!r}",
+            "fix the service name in REDIS_URL (…/service_name/db)",
+        )
+    names = sorted(n for n in named if n is not None)
+    if len(names) > 1:
+        said = "; ".join(f"{v.address} says {v.primary}" for v in reachable)
+        yield Check(
+            ERROR,
+            f"Sentinels disagree on the primary of {service!r}: {said}",
+            "a failover may be under way: run doctor again; if it lasts, check the "
+            "Sentinels' network and their `sentinel monitor` lines",
+        )
+    elif names:
+        where = "matches" if names[0] == connected else f"but hookbird reached {connected}"
+        status = OK if names[0] == connected else WARN
+        yield Check(
+            status,
+            f"{plural(len(reachable), 'Sentinel')} of {len(views)} name {names[0]} as primary "
+            f"of {service!r} ({where})",
+            "" if status == OK else "run doctor again after the failover",
+        )

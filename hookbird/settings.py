@@ -203,7 +203,9 @@ class Settings:
         default=None,
         parse=_text,
         doc=(
-            "Redis to use. Unset: `hookbird dev` starts a private Redis under "
+            "Redis to use: `redis://`, `rediss://` (TLS), `unix://`, or Sentinel with "
+            "`redis+sentinel://host:26379[,host:26379…]/service_name[/db]` (see "
+            "docs/operations.md). Unset: `hookbird dev` starts a private Redis under "
             "HOOKBIRD_DATA_DIR; `serve` and `worker` refuse to start."
         ),
         section=Section.REDIS,
@@ -367,6 +369,29 @@ class Settings:
         doc="Seconds to wait for Redis before answering 503.",
         section=Section.REDIS,
         example="2",
+    )
+    min_replicas: int = setting(
+        "HOOKBIRD_MIN_REPLICAS",
+        default="0",
+        parse=_int(),
+        doc=(
+            "Replicated acknowledgements: the receiver answers 200 only once Redis `WAIT` "
+            "confirms this many replicas have the push (one WAIT per batch of pushes); "
+            "otherwise 503 with `Retry-After`. 0: off, acknowledged once the primary has it."
+        ),
+        section=Section.REDIS,
+        example="1",
+    )
+    min_replicas_timeout: float = setting(
+        "HOOKBIRD_MIN_REPLICAS_TIMEOUT",
+        default="1",
+        parse=_float(minimum=0.001),
+        doc=(
+            "Seconds `WAIT` waits for HOOKBIRD_MIN_REPLICAS replicas before the batch is "
+            "answered 503. Less than HOOKBIRD_REDIS_TIMEOUT, which bounds the whole call."
+        ),
+        section=Section.REDIS,
+        example="1",
     )
     retry_after: int = setting(
         "HOOKBIRD_RETRY_AFTER",
@@ -726,6 +751,12 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.min_replicas and self.min_replicas_timeout >= self.redis_timeout:
+            raise SettingsError(
+                f"HOOKBIRD_MIN_REPLICAS_TIMEOUT ({self.min_replicas_timeout:g} s) must be less "
+                f"than HOOKBIRD_REDIS_TIMEOUT ({self.redis_timeout:g} s): the receiver stops "
+                "waiting for Redis after the latter, before WAIT could answer"
+            )
         if self.dedup_ttl < 2 * self.signature_tolerance:
             raise SettingsError(
                 f"HOOKBIRD_DEDUP_TTL ({self.dedup_ttl} s) must be at least twice "

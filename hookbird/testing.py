@@ -42,6 +42,7 @@ from hookbird.events import Event
 from hookbird.logs import get_logger
 from hookbird.moneybird import Client
 from hookbird.moneybird.filters import THIS_YEAR_DEFAULT
+from hookbird.redis_url import sync_client
 from hookbird.routing import handler_name
 from hookbird.settings import Settings
 
@@ -188,7 +189,7 @@ def make_context(
     settings = settings or Settings()
     name = handler if isinstance(handler, str) else handler_name(handler)
     if redis is None:
-        redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+        redis = sync_client(settings.redis_url or "redis://127.0.0.1:6379/0")
     if log is None:
         log = get_logger("hookbird.worker").bind(
             event_id=event.event_id,

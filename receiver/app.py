@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from hookbird.logs import get_logger
+from hookbird.redis_url import async_client
 from hookbird.settings import Settings, SettingsError
 from receiver import pipeline
 from receiver.credentials import CredentialsResolver
@@ -98,7 +99,7 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = redis_client or redis.asyncio.Redis.from_url(
+        client = redis_client or async_client(
             settings.redis_url or "",
             socket_timeout=settings.redis_timeout,
             socket_connect_timeout=settings.redis_timeout,
@@ -110,6 +111,8 @@ def create_app(settings: Settings, *, redis_client: redis.asyncio.Redis | None =
             queue=settings.queue,
             dedup_ttl=settings.dedup_ttl,
             retention=settings.event_retention,
+            min_replicas=settings.min_replicas,
+            replica_timeout=settings.min_replicas_timeout,
         )
         push_endpoint.credentials = CredentialsResolver(client, settings)
         log.info(

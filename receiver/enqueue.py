@@ -13,6 +13,13 @@ Group commit: requests that arrive during the same event-loop turn are sent as o
 script call, and while one call is in flight the next batch collects. A push costs
 the receiver at most two Redis round trips of latency and a fraction of one of work.
 
+Replicated acknowledgements (``HOOKBIRD_MIN_REPLICAS=N``): the script call goes out
+with ``WAIT N timeout`` right behind it on the same connection (one write, one round
+trip, one WAIT per batch), and the batch is acknowledged only when WAIT reports N
+replicas have everything that connection wrote; otherwise every push in it gets
+:class:`ReplicasMissing` (503). With N = 0 nothing of this runs: ``_send`` is the
+link's plain ``send``.
+
 The RQ job is written directly rather than through ``rq.Job.create`` (about 0.1 ms
 a call, more than a whole request may cost here). Its constant fields come from a
 template that RQ itself builds once at start-up, so the hash is always in the
@@ -63,6 +70,11 @@ _SCRIPT_TEMPLATE = resources.files("receiver").joinpath("enqueue.lua").read_text
 
 class QueueUnavailable(Exception):
     """Redis could not take the push (down, timing out, out of memory, read-only)."""
+
+
+class ReplicasMissing(QueueUnavailable):
+    """The push is on the primary, but fewer replicas than HOOKBIRD_MIN_REPLICAS
+    confirmed it in time: a failover now could lose it, so it is not acknowledged."""
 
 
 class NewPush(NamedTuple):
@@ -157,8 +169,13 @@ class Enqueuer:
         queue: str,
         dedup_ttl: int,
         retention: int,
+        min_replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
         self.link = link
+        self.min_replicas = min_replicas
+        self._wait = pack(b"WAIT", min_replicas, max(1, round(replica_timeout * 1000)))
+        self._send = self._send_and_wait if min_replicas > 0 else link.send
         self.queue_key = keys.rq_queue_key(queue)
         self.dedup_ttl = dedup_ttl
         self.retention = retention
@@ -243,12 +260,27 @@ class Enqueuer:
         args[1] = self._sha
         packed = pack(*args)
         try:
-            return await self.link.send(packed)
+            return await self._send(packed)
         except ReplyError as exc:
             if not exc.message.startswith("NOSCRIPT"):
                 raise
         self._sha = await self._load()  # Redis restarted and forgot the script
-        return await self.link.send(packed)
+        return await self._send(packed)
+
+    async def _send_and_wait(self, packed: bytes) -> Any:
+        """The script call, then WAIT on the same connection: its reply once enough
+        replicas have the batch, else :class:`ReplicasMissing`."""
+        reply, confirmed = await self.link.send_many(packed + self._wait, 2)
+        if isinstance(reply, ReplyError):
+            raise reply
+        if isinstance(confirmed, ReplyError):
+            raise confirmed
+        if confirmed < self.min_replicas:
+            raise ReplicasMissing(
+                f"{confirmed} of {self.min_replicas} replicas (HOOKBIRD_MIN_REPLICAS) "
+                "confirmed the batch in time"
+            )
+        return reply
 
     async def _load(self) -> bytes:
         sha: bytes = await self.link.call(b"SCRIPT", b"LOAD", self._script.encode())

@@ -6,7 +6,10 @@ command to a socket and feeding the reply to ``hiredis.Reader``, which is all
 this module does. It supports what ``REDIS_URL`` does for the rest of hookbird,
 because redis-py parses the URL: ``redis://``, ``rediss://`` (TLS, with redis-py's
 ``ssl_*`` query options), ``unix://``, username and password, database number
-and ``client_name``.
+and ``client_name``; and ``redis+sentinel://`` (``hookbird.redis_url``): each new
+connection asks the Sentinels for the primary, and a connection whose server
+answers ``READONLY`` (it was demoted to a replica by a failover) is closed with
+every idle one, so the next call finds the new primary.
 
 A connection serves one command at a time and goes back to the idle list only
 after its reply was read whole. Any failure (refused, closed, timed out,
@@ -29,9 +32,14 @@ from typing import Any
 
 import hiredis
 from redis.asyncio.connection import RedisSSLContext, parse_url
+from redis.exceptions import RedisError
+
+from hookbird.redis_url import PrimaryLocator, is_sentinel
 
 #: How much one read takes from the socket at most.
 READ_SIZE = 65536
+#: Error replies that mean the server is no longer the primary: reconnect, via Sentinel.
+DEMOTED = ("READONLY", "UNBLOCKED")
 
 
 class ReplyError(Exception):
@@ -80,7 +88,15 @@ class RedisLink:
     """Connections to the Redis at ``url`` for one command at a time each."""
 
     def __init__(self, url: str, *, timeout: float) -> None:
-        options: dict[str, Any] = dict(parse_url(url))
+        self.locator: PrimaryLocator | None = None
+        options: dict[str, Any]
+        if is_sentinel(url):
+            self.locator = PrimaryLocator(url, timeout=timeout)
+            options = dict(self.locator.parsed.server_options)
+            if options.pop("ssl", False):
+                options["connection_class"] = "tls"
+        else:
+            options = dict(parse_url(url))
         self.timeout = timeout
         self.path: str | None = options.get("path")
         self.host: str = options.get("host", "localhost")
@@ -121,13 +137,42 @@ class RedisLink:
                 connection.close()
             self._drop_idle()  # most likely they failed with it (Redis restarted)
             raise
-        self._idle.append(connection)
         if isinstance(reply, ReplyError):
+            if reply.message.startswith(DEMOTED):
+                connection.close()
+                self._drop_idle()
+            else:
+                self._idle.append(connection)
             raise reply
+        self._idle.append(connection)
         return reply
+
+    async def send_many(self, commands: bytes, count: int) -> list[Any]:
+        """Send ``count`` commands packed together (a pipeline) on one connection; their
+        replies in order, an error as a :class:`ReplyError` in its place, not raised."""
+        connection = self._take()
+        try:
+            async with asyncio.timeout(self.timeout):
+                if connection is None:
+                    connection = await self._open()
+                connection.writer.write(commands)
+                replies = [await connection.reply() for _ in range(count)]
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            self._drop_idle()
+            raise
+        if any(isinstance(r, ReplyError) and r.message.startswith(DEMOTED) for r in replies):
+            connection.close()
+            self._drop_idle()
+        else:
+            self._idle.append(connection)
+        return replies
 
     async def aclose(self) -> None:
         self._drop_idle()
+        if self.locator is not None:
+            await self.locator.aclose()
 
     def _take(self) -> _Connection | None:
         while self._idle:
@@ -146,8 +191,14 @@ class RedisLink:
         if self.path is not None:
             reader, writer = await asyncio.open_unix_connection(self.path, limit=READ_SIZE)
         else:
+            host, port = self.host, self.port
+            if self.locator is not None:
+                try:
+                    host, port = await self.locator.primary()
+                except RedisError as exc:
+                    raise ConnectionError(f"no primary from the Sentinels: {exc}") from exc
             reader, writer = await asyncio.open_connection(
-                self.host, self.port, ssl=self.ssl, limit=READ_SIZE
+                host, port, ssl=self.ssl, limit=READ_SIZE
             )
         connection = _Connection(reader, writer)
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from hookbird.redis_url import sync_client
 from hookbird.routing import Router
 from hookbird.settings import Settings
 from hookbird.versions import own_write_recorder
@@ -74,7 +75,7 @@ def build_runtime(
     if connection is None:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set")
-        connection = redis.Redis.from_url(settings.redis_url)
+        connection = sync_client(settings.redis_url)
     closers: list[Callable[[], None]] = []
     if moneybird is None:
         lazy = LazyClient(settings, connection)

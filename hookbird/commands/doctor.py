@@ -20,6 +20,7 @@ from hookbird.commands.helpers import (
     add_command,
     ping_failure,
     redis_url_problem,
+    root_cause,
     safe_url,
     unchecked_redis_client,
 )
@@ -30,16 +31,20 @@ from hookbird.doctor import (
     SCOPE_PROBES,
     WARN,
     Check,
+    SentinelView,
     exit_code,
     judge_clock,
     judge_queue,
     judge_redis,
+    judge_replication,
     judge_scopes,
+    judge_sentinels,
     judge_signature_policy,
     judge_signing_secrets,
     judge_watchdog,
     judge_webhooks,
 )
+from hookbird.redis_url import is_sentinel, parse_sentinel_url, sentinel_manager
 from hookbird.settings import Settings
 from hookbird.subscriptions import SubscriptionStore
 from hookbird.wording import plural
@@ -69,6 +74,48 @@ def check_watchdog(client: redis.Redis, settings: Settings) -> Iterator[Check]:
         return
     counts = {str(k): int(v) for k, v in client.hgetall(COUNTS_KEY).items()}
     yield judge_watchdog(findings(client), counts)
+
+
+def check_topology(client: redis.Redis, settings: Settings) -> Iterator[Check]:
+    """Role, replicas, ``min-replicas-to-write`` and, on a Sentinel URL, the Sentinels."""
+    assert settings.redis_url
+    sentinel = is_sentinel(settings.redis_url)
+    replication = client.info("replication")
+    try:
+        configured = client.config_get("min-replicas-to-write")
+        to_write: int | None = int(str(configured["min-replicas-to-write"]))
+    except (redis.exceptions.ResponseError, KeyError, ValueError):
+        to_write = None  # CONFIG renamed or disabled (managed Redis)
+    yield from judge_replication(replication, settings.min_replicas, to_write, sentinel)
+    if not sentinel:
+        return
+    service = parse_sentinel_url(settings.redis_url).service
+    server = client.info("server")
+    views = []
+    manager = sentinel_manager(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    try:
+        for node in manager.sentinels:
+            kwargs = node.connection_pool.connection_kwargs
+            address = f"{kwargs['host']}:{kwargs['port']}"
+            try:
+                found = node.sentinel_get_master_addr_by_name(service)
+            except redis.exceptions.RedisError as exc:
+                views.append(SentinelView(address, error=root_cause(exc)))
+                continue
+            primary = None
+            if isinstance(found, tuple):
+                host = found[0].decode() if isinstance(found[0], bytes) else found[0]
+                primary = f"{host}:{found[1]}"
+            views.append(SentinelView(address, primary=primary))
+    finally:
+        manager.close()
+    # The address the client last had from the Sentinels, the port as the server says.
+    reached = getattr(client.connection_pool, "master_address", None) or ("?", 0)
+    yield from judge_sentinels(service, views, f"{reached[0]}:{server['tcp_port']}")
 
 
 def check_signing_secrets(client: redis.Redis, settings: Settings) -> Iterator[Check]:
@@ -227,6 +274,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     try:
         yield Check(OK, f"Redis reachable at {safe_url(settings.redis_url)}")
         yield from check_redis(client, settings)
+        yield from check_topology(client, settings)
         yield from check_signing_secrets(client, settings)
         yield from check_handlers(settings)
         yield from check_moneybird(client, settings)

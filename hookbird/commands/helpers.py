@@ -29,6 +29,7 @@ import redis
 
 from hookbird.moneybird import errors
 from hookbird.moneybird.credentials import CredentialError
+from hookbird.redis_url import sync_client, url_problem
 from hookbird.routing import Router
 from hookbird.settings import Settings
 
@@ -90,16 +91,8 @@ def safe_url(url: str) -> str:
 
 
 def redis_url_problem(url: str) -> str | None:
-    """Why redis-py cannot use this REDIS_URL (e.g. ``localhost:6379``), or None."""
-    try:
-        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
-    except ValueError as exc:
-        return (
-            f"REDIS_URL {safe_url(url)!r} is not a Redis URL ({exc}); it takes the form "
-            "redis://host:port/db, e.g. redis://localhost:6379/0 (rediss:// for TLS, "
-            "unix:///path/redis.sock for a socket)"
-        )
-    return None
+    """Why hookbird cannot use this REDIS_URL (e.g. ``localhost:6379``), or None."""
+    return url_problem(url, safe_url(url))
 
 
 def root_cause(exc: BaseException) -> str:
@@ -134,7 +127,7 @@ def redis_client(settings: Settings) -> redis.Redis:
 def unchecked_redis_client(settings: Settings) -> redis.Redis:
     """A client on REDIS_URL with the configured timeouts; nothing is sent yet."""
     assert settings.redis_url
-    return redis.Redis.from_url(
+    return sync_client(
         settings.redis_url,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,

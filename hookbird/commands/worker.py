@@ -6,10 +6,9 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
-import redis
-
 from hookbird.commands.helpers import EXIT_OK, add_command, load_handlers, redis_client
 from hookbird.logs import configure_logging, get_logger
+from hookbird.redis_url import sync_client
 from hookbird.settings import Settings
 
 
@@ -26,7 +25,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     redis_client(settings).close()  # fail early, with a clear message, if Redis is not there
     assert settings.redis_url
     # No socket timeout here: RQ blocks on the queue for minutes at a time.
-    connection = redis.Redis.from_url(settings.redis_url)
+    connection = sync_client(settings.redis_url)
     router = load_handlers(settings)
     rt = runtime.build_runtime(settings, router=router, connection=connection)
     runtime.install(rt)

@@ -24,8 +24,8 @@ httpx layers ``_send_handling_auth`` → ``_send_handling_redirects`` →
 The client knows paths, never resources: :mod:`resources` builds an administration's
 resources on it (``Administration(client, id)``) and adds ``administration(id)`` in
 the ``Client`` that :mod:`hookbird.moneybird` exports, so imports run one way,
-resources → client. The code generated from Moneybird's spec will live between the
-two, in :mod:`hookbird.moneybird._generated`, and import only this side. The workers
+resources → client. The code generated from Moneybird's spec lives between the
+two, in :mod:`hookbird.moneybird._generated`, and imports only this side. The workers
 build their client with :meth:`Client.for_worker`.
 """
 

@@ -263,7 +263,11 @@ class FakeMoneybird(httpx2.BaseTransport):
     - a sliding-window rate limit per token (and a stricter one for ``/reports/``) with
       Moneybird's headers on every answer and ``429 Retry later`` with an epoch
       ``Retry-After`` when spent;
-    - 5xx bursts on demand (:meth:`fail_next`).
+    - 5xx bursts on demand (:meth:`fail_next`);
+    - downloads (``download_pdf``, ``download_packing_slip_pdf``) answered with a 302 to
+      the file under ``/files/`` on :attr:`storage_url` (default: the API's own origin;
+      another host, as Moneybird's storage is, must never get the token: see
+      :attr:`file_requests`); ``download_padding`` bytes make the files large.
 
     Put records in with :meth:`add`, read them back with :meth:`record`, and assert on
     :attr:`requests` (every :class:`Call` answered) or :meth:`count`. Thread-safe.
@@ -287,6 +291,9 @@ class FakeMoneybird(httpx2.BaseTransport):
         self.requests: list[Call] = []
         self.stats: Counter[str] = Counter()
         self.api_url = API_URL
+        self.storage_url: str | None = None  # origin downloads redirect to
+        self.download_padding = 0  # bytes added to every file (large downloads)
+        self.file_requests: list[tuple[str, bool]] = []  # (path, came with a token)
         self._windows: dict[tuple[str, str], _Window] = {}
         self._fail: deque[int] = deque()
         self._lock = threading.RLock()
@@ -357,9 +364,11 @@ class FakeMoneybird(httpx2.BaseTransport):
         path = request.url.path
         if path.startswith("/files/"):
             name = path.removeprefix("/files/")
+            with self._lock:
+                self.file_requests.append((path, "authorization" in request.headers))
             return httpx2.Response(
                 200,
-                content=b"%PDF-1.4 fake " + name.encode(),
+                content=b"%PDF-1.4 fake " + name.encode() + b"\n" + b"0" * self.download_padding,
                 headers={"Content-Type": "application/pdf"},
             )
         _, found, rest = path.partition("/api/v2/")
@@ -484,9 +493,10 @@ class FakeMoneybird(httpx2.BaseTransport):
             if action in ("activate", "deactivate") and method == "PATCH":
                 record["deactivated_at"] = None if action == "activate" else time.time()
                 return httpx2.Response(204)
-            if action == "download_pdf" and method == "GET":
+            if action in ("download_pdf", "download_packing_slip_pdf") and method == "GET":
                 origin = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
-                return httpx2.Response(302, headers={"Location": f"{origin}/files/{tail[0]}.pdf"})
+                where = f"{self.storage_url or origin}/files/{tail[0]}-{action}.pdf"
+                return httpx2.Response(302, headers={"Location": where}, text="moved")
             if method in ("PATCH", "POST"):
                 record.setdefault("actions", []).append(action)
                 return _json(200, record)

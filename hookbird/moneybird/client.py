@@ -35,7 +35,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, BinaryIO, Literal, Self
 
 import httpx2
 import redis
@@ -57,6 +57,7 @@ from hookbird.moneybird.responses import (
     RateHeaders,
     decode_body,
     error_for,
+    is_binary,
     next_link,
     stringify_ids,
 )
@@ -87,6 +88,7 @@ class _Call:
     files: Any
     administration_id: str | None
     follow_redirects: bool
+    sink: BinaryIO | None  # a successful body is streamed here instead of read
     tokens: TokenSource
     token: str  # the bearer token; replaced once when a 401 gets it refreshed
     retries: int = 0  # retries spent on 5xx, timeouts, dropped connections and 429s
@@ -183,8 +185,13 @@ class Client:
         json: Any = None,
         files: Any = None,
         administration_id: str | None = None,
+        follow_redirects: bool = True,
     ) -> Any:
-        """Send one request; the decoded JSON body (None when empty)."""
+        """Send one request; the decoded JSON body (None when empty), or ``bytes`` when
+        Moneybird answers with a file (a PDF, an image: any type but JSON and text).
+
+        Redirects are followed (Moneybird sends downloads to its file storage, which
+        never gets the token); ``follow_redirects=False`` returns the redirect's body."""
         response = self.send(
             method,
             path,
@@ -192,8 +199,12 @@ class Client:
             json=json,
             files=files,
             administration_id=administration_id,
+            follow_redirects=follow_redirects,
         )
-        return stringify_ids(decode_body(response.content, response.headers.get("content-type")))
+        content_type = response.headers.get("content-type")
+        if response.content and is_binary(content_type):
+            return response.content
+        return stringify_ids(decode_body(response.content, content_type))
 
     def paginate(
         self, path: str, params: dict[str, Any] | None = None, *, administration_id: str | None
@@ -226,8 +237,15 @@ class Client:
         files: Any = None,
         administration_id: str | None = None,
         follow_redirects: bool = False,
+        sink: BinaryIO | None = None,
     ) -> httpx2.Response:
-        """Send with retries, auth, budget and error mapping; the raw 2xx response."""
+        """Send with retries, auth, budget and error mapping; the raw 2xx response.
+
+        With ``sink``, a successful body is written there as it arrives (large downloads
+        never sit in memory; a retry starts the file over) and the response's content
+        is left unread. Redirects to another host (Moneybird's file storage) never carry
+        the token: httpx2 drops ``Authorization`` when a redirect leaves the origin.
+        """
         method = method.upper()
         url = path if path.startswith(("http://", "https://")) else api_path(path)
         shown = self._api_path_of(url)
@@ -247,6 +265,7 @@ class Client:
             files=files,
             administration_id=administration_id,
             follow_redirects=follow_redirects,
+            sink=sink,
             tokens=self.tokens,
             token=self.tokens.token_for(administration_id),
         )
@@ -318,16 +337,28 @@ class Client:
         """One HTTP exchange: the response, or the :mod:`errors` exception its answer means."""
         method, shown = call.method, call.shown
         try:
-            response = self.http.request(
+            request = self.http.build_request(
                 method,
                 call.url,
                 params=call.params,
                 json=call.json,
                 files=call.files,
                 headers={"Authorization": f"Bearer {call.token}"},
-                follow_redirects=call.follow_redirects,
             )
-            response.read()
+            response = self.http.send(
+                request, follow_redirects=call.follow_redirects, stream=call.sink is not None
+            )
+            try:
+                if call.sink is not None and response.is_success:
+                    if call.sink.seekable():  # a retry writes the file from the start
+                        call.sink.seek(0)
+                        call.sink.truncate()
+                    for chunk in response.iter_bytes():
+                        call.sink.write(chunk)
+                else:
+                    response.read()
+            finally:
+                response.close()
         except httpx2.TimeoutException:
             error: MoneybirdError = Timeout(
                 f"no answer to {method} {shown} in time", method=method, path=shown
@@ -340,7 +371,9 @@ class Client:
                 response.status_code,
                 method=method,
                 path=shown,
-                body=decode_body(response.content, response.headers.get("content-type")),
+                body=None
+                if response.is_success
+                else decode_body(response.content, response.headers.get("content-type")),
                 headers=response.headers,
                 now=time.time(),
             )

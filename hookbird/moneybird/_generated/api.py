@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from os import PathLike
+from typing import Any, BinaryIO, overload
 from urllib.parse import quote
+
+import httpx2
 
 from hookbird.moneybird import client as base
 
 Id = str | int
+Sink = str | PathLike[str] | BinaryIO  # where a download is streamed to
 SYNC_CHUNK = 100
 Record = dict[str, Any]
 Records = list[dict[str, Any]]
@@ -85,12 +89,27 @@ class Group:
             records.extend(_records(found))
         return records
 
-    def _binary(self, method: str, path: str, **kwargs: Any) -> bytes:
-        """The file behind the answer: Moneybird redirects downloads to its storage."""
-        response = self.client.send(
-            method, self._url(path), administration_id=self.id, follow_redirects=True, **kwargs
+    def _binary(self, method: str, path: str, to: Sink | None, **kwargs: Any) -> bytes | int:
+        """The file behind the answer (Moneybird redirects downloads to its storage, which
+        never gets the token), or the number of bytes of it streamed into ``to``."""
+        if to is None:
+            return self._send(method, path, None, **kwargs).content
+        if isinstance(to, str | PathLike):
+            with open(to, "wb") as file:
+                return self._send(method, path, file, **kwargs).num_bytes_downloaded
+        return self._send(method, path, to, **kwargs).num_bytes_downloaded
+
+    def _send(
+        self, method: str, path: str, sink: BinaryIO | None, **kwargs: Any
+    ) -> httpx2.Response:
+        return self.client.send(
+            method,
+            self._url(path),
+            administration_id=self.id,
+            follow_redirects=True,
+            sink=sink,
+            **kwargs,
         )
-        return response.content
 
 
 class AssetsDisposals(Group):
@@ -341,12 +360,21 @@ class EstimatesAttachments(Group):
         """
         self._call('DELETE', f"estimates/{_q(estimate_id)}/attachments/{_q(id)}")
 
-    def download(self, estimate_id: Id, id: Id) -> bytes:
+    @overload
+    def download(self, estimate_id: Id, id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, estimate_id: Id, id: Id, *, to: Sink) -> int: ...
+
+    def download(self, estimate_id: Id, id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download attachment.
 
         ``GET /{administration_id}/estimates/{estimate_id}/attachments/{id}/download`` (get_administration_id_estimates_estimate_id_attachments_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"estimates/{_q(estimate_id)}/attachments/{_q(id)}/download")
+        return self._binary('GET', f"estimates/{_q(estimate_id)}/attachments/{_q(id)}/download", to)
 
 
 class EstimatesNotes(Group):
@@ -386,12 +414,21 @@ class ExternalSalesInvoicesAttachments(Group):
         """
         self._call('DELETE', f"external_sales_invoices/{_q(external_sales_invoice_id)}/attachments/{_q(id)}")
 
-    def download(self, external_sales_invoice_id: Id, id: Id) -> bytes:
+    @overload
+    def download(self, external_sales_invoice_id: Id, id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, external_sales_invoice_id: Id, id: Id, *, to: Sink) -> int: ...
+
+    def download(self, external_sales_invoice_id: Id, id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download attachment.
 
         ``GET /{administration_id}/external_sales_invoices/{external_sales_invoice_id}/attachments/{id}/download`` (get_administration_id_external_sales_invoices_external_sales_invoice_id_attachments_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"external_sales_invoices/{_q(external_sales_invoice_id)}/attachments/{_q(id)}/download")
+        return self._binary('GET', f"external_sales_invoices/{_q(external_sales_invoice_id)}/attachments/{_q(id)}/download", to)
 
 
 class ExternalSalesInvoicesNotes(Group):
@@ -450,12 +487,21 @@ class GeneralDocumentsAttachments(Group):
         """
         self._call('DELETE', f"documents/general_documents/{_q(id)}/attachments/{_q(attachment_id)}")
 
-    def download(self, id: Id, attachment_id: Id) -> bytes:
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: Sink) -> int: ...
+
+    def download(self, id: Id, attachment_id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download attachment.
 
         ``GET /{administration_id}/documents/general_documents/{id}/attachments/{attachment_id}/download`` (get_administration_id_documents_general_documents_id_attachments_attachment_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"documents/general_documents/{_q(id)}/attachments/{_q(attachment_id)}/download")
+        return self._binary('GET', f"documents/general_documents/{_q(id)}/attachments/{_q(attachment_id)}/download", to)
 
 
 class GeneralDocumentsNotes(Group):
@@ -495,12 +541,21 @@ class GeneralJournalDocumentsAttachments(Group):
         """
         self._call('DELETE', f"documents/general_journal_documents/{_q(id)}/attachments/{_q(attachment_id)}")
 
-    def download(self, id: Id, attachment_id: Id) -> bytes:
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: Sink) -> int: ...
+
+    def download(self, id: Id, attachment_id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download attachment.
 
         ``GET /{administration_id}/documents/general_journal_documents/{id}/attachments/{attachment_id}/download`` (get_administration_id_documents_general_journal_documents_id_attachments_attachment_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"documents/general_journal_documents/{_q(id)}/attachments/{_q(attachment_id)}/download")
+        return self._binary('GET', f"documents/general_journal_documents/{_q(id)}/attachments/{_q(attachment_id)}/download", to)
 
 
 class GeneralJournalDocumentsNotes(Group):
@@ -540,12 +595,21 @@ class PurchaseInvoicesAttachments(Group):
         """
         self._call('DELETE', f"documents/purchase_invoices/{_q(id)}/attachments/{_q(attachment_id)}")
 
-    def download(self, id: Id, attachment_id: Id) -> bytes:
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: Sink) -> int: ...
+
+    def download(self, id: Id, attachment_id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download attachment.
 
         ``GET /{administration_id}/documents/purchase_invoices/{id}/attachments/{attachment_id}/download`` (get_administration_id_documents_purchase_invoices_id_attachments_attachment_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"documents/purchase_invoices/{_q(id)}/attachments/{_q(attachment_id)}/download")
+        return self._binary('GET', f"documents/purchase_invoices/{_q(id)}/attachments/{_q(attachment_id)}/download", to)
 
 
 class PurchaseInvoicesNotes(Group):
@@ -604,12 +668,21 @@ class ReceiptsAttachments(Group):
         """
         self._call('DELETE', f"documents/receipts/{_q(id)}/attachments/{_q(attachment_id)}")
 
-    def download(self, id: Id, attachment_id: Id) -> bytes:
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: Sink) -> int: ...
+
+    def download(self, id: Id, attachment_id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download attachment.
 
         ``GET /{administration_id}/documents/receipts/{id}/attachments/{attachment_id}/download`` (get_administration_id_documents_receipts_id_attachments_attachment_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"documents/receipts/{_q(id)}/attachments/{_q(attachment_id)}/download")
+        return self._binary('GET', f"documents/receipts/{_q(id)}/attachments/{_q(attachment_id)}/download", to)
 
 
 class ReceiptsNotes(Group):
@@ -715,12 +788,21 @@ class SalesInvoicesAttachments(Group):
         """
         self._call('DELETE', f"sales_invoices/{_q(sales_invoice_id)}/attachments/{_q(id)}")
 
-    def download(self, sales_invoice_id: Id, id: Id) -> bytes:
+    @overload
+    def download(self, sales_invoice_id: Id, id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, sales_invoice_id: Id, id: Id, *, to: Sink) -> int: ...
+
+    def download(self, sales_invoice_id: Id, id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download attachment.
 
         ``GET /{administration_id}/sales_invoices/{sales_invoice_id}/attachments/{id}/download`` (get_administration_id_sales_invoices_sales_invoice_id_attachments_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"sales_invoices/{_q(sales_invoice_id)}/attachments/{_q(id)}/download")
+        return self._binary('GET', f"sales_invoices/{_q(sales_invoice_id)}/attachments/{_q(id)}/download", to)
 
 
 class SalesInvoicesNotes(Group):
@@ -878,12 +960,21 @@ class TypelessDocumentsAttachments(Group):
         """
         self._call('DELETE', f"documents/typeless_documents/{_q(id)}/attachments/{_q(attachment_id)}")
 
-    def download(self, id: Id, attachment_id: Id) -> bytes:
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, id: Id, attachment_id: Id, *, to: Sink) -> int: ...
+
+    def download(self, id: Id, attachment_id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download attachment.
 
         ``GET /{administration_id}/documents/typeless_documents/{id}/attachments/{attachment_id}/download`` (get_administration_id_documents_typeless_documents_id_attachments_attachment_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"documents/typeless_documents/{_q(id)}/attachments/{_q(attachment_id)}/download")
+        return self._binary('GET', f"documents/typeless_documents/{_q(id)}/attachments/{_q(attachment_id)}/download", to)
 
 
 class Assets(Group):
@@ -1072,12 +1163,21 @@ class DocumentStyles(Group):
 class Downloads(Group):
     """Operations on downloads."""
 
-    def download(self, id: Id) -> bytes:
+    @overload
+    def download(self, id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def download(self, id: Id, *, to: Sink) -> int: ...
+
+    def download(self, id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download a file.
 
         ``POST /{administration_id}/downloads/{id}/download`` (post_administration_id_downloads_id_download)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('POST', f"downloads/{_q(id)}/download")
+        return self._binary('POST', f"downloads/{_q(id)}/download", to)
 
     def list(self, *, download_type: str | None = None, downloaded: bool | str | None = None, failed: bool | str | None = None, **params: Any) -> Iterator[Record]:
         """List all downloads.
@@ -1157,13 +1257,22 @@ class Estimates(Group):
         _query = _present({'filter': filter}, **params)
         return self._paginate("estimates", _query or None)
 
-    def pdf(self, id: Id, *, media: str | None = None, **params: Any) -> bytes:
+    @overload
+    def pdf(self, id: Id, *, media: str | None = None, to: None = None, **params: Any) -> bytes: ...
+
+    @overload
+    def pdf(self, id: Id, *, media: str | None = None, to: Sink, **params: Any) -> int: ...
+
+    def pdf(self, id: Id, *, media: str | None = None, to: Sink | None = None, **params: Any) -> bytes | int:
         """Download estimate PDF by id.
 
         ``GET /{administration_id}/estimates/{id}/download_pdf`` (get_administration_id_estimates_id_download_pdf)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
         _query = _present({'media': media}, **params)
-        return self._binary('GET', f"estimates/{_q(id)}/download_pdf", params=_query or None)
+        return self._binary('GET', f"estimates/{_q(id)}/download_pdf", to, params=_query or None)
 
     def send(self, id: Id, attributes: Mapping[str, Any] | None = None, *, sender: Any = None, signature_output: Any = None, audit_trail: Any = None, ip_address: Any = None, **more: Any) -> Record:
         """Sends an estimate.
@@ -2175,13 +2284,22 @@ class SalesInvoices(Group):
         body = _present({'uncollectible_date': uncollectible_date, 'book_method': book_method}, **more)
         return _record(self._call('PATCH', f"sales_invoices/{_q(id)}/mark_as_uncollectible", json=body))
 
-    def packing_slip_pdf(self, id: Id, *, media: str | None = None, **params: Any) -> bytes:
+    @overload
+    def packing_slip_pdf(self, id: Id, *, media: str | None = None, to: None = None, **params: Any) -> bytes: ...
+
+    @overload
+    def packing_slip_pdf(self, id: Id, *, media: str | None = None, to: Sink, **params: Any) -> int: ...
+
+    def packing_slip_pdf(self, id: Id, *, media: str | None = None, to: Sink | None = None, **params: Any) -> bytes | int:
         """Download sales invoice packing slip PDF by id.
 
         ``GET /{administration_id}/sales_invoices/{id}/download_packing_slip_pdf`` (get_administration_id_sales_invoices_id_download_packing_slip_pdf)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
         _query = _present({'media': media}, **params)
-        return self._binary('GET', f"sales_invoices/{_q(id)}/download_packing_slip_pdf", params=_query or None)
+        return self._binary('GET', f"sales_invoices/{_q(id)}/download_packing_slip_pdf", to, params=_query or None)
 
     def pause(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
         """Pause sales invoice.
@@ -2191,13 +2309,22 @@ class SalesInvoices(Group):
         body = {**(attributes or {}), **more}
         return _record(self._call('POST', f"sales_invoices/{_q(id)}/pause", json=body))
 
-    def pdf(self, id: Id, *, media: str | None = None, **params: Any) -> bytes:
+    @overload
+    def pdf(self, id: Id, *, media: str | None = None, to: None = None, **params: Any) -> bytes: ...
+
+    @overload
+    def pdf(self, id: Id, *, media: str | None = None, to: Sink, **params: Any) -> int: ...
+
+    def pdf(self, id: Id, *, media: str | None = None, to: Sink | None = None, **params: Any) -> bytes | int:
         """Download sales invoice PDF by id.
 
         ``GET /{administration_id}/sales_invoices/{id}/download_pdf`` (get_administration_id_sales_invoices_id_download_pdf)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
         _query = _present({'media': media}, **params)
-        return self._binary('GET', f"sales_invoices/{_q(id)}/download_pdf", params=_query or None)
+        return self._binary('GET', f"sales_invoices/{_q(id)}/download_pdf", to, params=_query or None)
 
     def register_payment(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
         """Register a payment.
@@ -2250,12 +2377,21 @@ class SalesInvoices(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "sales_invoices/synchronization", params=_query or None))
 
-    def ubl(self, id: Id) -> bytes:
+    @overload
+    def ubl(self, id: Id, *, to: None = None) -> bytes: ...
+
+    @overload
+    def ubl(self, id: Id, *, to: Sink) -> int: ...
+
+    def ubl(self, id: Id, *, to: Sink | None = None) -> bytes | int:
         """Download sales invoice UBL by id.
 
         ``GET /{administration_id}/sales_invoices/{id}/download_ubl`` (get_administration_id_sales_invoices_id_download_ubl)
+
+        Returns the file; with ``to`` (a path or a binary file) it is streamed
+        there instead, and the number of bytes written is returned.
         """
-        return self._binary('GET', f"sales_invoices/{_q(id)}/download_ubl")
+        return self._binary('GET', f"sales_invoices/{_q(id)}/download_ubl", to)
 
     def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
         """Update a sales invoice.

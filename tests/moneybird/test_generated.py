@@ -6,17 +6,21 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import assert_type, cast
 
 import httpx2
 import pytest
 
 from hookbird.moneybird import Client, operations
+from hookbird.moneybird.types import Contact
+from hookbird.testing import make_event
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "scripts" / "generate-moneybird"
 GENERATED = [
     Path("hookbird/moneybird/_generated/api.py"),
     Path("hookbird/moneybird/_generated/operation_table.py"),
+    Path("hookbird/moneybird/_generated/types.py"),
     Path("docs/moneybird-api.md"),
 ]
 
@@ -78,3 +82,20 @@ def test_every_deprecated_operation_names_a_replacement_or_says_none() -> None:
     page = (ROOT / "docs" / "moneybird-api.md").read_text(encoding="utf-8")
     for resource in ("sales_invoices", "purchase_invoices", "receipts"):
         assert f"yes (use `{resource}.payments.create`)" in page
+
+
+def test_answers_and_pushes_are_typed_from_the_spec() -> None:
+    """contacts.get() returns a Contact, list() yields them, and a contact push's entity
+    is one by a cast; mypy --strict (scripts/lint) checks the assert_type lines."""
+    body = {"id": "7", "company_name": "Vogel B.V.", "email": "a@vogel.example"}
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=[body] if request.url.path.endswith("s.json") else body)
+
+    with Client(token="fake-token-0123", transport=httpx2.MockTransport(answer)) as client:
+        contacts = client.administration("1").contacts
+        contact = assert_type(contacts.get("7"), Contact)
+        listed = assert_type(next(contacts.list()), Contact)
+    pushed = cast(Contact, make_event("contact_changed", entity=body).entity)
+    assert contact == listed == pushed == body
+    assert contact.get("email") == "a@vogel.example"

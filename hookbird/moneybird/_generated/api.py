@@ -9,14 +9,16 @@ retries and errors. Hand-written behaviour lives in hookbird.moneybird.resources
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from os import PathLike
-from typing import Any, BinaryIO, overload
+from typing import Any, BinaryIO, cast, overload
 from urllib.parse import quote
 
 import httpx2
 
-from hookbird.moneybird import client as base
+import hookbird.moneybird.client as base
+from hookbird.moneybird._generated import types as t
+from hookbird.moneybird._generated.operation_table import OPERATIONS
 
 Id = str | int
 Sink = str | PathLike[str] | BinaryIO  # where a download is streamed to
@@ -112,28 +114,53 @@ class Group:
         )
 
 
+class Root(Group):
+    """An administration: its resources are attributes, and a few ways in by name."""
+
+    def operation(self, operation_id: str) -> Callable[..., Any]:
+        """The method for one of the spec's ``operationId``s (see docs/moneybird-api.md)."""
+        try:
+            dotted = OPERATIONS[operation_id]
+        except KeyError:
+            raise KeyError(f"Moneybird's spec has no operation {operation_id!r}") from None
+        found: Any = self
+        for part in dotted.split("."):
+            found = getattr(found, part)
+        method: Callable[..., Any] = found
+        return method
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Anything else, relative to the administration: ``request("GET", "/reports/tax")``."""
+        return self.client.request(
+            method, f"/{self.id}/{path.lstrip('/')}", administration_id=self.id, **kwargs
+        )
+
+    def __repr__(self) -> str:
+        return f"Administration({self.id!r})"
+
+
 class AssetsDisposals(Group):
     """Operations on assets.disposals."""
 
-    def create(self, id: Id, date: Any, reason: Any, **more: Any) -> Record:
+    def create(self, id: Id, date: Any, reason: Any, **more: Any) -> t.Disposal:
         """Create a disposal.
 
         ``POST /{administration_id}/assets/{id}/disposals`` (post_administration_id_assets_id_disposals)
         """
         body = _present({'date': date, 'reason': reason}, **more)
-        return _record(self._call('POST', f"assets/{_q(id)}/disposals", json=body))
+        return cast('t.Disposal', _record(self._call('POST', f"assets/{_q(id)}/disposals", json=body)))
 
 
 class AssetsReinvestmentReservePurchase(Group):
     """Operations on assets.reinvestment_reserve_purchase."""
 
-    def create(self, id: Id, amount: Any, **more: Any) -> Record:
+    def create(self, id: Id, amount: Any, **more: Any) -> t.ReinvestmentReservePurchase:
         """Create a reinvestment reserve purchase.
 
         ``POST /{administration_id}/assets/{id}/reinvestment_reserve_purchase`` (post_administration_id_assets_id_reinvestment_reserve_purchase)
         """
         body = _present({'amount': amount}, **more)
-        return _record(self._call('POST', f"assets/{_q(id)}/reinvestment_reserve_purchase", json=body))
+        return cast('t.ReinvestmentReservePurchase', _record(self._call('POST', f"assets/{_q(id)}/reinvestment_reserve_purchase", json=body)))
 
     def delete(self, id: Id) -> None:
         """Delete a reinvestment reserve purchase.
@@ -146,13 +173,13 @@ class AssetsReinvestmentReservePurchase(Group):
 class AssetsReinvestmentReserveSale(Group):
     """Operations on assets.reinvestment_reserve_sale."""
 
-    def create(self, id: Id, amount: Any, **more: Any) -> Record:
+    def create(self, id: Id, amount: Any, **more: Any) -> t.ReinvestmentReserveSale:
         """Create a reinvestment reserve sale.
 
         ``POST /{administration_id}/assets/{id}/reinvestment_reserve_sale`` (post_administration_id_assets_id_reinvestment_reserve_sale)
         """
         body = _present({'amount': amount}, **more)
-        return _record(self._call('POST', f"assets/{_q(id)}/reinvestment_reserve_sale", json=body))
+        return cast('t.ReinvestmentReserveSale', _record(self._call('POST', f"assets/{_q(id)}/reinvestment_reserve_sale", json=body)))
 
     def delete(self, id: Id) -> None:
         """Delete a reinvestment reserve sale.
@@ -165,13 +192,13 @@ class AssetsReinvestmentReserveSale(Group):
 class AssetsSources(Group):
     """Operations on assets.sources."""
 
-    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Source:
         """Add a source to an asset.
 
         ``POST /{administration_id}/assets/{id}/sources`` (post_administration_id_assets_id_sources)
         """
         body = {**(attributes or {}), **more}
-        return _record(self._call('POST', f"assets/{_q(id)}/sources", json=body))
+        return cast('t.Source', _record(self._call('POST', f"assets/{_q(id)}/sources", json=body)))
 
     def delete(self, id: Id, source_id: Id) -> None:
         """Delete a source.
@@ -184,37 +211,37 @@ class AssetsSources(Group):
 class AssetsValueChanges(Group):
     """Operations on assets.value_changes."""
 
-    def arbitrary(self, id: Id, date: Any, amount: Any, description: Any, externally_booked: Any = None, **more: Any) -> Record:
+    def arbitrary(self, id: Id, date: Any, amount: Any, description: Any, externally_booked: Any = None, **more: Any) -> t.ValueChange:
         """Create an arbitrary value change.
 
         ``POST /{administration_id}/assets/{id}/value_changes/arbitrary`` (post_administration_id_assets_id_value_changes_arbitrary)
         """
         body = _present({'date': date, 'amount': amount, 'description': description, 'externally_booked': externally_booked}, **more)
-        return _record(self._call('POST', f"assets/{_q(id)}/value_changes/arbitrary", json=body))
+        return cast('t.ValueChange', _record(self._call('POST', f"assets/{_q(id)}/value_changes/arbitrary", json=body)))
 
-    def divestment(self, id: Id, date: Any, **more: Any) -> Record:
+    def divestment(self, id: Id, date: Any, **more: Any) -> t.ValueChange:
         """Create a divestment value change.
 
         ``POST /{administration_id}/assets/{id}/value_changes/divestment`` (post_administration_id_assets_id_value_changes_divestment)
         """
         body = _present({'date': date}, **more)
-        return _record(self._call('POST', f"assets/{_q(id)}/value_changes/divestment", json=body))
+        return cast('t.ValueChange', _record(self._call('POST', f"assets/{_q(id)}/value_changes/divestment", json=body)))
 
-    def full_depreciation(self, id: Id, date: Any, description: Any, **more: Any) -> Record:
+    def full_depreciation(self, id: Id, date: Any, description: Any, **more: Any) -> t.ValueChange:
         """Create a full depreciation value change.
 
         ``POST /{administration_id}/assets/{id}/value_changes/full_depreciation`` (post_administration_id_assets_id_value_changes_full_depreciation)
         """
         body = _present({'date': date, 'description': description}, **more)
-        return _record(self._call('POST', f"assets/{_q(id)}/value_changes/full_depreciation", json=body))
+        return cast('t.ValueChange', _record(self._call('POST', f"assets/{_q(id)}/value_changes/full_depreciation", json=body)))
 
-    def manual(self, id: Id, date: Any, amount: Any, description: Any, externally_booked: Any = None, **more: Any) -> Record:
+    def manual(self, id: Id, date: Any, amount: Any, description: Any, externally_booked: Any = None, **more: Any) -> t.ValueChange:
         """Create a manual value change.
 
         ``POST /{administration_id}/assets/{id}/value_changes/manual`` (post_administration_id_assets_id_value_changes_manual)
         """
         body = _present({'date': date, 'amount': amount, 'description': description, 'externally_booked': externally_booked}, **more)
-        return _record(self._call('POST', f"assets/{_q(id)}/value_changes/manual", json=body))
+        return cast('t.ValueChange', _record(self._call('POST', f"assets/{_q(id)}/value_changes/manual", json=body)))
 
     def retroactive_linear_value_changes(self, id: Id) -> None:
         """Create linear value changes retroactively.
@@ -227,33 +254,33 @@ class AssetsValueChanges(Group):
 class ContactsAdditionalCharges(Group):
     """Operations on contacts.additional_charges."""
 
-    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SubscriptionAdditionalCharge:
         """Create an additional charge to be invoiced at start of next period.
 
         ``POST /{administration_id}/contacts/{id}/additional_charges`` (post_administration_id_contacts_id_additional_charges)
         """
         body = {**(attributes or {}), **more}
-        return _record(self._call('POST', f"contacts/{_q(id)}/additional_charges", json=body))
+        return cast('t.SubscriptionAdditionalCharge', _record(self._call('POST', f"contacts/{_q(id)}/additional_charges", json=body)))
 
-    def list(self, id: Id, *, include_billed: bool | str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, id: Id, *, include_billed: bool | str | None = None, **params: Any) -> Iterator[t.SubscriptionAdditionalCharge]:
         """Get additional charges.
 
         ``GET /{administration_id}/contacts/{id}/additional_charges`` (get_administration_id_contacts_id_additional_charges)
         """
         _query = _present({'include_billed': include_billed}, **params)
-        return self._list(f"contacts/{_q(id)}/additional_charges", _query or None)
+        return cast('Iterator[t.SubscriptionAdditionalCharge]', self._list(f"contacts/{_q(id)}/additional_charges", _query or None))
 
 
 class ContactsContactPeople(Group):
     """Operations on contacts.contact_people."""
 
-    def create(self, contact_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, contact_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.ContactPerson:
         """Create a new contact person.
 
         ``POST /{administration_id}/contacts/{contact_id}/contact_people`` (post_administration_id_contacts_contact_id_contact_people)
         """
         body = _present({'contact_person': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"contacts/{_q(contact_id)}/contact_people", json=body))
+        return cast('t.ContactPerson', _record(self._call('POST', f"contacts/{_q(contact_id)}/contact_people", json=body)))
 
     def delete(self, contact_id: Id, id: Id) -> None:
         """Delete a contact person.
@@ -262,20 +289,20 @@ class ContactsContactPeople(Group):
         """
         self._call('DELETE', f"contacts/{_q(contact_id)}/contact_people/{_q(id)}")
 
-    def get(self, contact_id: Id, id: Id) -> Record:
+    def get(self, contact_id: Id, id: Id) -> t.ContactPerson:
         """Get contact person.
 
         ``GET /{administration_id}/contacts/{contact_id}/contact_people/{id}`` (get_administration_id_contacts_contact_id_contact_people_id)
         """
-        return _record(self._call('GET', f"contacts/{_q(contact_id)}/contact_people/{_q(id)}"))
+        return cast('t.ContactPerson', _record(self._call('GET', f"contacts/{_q(contact_id)}/contact_people/{_q(id)}")))
 
-    def update(self, contact_id: Id, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, contact_id: Id, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.ContactPerson:
         """Update a contact person.
 
         ``PATCH /{administration_id}/contacts/{contact_id}/contact_people/{id}`` (patch_administration_id_contacts_contact_id_contact_people_id)
         """
         body = _present({'contact_person': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"contacts/{_q(contact_id)}/contact_people/{_q(id)}", json=body))
+        return cast('t.ContactPerson', _record(self._call('PATCH', f"contacts/{_q(contact_id)}/contact_people/{_q(id)}", json=body)))
 
 
 class ContactsMoneybirdPaymentsMandate(Group):
@@ -296,12 +323,12 @@ class ContactsMoneybirdPaymentsMandate(Group):
         """
         self._call('DELETE', f"contacts/{_q(contact_id)}/moneybird_payments_mandate")
 
-    def get(self, contact_id: Id) -> Record:
+    def get(self, contact_id: Id) -> t.RecurringContract:
         """Get Moneybird Payments mandate.
 
         ``GET /{administration_id}/contacts/{contact_id}/moneybird_payments_mandate`` (get_administration_id_contacts_contact_id_moneybird_payments_mandate)
         """
-        return _record(self._call('GET', f"contacts/{_q(contact_id)}/moneybird_payments_mandate"))
+        return cast('t.RecurringContract', _record(self._call('GET', f"contacts/{_q(contact_id)}/moneybird_payments_mandate")))
 
     def url(self, contact_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
         """Request an URL for setting up a Moneybird Payments mandate.
@@ -315,13 +342,13 @@ class ContactsMoneybirdPaymentsMandate(Group):
 class ContactsNotes(Group):
     """Operations on contacts.notes."""
 
-    def create(self, contact_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, contact_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/contacts/{contact_id}/notes`` (post_administration_id_contacts_contact_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"contacts/{_q(contact_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"contacts/{_q(contact_id)}/notes", json=body)))
 
     def delete(self, contact_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -334,24 +361,24 @@ class ContactsNotes(Group):
 class CustomerContactPortalSubscriptions(Group):
     """Operations on customer_contact_portal.subscriptions."""
 
-    def get(self, contact_id: Id, id: Id) -> Record:
+    def get(self, contact_id: Id, id: Id) -> str:
         """Get a temporary link to the subscriptions in the customer contact portal.
 
         ``GET /{administration_id}/customer_contact_portal/{contact_id}/subscriptions/{id}`` (get_administration_id_customer_contact_portal_contact_id_subscriptions_id)
         """
-        return _record(self._call('GET', f"customer_contact_portal/{_q(contact_id)}/subscriptions/{_q(id)}"))
+        return cast('str', self._call('GET', f"customer_contact_portal/{_q(contact_id)}/subscriptions/{_q(id)}"))
 
 
 class EstimatesAttachments(Group):
     """Operations on estimates.attachments."""
 
-    def create(self, id: Id, filename: str, content: bytes) -> Record:
+    def create(self, id: Id, filename: str, content: bytes) -> int:
         """Add attachment to estimate.
 
         ``POST /{administration_id}/estimates/{id}/attachments`` (post_administration_id_estimates_id_attachments)
         """
         files = _form({'file': (filename, content)}, {})
-        return _record(self._call('POST', f"estimates/{_q(id)}/attachments", files=files))
+        return cast('int', self._call('POST', f"estimates/{_q(id)}/attachments", files=files))
 
     def delete(self, estimate_id: Id, id: Id) -> None:
         """Delete an attachment.
@@ -380,13 +407,13 @@ class EstimatesAttachments(Group):
 class EstimatesNotes(Group):
     """Operations on estimates.notes."""
 
-    def create(self, estimate_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, estimate_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/estimates/{estimate_id}/notes`` (post_administration_id_estimates_estimate_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"estimates/{_q(estimate_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"estimates/{_q(estimate_id)}/notes", json=body)))
 
     def delete(self, estimate_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -434,13 +461,13 @@ class ExternalSalesInvoicesAttachments(Group):
 class ExternalSalesInvoicesNotes(Group):
     """Operations on external_sales_invoices.notes."""
 
-    def create(self, external_sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, external_sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/external_sales_invoices/{external_sales_invoice_id}/notes`` (post_administration_id_external_sales_invoices_external_sales_invoice_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"external_sales_invoices/{_q(external_sales_invoice_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"external_sales_invoices/{_q(external_sales_invoice_id)}/notes", json=body)))
 
     def delete(self, external_sales_invoice_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -453,13 +480,13 @@ class ExternalSalesInvoicesNotes(Group):
 class ExternalSalesInvoicesPayments(Group):
     """Operations on external_sales_invoices.payments."""
 
-    def create(self, external_sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, external_sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Payment:
         """Create a payment.
 
         ``POST /{administration_id}/external_sales_invoices/{external_sales_invoice_id}/payments`` (post_administration_id_external_sales_invoices_external_sales_invoice_id_payments)
         """
         body = _present({'payment': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"external_sales_invoices/{_q(external_sales_invoice_id)}/payments", json=body))
+        return cast('t.Payment', _record(self._call('POST', f"external_sales_invoices/{_q(external_sales_invoice_id)}/payments", json=body)))
 
     def delete(self, external_sales_invoice_id: Id, id: Id) -> None:
         """Delete a payment.
@@ -472,13 +499,13 @@ class ExternalSalesInvoicesPayments(Group):
 class GeneralDocumentsAttachments(Group):
     """Operations on general_documents.attachments."""
 
-    def create(self, id: Id, filename: str, content: bytes) -> Record:
+    def create(self, id: Id, filename: str, content: bytes) -> int:
         """Add attachment to general document.
 
         ``POST /{administration_id}/documents/general_documents/{id}/attachments`` (post_administration_id_documents_general_documents_id_attachments)
         """
         files = _form({'file': (filename, content)}, {})
-        return _record(self._call('POST', f"documents/general_documents/{_q(id)}/attachments", files=files))
+        return cast('int', self._call('POST', f"documents/general_documents/{_q(id)}/attachments", files=files))
 
     def delete(self, id: Id, attachment_id: Id) -> None:
         """Delete an attachment.
@@ -507,13 +534,13 @@ class GeneralDocumentsAttachments(Group):
 class GeneralDocumentsNotes(Group):
     """Operations on general_documents.notes."""
 
-    def create(self, general_document_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, general_document_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/documents/general_documents/{general_document_id}/notes`` (post_administration_id_documents_general_documents_general_document_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"documents/general_documents/{_q(general_document_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"documents/general_documents/{_q(general_document_id)}/notes", json=body)))
 
     def delete(self, general_document_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -526,13 +553,13 @@ class GeneralDocumentsNotes(Group):
 class GeneralJournalDocumentsAttachments(Group):
     """Operations on general_journal_documents.attachments."""
 
-    def create(self, id: Id, filename: str, content: bytes) -> Record:
+    def create(self, id: Id, filename: str, content: bytes) -> int:
         """Add attachment to general journal document.
 
         ``POST /{administration_id}/documents/general_journal_documents/{id}/attachments`` (post_administration_id_documents_general_journal_documents_id_attachments)
         """
         files = _form({'file': (filename, content)}, {})
-        return _record(self._call('POST', f"documents/general_journal_documents/{_q(id)}/attachments", files=files))
+        return cast('int', self._call('POST', f"documents/general_journal_documents/{_q(id)}/attachments", files=files))
 
     def delete(self, id: Id, attachment_id: Id) -> None:
         """Delete an attachment.
@@ -561,13 +588,13 @@ class GeneralJournalDocumentsAttachments(Group):
 class GeneralJournalDocumentsNotes(Group):
     """Operations on general_journal_documents.notes."""
 
-    def create(self, general_journal_document_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, general_journal_document_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/documents/general_journal_documents/{general_journal_document_id}/notes`` (post_administration_id_documents_general_journal_documents_general_journal_document_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"documents/general_journal_documents/{_q(general_journal_document_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"documents/general_journal_documents/{_q(general_journal_document_id)}/notes", json=body)))
 
     def delete(self, general_journal_document_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -580,13 +607,13 @@ class GeneralJournalDocumentsNotes(Group):
 class PurchaseInvoicesAttachments(Group):
     """Operations on purchase_invoices.attachments."""
 
-    def create(self, id: Id, filename: str, content: bytes) -> Record:
+    def create(self, id: Id, filename: str, content: bytes) -> int:
         """Add attachment to purchase invoice.
 
         ``POST /{administration_id}/documents/purchase_invoices/{id}/attachments`` (post_administration_id_documents_purchase_invoices_id_attachments)
         """
         files = _form({'file': (filename, content)}, {})
-        return _record(self._call('POST', f"documents/purchase_invoices/{_q(id)}/attachments", files=files))
+        return cast('int', self._call('POST', f"documents/purchase_invoices/{_q(id)}/attachments", files=files))
 
     def delete(self, id: Id, attachment_id: Id) -> None:
         """Delete an attachment.
@@ -615,13 +642,13 @@ class PurchaseInvoicesAttachments(Group):
 class PurchaseInvoicesNotes(Group):
     """Operations on purchase_invoices.notes."""
 
-    def create(self, purchase_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, purchase_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/documents/purchase_invoices/{purchase_invoice_id}/notes`` (post_administration_id_documents_purchase_invoices_purchase_invoice_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"documents/purchase_invoices/{_q(purchase_invoice_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"documents/purchase_invoices/{_q(purchase_invoice_id)}/notes", json=body)))
 
     def delete(self, purchase_invoice_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -634,13 +661,13 @@ class PurchaseInvoicesNotes(Group):
 class PurchaseInvoicesPayments(Group):
     """Operations on purchase_invoices.payments."""
 
-    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Payment:
         """Create a payment.
 
         ``POST /{administration_id}/documents/purchase_invoices/{id}/payments`` (post_administration_id_documents_purchase_invoices_id_payments)
         """
         body = _present({'payment': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"documents/purchase_invoices/{_q(id)}/payments", json=body))
+        return cast('t.Payment', _record(self._call('POST', f"documents/purchase_invoices/{_q(id)}/payments", json=body)))
 
     def delete(self, id: Id, payment_id: Id) -> None:
         """Delete a payment.
@@ -653,13 +680,13 @@ class PurchaseInvoicesPayments(Group):
 class ReceiptsAttachments(Group):
     """Operations on receipts.attachments."""
 
-    def create(self, id: Id, filename: str, content: bytes) -> Record:
+    def create(self, id: Id, filename: str, content: bytes) -> int:
         """Add attachment to receipt.
 
         ``POST /{administration_id}/documents/receipts/{id}/attachments`` (post_administration_id_documents_receipts_id_attachments)
         """
         files = _form({'file': (filename, content)}, {})
-        return _record(self._call('POST', f"documents/receipts/{_q(id)}/attachments", files=files))
+        return cast('int', self._call('POST', f"documents/receipts/{_q(id)}/attachments", files=files))
 
     def delete(self, id: Id, attachment_id: Id) -> None:
         """Delete an attachment.
@@ -688,13 +715,13 @@ class ReceiptsAttachments(Group):
 class ReceiptsNotes(Group):
     """Operations on receipts.notes."""
 
-    def create(self, receipt_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, receipt_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/documents/receipts/{receipt_id}/notes`` (post_administration_id_documents_receipts_receipt_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"documents/receipts/{_q(receipt_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"documents/receipts/{_q(receipt_id)}/notes", json=body)))
 
     def delete(self, receipt_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -707,13 +734,13 @@ class ReceiptsNotes(Group):
 class ReceiptsPayments(Group):
     """Operations on receipts.payments."""
 
-    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Payment:
         """Create a payment.
 
         ``POST /{administration_id}/documents/receipts/{id}/payments`` (post_administration_id_documents_receipts_id_payments)
         """
         body = _present({'payment': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"documents/receipts/{_q(id)}/payments", json=body))
+        return cast('t.Payment', _record(self._call('POST', f"documents/receipts/{_q(id)}/payments", json=body)))
 
     def delete(self, id: Id, payment_id: Id) -> None:
         """Delete a payment.
@@ -726,13 +753,13 @@ class ReceiptsPayments(Group):
 class RecurringSalesInvoicesNotes(Group):
     """Operations on recurring_sales_invoices.notes."""
 
-    def create(self, recurring_sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, recurring_sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/recurring_sales_invoices/{recurring_sales_invoice_id}/notes`` (post_administration_id_recurring_sales_invoices_recurring_sales_invoice_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"recurring_sales_invoices/{_q(recurring_sales_invoice_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"recurring_sales_invoices/{_q(recurring_sales_invoice_id)}/notes", json=body)))
 
     def delete(self, recurring_sales_invoice_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -773,13 +800,13 @@ class ReportsExport(Group):
 class SalesInvoicesAttachments(Group):
     """Operations on sales_invoices.attachments."""
 
-    def create(self, id: Id, filename: str, content: bytes) -> Record:
+    def create(self, id: Id, filename: str, content: bytes) -> int:
         """Add attachment to sales invoice.
 
         ``POST /{administration_id}/sales_invoices/{id}/attachments`` (post_administration_id_sales_invoices_id_attachments)
         """
         files = _form({'file': (filename, content)}, {})
-        return _record(self._call('POST', f"sales_invoices/{_q(id)}/attachments", files=files))
+        return cast('int', self._call('POST', f"sales_invoices/{_q(id)}/attachments", files=files))
 
     def delete(self, sales_invoice_id: Id, id: Id) -> None:
         """Delete an attachment.
@@ -808,13 +835,13 @@ class SalesInvoicesAttachments(Group):
 class SalesInvoicesNotes(Group):
     """Operations on sales_invoices.notes."""
 
-    def create(self, sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/sales_invoices/{sales_invoice_id}/notes`` (post_administration_id_sales_invoices_sales_invoice_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"sales_invoices/{_q(sales_invoice_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"sales_invoices/{_q(sales_invoice_id)}/notes", json=body)))
 
     def delete(self, sales_invoice_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -827,13 +854,13 @@ class SalesInvoicesNotes(Group):
 class SalesInvoicesPayments(Group):
     """Operations on sales_invoices.payments."""
 
-    def create(self, sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, sales_invoice_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Payment:
         """Create a payment.
 
         ``POST /{administration_id}/sales_invoices/{sales_invoice_id}/payments`` (post_administration_id_sales_invoices_sales_invoice_id_payments)
         """
         body = _present({'payment': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"sales_invoices/{_q(sales_invoice_id)}/payments", json=body))
+        return cast('t.Payment', _record(self._call('POST', f"sales_invoices/{_q(sales_invoice_id)}/payments", json=body)))
 
     def delete(self, sales_invoice_id: Id, id: Id) -> None:
         """Delete a payment.
@@ -846,93 +873,93 @@ class SalesInvoicesPayments(Group):
 class SubscriptionsAdditionalCharges(Group):
     """Operations on subscriptions.additional_charges."""
 
-    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SubscriptionAdditionalCharge:
         """Create an additional charge to be invoiced together with the subscription.
 
         ``POST /{administration_id}/subscriptions/{id}/additional_charges`` (post_administration_id_subscriptions_id_additional_charges)
         """
         body = {**(attributes or {}), **more}
-        return _record(self._call('POST', f"subscriptions/{_q(id)}/additional_charges", json=body))
+        return cast('t.SubscriptionAdditionalCharge', _record(self._call('POST', f"subscriptions/{_q(id)}/additional_charges", json=body)))
 
-    def list(self, id: Id, *, include_billed: bool | str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, id: Id, *, include_billed: bool | str | None = None, **params: Any) -> Iterator[t.SubscriptionAdditionalCharge]:
         """Get additional charges.
 
         ``GET /{administration_id}/subscriptions/{id}/additional_charges`` (get_administration_id_subscriptions_id_additional_charges)
         """
         _query = _present({'include_billed': include_billed}, **params)
-        return self._list(f"subscriptions/{_q(id)}/additional_charges", _query or None)
+        return cast('Iterator[t.SubscriptionAdditionalCharge]', self._list(f"subscriptions/{_q(id)}/additional_charges", _query or None))
 
 
 class TaskListGroupsTasks(Group):
     """Operations on task_list_groups.tasks."""
 
-    def create(self, task_list_group_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, task_list_group_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskListTask:
         """Creates a new task in a group.
 
         ``POST /{administration_id}/task_list_groups/{task_list_group_id}/tasks`` (post_administration_id_task_list_groups_task_list_group_id_tasks)
         """
         body = _present({'task': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"task_list_groups/{_q(task_list_group_id)}/tasks", json=body))
+        return cast('t.TaskListTask', _record(self._call('POST', f"task_list_groups/{_q(task_list_group_id)}/tasks", json=body)))
 
 
 class TaskListTasksNotes(Group):
     """Operations on task_list_tasks.notes."""
 
-    def create(self, task_list_task_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, task_list_task_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Creates a note on a task.
 
         ``POST /{administration_id}/task_list_tasks/{task_list_task_id}/notes`` (post_administration_id_task_list_tasks_task_list_task_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"task_list_tasks/{_q(task_list_task_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"task_list_tasks/{_q(task_list_task_id)}/notes", json=body)))
 
 
 class TaskListTemplatesGroups(Group):
     """Operations on task_list_templates.groups."""
 
-    def create(self, task_list_template_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, task_list_template_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskListGroup:
         """Creates a new group in a task list template.
 
         ``POST /{administration_id}/task_list_templates/{task_list_template_id}/groups`` (post_administration_id_task_list_templates_task_list_template_id_groups)
         """
         body = _present({'group': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"task_list_templates/{_q(task_list_template_id)}/groups", json=body))
+        return cast('t.TaskListGroup', _record(self._call('POST', f"task_list_templates/{_q(task_list_template_id)}/groups", json=body)))
 
 
 class TaskListTemplatesTaskLists(Group):
     """Operations on task_list_templates.task_lists."""
 
-    def create(self, task_list_template_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, task_list_template_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskList:
         """Creates a task list from a template.
 
         ``POST /{administration_id}/task_list_templates/{task_list_template_id}/task_lists`` (post_administration_id_task_list_templates_task_list_template_id_task_lists)
         """
         body = _present({'task_list': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"task_list_templates/{_q(task_list_template_id)}/task_lists", json=body or None))
+        return cast('t.TaskList', _record(self._call('POST', f"task_list_templates/{_q(task_list_template_id)}/task_lists", json=body or None)))
 
 
 class TaskListsGroups(Group):
     """Operations on task_lists.groups."""
 
-    def create(self, task_list_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, task_list_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskListGroup:
         """Creates a new group in a task list.
 
         ``POST /{administration_id}/task_lists/{task_list_id}/groups`` (post_administration_id_task_lists_task_list_id_groups)
         """
         body = _present({'group': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"task_lists/{_q(task_list_id)}/groups", json=body))
+        return cast('t.TaskListGroup', _record(self._call('POST', f"task_lists/{_q(task_list_id)}/groups", json=body)))
 
 
 class TimeEntriesNotes(Group):
     """Operations on time_entries.notes."""
 
-    def create(self, time_entry_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, time_entry_id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Note:
         """Adds note to entity.
 
         ``POST /{administration_id}/time_entries/{time_entry_id}/notes`` (post_administration_id_time_entries_time_entry_id_notes)
         """
         body = _present({'note': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"time_entries/{_q(time_entry_id)}/notes", json=body))
+        return cast('t.Note', _record(self._call('POST', f"time_entries/{_q(time_entry_id)}/notes", json=body)))
 
     def delete(self, time_entry_id: Id, id: Id) -> None:
         """Destroys note from entity.
@@ -945,13 +972,13 @@ class TimeEntriesNotes(Group):
 class TypelessDocumentsAttachments(Group):
     """Operations on typeless_documents.attachments."""
 
-    def create(self, id: Id, filename: str, content: bytes) -> Record:
+    def create(self, id: Id, filename: str, content: bytes) -> int:
         """Add attachment to typeless document.
 
         ``POST /{administration_id}/documents/typeless_documents/{id}/attachments`` (post_administration_id_documents_typeless_documents_id_attachments)
         """
         files = _form({'file': (filename, content)}, {})
-        return _record(self._call('POST', f"documents/typeless_documents/{_q(id)}/attachments", files=files))
+        return cast('int', self._call('POST', f"documents/typeless_documents/{_q(id)}/attachments", files=files))
 
     def delete(self, id: Id, attachment_id: Id) -> None:
         """Delete an attachment.
@@ -988,13 +1015,13 @@ class Assets(Group):
         self.sources = AssetsSources(client, administration_id)
         self.value_changes = AssetsValueChanges(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Asset:
         """Create a new asset.
 
         ``POST /{administration_id}/assets`` (post_administration_id_assets)
         """
         body = _present({'asset': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "assets", json=body))
+        return cast('t.Asset', _record(self._call('POST', "assets", json=body)))
 
     def delete(self, id: Id) -> None:
         """Delete an asset.
@@ -1003,28 +1030,28 @@ class Assets(Group):
         """
         self._call('DELETE', f"assets/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.Asset:
         """Get an asset by ID.
 
         ``GET /{administration_id}/assets/{id}`` (get_administration_id_assets_id)
         """
-        return _record(self._call('GET', f"assets/{_q(id)}"))
+        return cast('t.Asset', _record(self._call('GET', f"assets/{_q(id)}")))
 
-    def list(self, *, ledger_account_id: str | None = None, active: bool | str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, ledger_account_id: str | None = None, active: bool | str | None = None, **params: Any) -> Iterator[t.Asset]:
         """List all assets.
 
         ``GET /{administration_id}/assets`` (get_administration_id_assets)
         """
         _query = _present({'ledger_account_id': ledger_account_id, 'active': active}, **params)
-        return self._paginate("assets", _query or None)
+        return cast('Iterator[t.Asset]', self._paginate("assets", _query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Asset:
         """Update an asset.
 
         ``PATCH /{administration_id}/assets/{id}`` (patch_administration_id_assets_id)
         """
         body = _present({'asset': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"assets/{_q(id)}", json=body))
+        return cast('t.Asset', _record(self._call('PATCH', f"assets/{_q(id)}", json=body)))
 
 
 class Contacts(Group):
@@ -1044,13 +1071,19 @@ class Contacts(Group):
         """
         self._call('PATCH', f"contacts/{_q(id)}/archive")
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.Contact]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Contact:
         """Create a new contact.
 
         ``POST /{administration_id}/contacts`` (post_administration_id_contacts)
         """
         body = _present({'contact': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "contacts", json=body))
+        return cast('t.Contact', _record(self._call('POST', "contacts", json=body)))
 
     def delete(self, id: Id) -> None:
         """Delete a contact.
@@ -1059,43 +1092,43 @@ class Contacts(Group):
         """
         self._call('DELETE', f"contacts/{_q(id)}")
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.Contact]:
         """Fetch contacts with given ids.
 
         ``POST /{administration_id}/contacts/synchronization`` (post_administration_id_contacts_synchronization)
         """
-        return self._fetch_many("contacts/synchronization", ids)
+        return cast('list[t.Contact]', self._fetch_many("contacts/synchronization", ids))
 
-    def filter(self, *, filter: str | Mapping[str, object] | None = None, query: str | None = None, include_archived: bool | str | None = None, **params: Any) -> Records:
+    def filter(self, *, filter: str | Mapping[str, object] | None = None, query: str | None = None, include_archived: bool | str | None = None, **params: Any) -> list[t.Contact]:
         """Filter contacts.
 
         ``GET /{administration_id}/contacts/filter`` (get_administration_id_contacts_filter)
         """
         _query = _present({'filter': filter, 'query': query, 'include_archived': include_archived}, **params)
-        return _records(self._call('GET', "contacts/filter", params=_query or None))
+        return cast('list[t.Contact]', _records(self._call('GET', "contacts/filter", params=_query or None)))
 
-    def get(self, id: Id, *, include_archived: bool | str | None = None, **params: Any) -> Record:
+    def get(self, id: Id, *, include_archived: bool | str | None = None, **params: Any) -> t.Contact:
         """Get contact.
 
         ``GET /{administration_id}/contacts/{id}`` (get_administration_id_contacts_id)
         """
         _query = _present({'include_archived': include_archived}, **params)
-        return _record(self._call('GET', f"contacts/{_q(id)}", params=_query or None))
+        return cast('t.Contact', _record(self._call('GET', f"contacts/{_q(id)}", params=_query or None)))
 
-    def get_by_customer_id(self, customer_id: Id) -> Record:
+    def get_by_customer_id(self, customer_id: Id) -> t.Contact:
         """Get contact by customer id.
 
         ``GET /{administration_id}/contacts/customer_id/{customer_id}`` (get_administration_id_contacts_customer_id_customer_id)
         """
-        return _record(self._call('GET', f"contacts/customer_id/{_q(customer_id)}"))
+        return cast('t.Contact', _record(self._call('GET', f"contacts/customer_id/{_q(customer_id)}")))
 
-    def list(self, *, query: str | None = None, include_archived: bool | str | None = None, todo: str | None = None, contact_field: str | None = None, contact_value: str | None = None, contact_import_id: int | str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, query: str | None = None, include_archived: bool | str | None = None, todo: str | None = None, contact_field: str | None = None, contact_value: str | None = None, contact_import_id: int | str | None = None, **params: Any) -> Iterator[t.Contact]:
         """List all contacts.
 
         ``GET /{administration_id}/contacts`` (get_administration_id_contacts)
         """
         _query = _present({'query': query, 'include_archived': include_archived, 'todo': todo, 'contact_field': contact_field, 'contact_value': contact_value, 'contact_import_id': contact_import_id}, **params)
-        return self._paginate("contacts", _query or None)
+        return cast('Iterator[t.Contact]', self._paginate("contacts", _query or None))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, include_archived: bool | str | None = None, **params: Any) -> Records:
         """List all ids and versions.
@@ -1105,25 +1138,25 @@ class Contacts(Group):
         _query = _present({'filter': filter, 'include_archived': include_archived}, **params)
         return _versions(self._call('GET', "contacts/synchronization", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Contact:
         """Update a contact.
 
         ``PATCH /{administration_id}/contacts/{id}`` (patch_administration_id_contacts_id)
         """
         body = _present({'contact': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"contacts/{_q(id)}", json=body))
+        return cast('t.Contact', _record(self._call('PATCH', f"contacts/{_q(id)}", json=body)))
 
 
 class CustomFields(Group):
     """Operations on custom_fields."""
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.CustomField]:
         """List all custom fields.
 
         ``GET /{administration_id}/custom_fields`` (get_administration_id_custom_fields)
         """
         _query = _present({}, **params)
-        return self._list("custom_fields", _query or None)
+        return cast('Iterator[t.CustomField]', self._list("custom_fields", _query or None))
 
 
 class CustomerContactPortal(Group):
@@ -1133,31 +1166,31 @@ class CustomerContactPortal(Group):
         super().__init__(client, administration_id)
         self.subscriptions = CustomerContactPortalSubscriptions(client, administration_id)
 
-    def get(self, contact_id: Id) -> Record:
+    def get(self, contact_id: Id) -> str:
         """Get a temporary link to the customer contact portal.
 
         ``GET /{administration_id}/customer_contact_portal/{contact_id}`` (get_administration_id_customer_contact_portal_contact_id)
         """
-        return _record(self._call('GET', f"customer_contact_portal/{_q(contact_id)}"))
+        return cast('str', self._call('GET', f"customer_contact_portal/{_q(contact_id)}"))
 
-    def invoices(self, contact_id: Id) -> Record:
+    def invoices(self, contact_id: Id) -> str:
         """Get a temporary link to the invoices in the customer contact portal.
 
         ``GET /{administration_id}/customer_contact_portal/{contact_id}/invoices`` (get_administration_id_customer_contact_portal_contact_id_invoices)
         """
-        return _record(self._call('GET', f"customer_contact_portal/{_q(contact_id)}/invoices"))
+        return cast('str', self._call('GET', f"customer_contact_portal/{_q(contact_id)}/invoices"))
 
 
 class DocumentStyles(Group):
     """Operations on document_styles."""
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.DocumentStyle]:
         """List all document styles.
 
         ``GET /{administration_id}/document_styles`` (get_administration_id_document_styles)
         """
         _query = _present({}, **params)
-        return self._list("document_styles", _query or None)
+        return cast('Iterator[t.DocumentStyle]', self._list("document_styles", _query or None))
 
 
 class Downloads(Group):
@@ -1179,13 +1212,13 @@ class Downloads(Group):
         """
         return self._binary('POST', f"downloads/{_q(id)}/download", to)
 
-    def list(self, *, download_type: str | None = None, downloaded: bool | str | None = None, failed: bool | str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, download_type: str | None = None, downloaded: bool | str | None = None, failed: bool | str | None = None, **params: Any) -> Iterator[t.Download]:
         """List all downloads.
 
         ``GET /{administration_id}/downloads`` (get_administration_id_downloads)
         """
         _query = _present({'download_type': download_type, 'downloaded': downloaded, 'failed': failed}, **params)
-        return self._paginate("downloads", _query or None)
+        return cast('Iterator[t.Download]', self._paginate("downloads", _query or None))
 
 
 class Estimates(Group):
@@ -1196,29 +1229,39 @@ class Estimates(Group):
         self.attachments = EstimatesAttachments(client, administration_id)
         self.notes = EstimatesNotes(client, administration_id)
 
-    def bill(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
+        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        self.attachments.create(id, filename, content)
+
+    def bill(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
         """Bills an estimate.
 
         ``PATCH /{administration_id}/estimates/{id}/bill_estimate`` (patch_administration_id_estimates_id_bill_estimate)
         """
         body = {**(attributes or {}), **more}
-        return _record(self._call('PATCH', f"estimates/{_q(id)}/bill_estimate", json=body))
+        return cast('t.SalesInvoice', _record(self._call('PATCH', f"estimates/{_q(id)}/bill_estimate", json=body)))
 
-    def change_state(self, id: Id, state: Any, **more: Any) -> Record:
+    def change_state(self, id: Id, state: Any, **more: Any) -> t.Estimate:
         """Changes the state of an estimate.
 
         ``PATCH /{administration_id}/estimates/{id}/change_state`` (patch_administration_id_estimates_id_change_state)
         """
         body = _present({'state': state}, **more)
-        return _record(self._call('PATCH', f"estimates/{_q(id)}/change_state", json=body))
+        return cast('t.Estimate', _record(self._call('PATCH', f"estimates/{_q(id)}/change_state", json=body)))
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.Estimate]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Estimate:
         """Creates a new estimate.
 
         ``POST /{administration_id}/estimates`` (post_administration_id_estimates)
         """
         body = _present({'estimate': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "estimates", json=body))
+        return cast('t.Estimate', _record(self._call('POST', "estimates", json=body)))
 
     def delete(self, id: Id) -> None:
         """Deletes an estimate.
@@ -1227,35 +1270,35 @@ class Estimates(Group):
         """
         self._call('DELETE', f"estimates/{_q(id)}")
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.Estimate]:
         """Fetch estimates with given ids.
 
         ``POST /{administration_id}/estimates/synchronization`` (post_administration_id_estimates_synchronization)
         """
-        return self._fetch_many("estimates/synchronization", ids)
+        return cast('list[t.Estimate]', self._fetch_many("estimates/synchronization", ids))
 
-    def find_by_estimate_id(self, estimate_id: Id) -> Record:
+    def find_by_estimate_id(self, estimate_id: Id) -> t.Estimate:
         """Get an estimate by estimate_id.
 
         ``GET /{administration_id}/estimates/find_by_estimate_id/{estimate_id}`` (get_administration_id_estimates_find_by_estimate_id_estimate_id)
         """
-        return _record(self._call('GET', f"estimates/find_by_estimate_id/{_q(estimate_id)}"))
+        return cast('t.Estimate', _record(self._call('GET', f"estimates/find_by_estimate_id/{_q(estimate_id)}")))
 
-    def get(self, id: Id, *, includes: Any | None = None, **params: Any) -> Record:
+    def get(self, id: Id, *, includes: Any | None = None, **params: Any) -> t.Estimate:
         """Get an estimate by id.
 
         ``GET /{administration_id}/estimates/{id}`` (get_administration_id_estimates_id)
         """
         _query = _present({'includes': includes}, **params)
-        return _record(self._call('GET', f"estimates/{_q(id)}", params=_query or None))
+        return cast('t.Estimate', _record(self._call('GET', f"estimates/{_q(id)}", params=_query or None)))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[t.Estimate]:
         """List all estimates.
 
         ``GET /{administration_id}/estimates`` (get_administration_id_estimates)
         """
         _query = _present({'filter': filter}, **params)
-        return self._paginate("estimates", _query or None)
+        return cast('Iterator[t.Estimate]', self._paginate("estimates", _query or None))
 
     @overload
     def pdf(self, id: Id, *, media: str | None = None, to: None = None, **params: Any) -> bytes: ...
@@ -1274,13 +1317,13 @@ class Estimates(Group):
         _query = _present({'media': media}, **params)
         return self._binary('GET', f"estimates/{_q(id)}/download_pdf", to, params=_query or None)
 
-    def send(self, id: Id, attributes: Mapping[str, Any] | None = None, *, sender: Any = None, signature_output: Any = None, audit_trail: Any = None, ip_address: Any = None, **more: Any) -> Record:
+    def send(self, id: Id, attributes: Mapping[str, Any] | None = None, *, sender: Any = None, signature_output: Any = None, audit_trail: Any = None, ip_address: Any = None, **more: Any) -> t.Estimate:
         """Sends an estimate.
 
         ``PATCH /{administration_id}/estimates/{id}/send_estimate`` (patch_administration_id_estimates_id_send_estimate)
         """
         body = _present({'estimate_sending': {**(attributes or {}), **more}, 'sender': sender, 'signature_output': signature_output, 'audit_trail': audit_trail, 'ip_address': ip_address})
-        return _record(self._call('PATCH', f"estimates/{_q(id)}/send_estimate", json=body))
+        return cast('t.Estimate', _record(self._call('PATCH', f"estimates/{_q(id)}/send_estimate", json=body)))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List all ids and versions.
@@ -1290,13 +1333,13 @@ class Estimates(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "estimates/synchronization", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Estimate:
         """Updates an estimate.
 
         ``PATCH /{administration_id}/estimates/{id}`` (patch_administration_id_estimates_id)
         """
         body = _present({'estimate': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"estimates/{_q(id)}", json=body))
+        return cast('t.Estimate', _record(self._call('PATCH', f"estimates/{_q(id)}", json=body)))
 
 
 class ExternalSalesInvoices(Group):
@@ -1308,13 +1351,23 @@ class ExternalSalesInvoices(Group):
         self.notes = ExternalSalesInvoicesNotes(client, administration_id)
         self.payments = ExternalSalesInvoicesPayments(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
+        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        self.attachments.create(id, filename, content)
+
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.ExternalSalesInvoice]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.ExternalSalesInvoice:
         """Create an external sales invoice.
 
         ``POST /{administration_id}/external_sales_invoices`` (post_administration_id_external_sales_invoices)
         """
         body = _present({'external_sales_invoice': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "external_sales_invoices", json=body))
+        return cast('t.ExternalSalesInvoice', _record(self._call('POST', "external_sales_invoices", json=body)))
 
     def create_from_attachment(self, filename: str, content: bytes) -> None:
         """Create external sales invoice from attachment.
@@ -1331,43 +1384,43 @@ class ExternalSalesInvoices(Group):
         """
         self._call('DELETE', f"external_sales_invoices/{_q(id)}")
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.ExternalSalesInvoice]:
         """Fetch external sales invoices with given ids.
 
         ``POST /{administration_id}/external_sales_invoices/synchronization`` (post_administration_id_external_sales_invoices_synchronization)
         """
-        return self._fetch_many("external_sales_invoices/synchronization", ids)
+        return cast('list[t.ExternalSalesInvoice]', self._fetch_many("external_sales_invoices/synchronization", ids))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.ExternalSalesInvoice:
         """Get an external sales invoice by id.
 
         ``GET /{administration_id}/external_sales_invoices/{id}`` (get_administration_id_external_sales_invoices_id)
         """
-        return _record(self._call('GET', f"external_sales_invoices/{_q(id)}"))
+        return cast('t.ExternalSalesInvoice', _record(self._call('GET', f"external_sales_invoices/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[t.ExternalSalesInvoice]:
         """List all external invoices.
 
         ``GET /{administration_id}/external_sales_invoices`` (get_administration_id_external_sales_invoices)
         """
         _query = _present({'filter': filter}, **params)
-        return self._paginate("external_sales_invoices", _query or None)
+        return cast('Iterator[t.ExternalSalesInvoice]', self._paginate("external_sales_invoices", _query or None))
 
-    def mark_as_dubious(self, id: Id, dubious_date: Any = None, **more: Any) -> Record:
+    def mark_as_dubious(self, id: Id, dubious_date: Any = None, **more: Any) -> t.ExternalSalesInvoice:
         """Mark as dubious.
 
         ``PATCH /{administration_id}/external_sales_invoices/{id}/mark_as_dubious`` (patch_administration_id_external_sales_invoices_id_mark_as_dubious)
         """
         body = _present({'dubious_date': dubious_date}, **more)
-        return _record(self._call('PATCH', f"external_sales_invoices/{_q(id)}/mark_as_dubious", json=body))
+        return cast('t.ExternalSalesInvoice', _record(self._call('PATCH', f"external_sales_invoices/{_q(id)}/mark_as_dubious", json=body)))
 
-    def mark_as_uncollectible(self, id: Id, uncollectible_date: Any = None, book_method: Any = None, **more: Any) -> Record:
+    def mark_as_uncollectible(self, id: Id, uncollectible_date: Any = None, book_method: Any = None, **more: Any) -> t.ExternalSalesInvoice:
         """Mark as uncollectible.
 
         ``PATCH /{administration_id}/external_sales_invoices/{id}/mark_as_uncollectible`` (patch_administration_id_external_sales_invoices_id_mark_as_uncollectible)
         """
         body = _present({'uncollectible_date': uncollectible_date, 'book_method': book_method}, **more)
-        return _record(self._call('PATCH', f"external_sales_invoices/{_q(id)}/mark_as_uncollectible", json=body))
+        return cast('t.ExternalSalesInvoice', _record(self._call('PATCH', f"external_sales_invoices/{_q(id)}/mark_as_uncollectible", json=body)))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List all ids and versions.
@@ -1377,59 +1430,65 @@ class ExternalSalesInvoices(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "external_sales_invoices/synchronization", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.ExternalSalesInvoice:
         """Update an external sales invoice.
 
         ``PATCH /{administration_id}/external_sales_invoices/{id}`` (patch_administration_id_external_sales_invoices_id)
         """
         body = _present({'external_sales_invoice': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"external_sales_invoices/{_q(id)}", json=body))
+        return cast('t.ExternalSalesInvoice', _record(self._call('PATCH', f"external_sales_invoices/{_q(id)}", json=body)))
 
 
 class FinancialAccounts(Group):
     """Operations on financial_accounts."""
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.FinancialAccount]:
         """Retrieve all available financial accounts for the administration.
 
         ``GET /{administration_id}/financial_accounts`` (get_administration_id_financial_accounts)
         """
         _query = _present({}, **params)
-        return self._list("financial_accounts", _query or None)
+        return cast('Iterator[t.FinancialAccount]', self._list("financial_accounts", _query or None))
 
 
 class FinancialMutations(Group):
     """Operations on financial_mutations."""
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.FinancialMutation]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.FinancialMutation]:
         """Fetch financial mutations with given ids.
 
         ``POST /{administration_id}/financial_mutations/synchronization`` (post_administration_id_financial_mutations_synchronization)
         """
-        return self._fetch_many("financial_mutations/synchronization", ids)
+        return cast('list[t.FinancialMutation]', self._fetch_many("financial_mutations/synchronization", ids))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.FinancialMutation:
         """Get a financial mutation by id.
 
         ``GET /{administration_id}/financial_mutations/{id}`` (get_administration_id_financial_mutations_id)
         """
-        return _record(self._call('GET', f"financial_mutations/{_q(id)}"))
+        return cast('t.FinancialMutation', _record(self._call('GET', f"financial_mutations/{_q(id)}")))
 
-    def link_booking(self, id: Id, booking_type: Any, booking_id: Any = None, price_base: Any = None, price: Any = None, description: Any = None, payment_batch_identifier: Any = None, project_id: Any = None, mark_open_sepa_transaction_as_paid: Any = None, **more: Any) -> Record:
+    def link_booking(self, id: Id, booking_type: Any, booking_id: Any = None, price_base: Any = None, price: Any = None, description: Any = None, payment_batch_identifier: Any = None, project_id: Any = None, mark_open_sepa_transaction_as_paid: Any = None, **more: Any) -> int:
         """Links a financial mutation to a booking.
 
         ``PATCH /{administration_id}/financial_mutations/{id}/link_booking`` (patch_administration_id_financial_mutations_id_link_booking)
         """
         body = _present({'booking_type': booking_type, 'booking_id': booking_id, 'price_base': price_base, 'price': price, 'description': description, 'payment_batch_identifier': payment_batch_identifier, 'project_id': project_id, 'mark_open_sepa_transaction_as_paid': mark_open_sepa_transaction_as_paid}, **more)
-        return _record(self._call('PATCH', f"financial_mutations/{_q(id)}/link_booking", json=body))
+        return cast('int', self._call('PATCH', f"financial_mutations/{_q(id)}/link_booking", json=body))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[t.FinancialMutation]:
         """List all financial mutations.
 
         ``GET /{administration_id}/financial_mutations`` (get_administration_id_financial_mutations)
         """
         _query = _present({'filter': filter}, **params)
-        return self._list("financial_mutations", _query or None)
+        return cast('Iterator[t.FinancialMutation]', self._list("financial_mutations", _query or None))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List all ids and versions.
@@ -1439,25 +1498,25 @@ class FinancialMutations(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "financial_mutations/synchronization", params=_query or None))
 
-    def unlink_booking(self, id: Id, booking_type: Any, booking_id: Any, **more: Any) -> Record:
+    def unlink_booking(self, id: Id, booking_type: Any, booking_id: Any, **more: Any) -> t.FinancialMutation:
         """Unlinks a booking from a financial mutation.
 
         ``DELETE /{administration_id}/financial_mutations/{id}/unlink_booking`` (delete_administration_id_financial_mutations_id_unlink_booking)
         """
         body = _present({'booking_type': booking_type, 'booking_id': booking_id}, **more)
-        return _record(self._call('DELETE', f"financial_mutations/{_q(id)}/unlink_booking", json=body))
+        return cast('t.FinancialMutation', _record(self._call('DELETE', f"financial_mutations/{_q(id)}/unlink_booking", json=body)))
 
 
 class FinancialStatements(Group):
     """Operations on financial_statements."""
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.FinancialStatement:
         """Create a new financial statement.
 
         ``POST /{administration_id}/financial_statements`` (post_administration_id_financial_statements)
         """
         body = _present({'financial_statement': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "financial_statements", json=body))
+        return cast('t.FinancialStatement', _record(self._call('POST', "financial_statements", json=body)))
 
     def delete(self, id: Id) -> None:
         """Delete a financial statement.
@@ -1466,13 +1525,13 @@ class FinancialStatements(Group):
         """
         self._call('DELETE', f"financial_statements/{_q(id)}")
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.FinancialStatement:
         """Update a financial statement.
 
         ``PATCH /{administration_id}/financial_statements/{id}`` (patch_administration_id_financial_statements_id)
         """
         body = _present({'financial_statement': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"financial_statements/{_q(id)}", json=body))
+        return cast('t.FinancialStatement', _record(self._call('PATCH', f"financial_statements/{_q(id)}", json=body)))
 
 
 class GeneralDocuments(Group):
@@ -1483,42 +1542,52 @@ class GeneralDocuments(Group):
         self.attachments = GeneralDocumentsAttachments(client, administration_id)
         self.notes = GeneralDocumentsNotes(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
+        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        self.attachments.create(id, filename, content)
+
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.GeneralDocument]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.GeneralDocument:
         """Create a new general document.
 
         ``POST /{administration_id}/documents/general_documents`` (post_administration_id_documents_general_documents)
         """
         body = _present({'general_document': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "documents/general_documents", json=body))
+        return cast('t.GeneralDocument', _record(self._call('POST', "documents/general_documents", json=body)))
 
-    def delete(self, id: Id) -> Record:
+    def delete(self, id: Id) -> int:
         """Delete a general document.
 
         ``DELETE /{administration_id}/documents/general_documents/{id}`` (delete_administration_id_documents_general_documents_id)
         """
-        return _record(self._call('DELETE', f"documents/general_documents/{_q(id)}"))
+        return cast('int', self._call('DELETE', f"documents/general_documents/{_q(id)}"))
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.GeneralDocument]:
         """Fetch general documents with given ids.
 
         ``POST /{administration_id}/documents/general_documents/synchronization`` (post_administration_id_documents_general_documents_synchronization)
         """
-        return self._fetch_many("documents/general_documents/synchronization", ids)
+        return cast('list[t.GeneralDocument]', self._fetch_many("documents/general_documents/synchronization", ids))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.GeneralDocument:
         """Get general document.
 
         ``GET /{administration_id}/documents/general_documents/{id}`` (get_administration_id_documents_general_documents_id)
         """
-        return _record(self._call('GET', f"documents/general_documents/{_q(id)}"))
+        return cast('t.GeneralDocument', _record(self._call('GET', f"documents/general_documents/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, **params: Any) -> Iterator[t.GeneralDocument]:
         """Get general documents.
 
         ``GET /{administration_id}/documents/general_documents`` (get_administration_id_documents_general_documents)
         """
         _query = _present({'filter': filter, 'new_filter': new_filter}, **params)
-        return self._paginate("documents/general_documents", _query or None)
+        return cast('Iterator[t.GeneralDocument]', self._paginate("documents/general_documents", _query or None))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List ids and versions of general documents.
@@ -1528,13 +1597,13 @@ class GeneralDocuments(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "documents/general_documents/synchronization", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, *, remove_contact: Any = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, *, remove_contact: Any = None, **more: Any) -> t.GeneralDocument:
         """Update a general document.
 
         ``PATCH /{administration_id}/documents/general_documents/{id}`` (patch_administration_id_documents_general_documents_id)
         """
         body = _present({'general_document': {**(attributes or {}), **more}, 'remove_contact': remove_contact})
-        return _record(self._call('PATCH', f"documents/general_documents/{_q(id)}", json=body))
+        return cast('t.GeneralDocument', _record(self._call('PATCH', f"documents/general_documents/{_q(id)}", json=body)))
 
 
 class GeneralJournalDocuments(Group):
@@ -1545,42 +1614,52 @@ class GeneralJournalDocuments(Group):
         self.attachments = GeneralJournalDocumentsAttachments(client, administration_id)
         self.notes = GeneralJournalDocumentsNotes(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
+        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        self.attachments.create(id, filename, content)
+
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.GeneralJournalDocument]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.GeneralJournalDocument:
         """Create a new general journal document.
 
         ``POST /{administration_id}/documents/general_journal_documents`` (post_administration_id_documents_general_journal_documents)
         """
         body = _present({'general_journal_document': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "documents/general_journal_documents", json=body))
+        return cast('t.GeneralJournalDocument', _record(self._call('POST', "documents/general_journal_documents", json=body)))
 
-    def delete(self, id: Id) -> Record:
+    def delete(self, id: Id) -> int:
         """Delete a general journal document.
 
         ``DELETE /{administration_id}/documents/general_journal_documents/{id}`` (delete_administration_id_documents_general_journal_documents_id)
         """
-        return _record(self._call('DELETE', f"documents/general_journal_documents/{_q(id)}"))
+        return cast('int', self._call('DELETE', f"documents/general_journal_documents/{_q(id)}"))
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.GeneralJournalDocument]:
         """Fetch general journal documents with given ids.
 
         ``POST /{administration_id}/documents/general_journal_documents/synchronization`` (post_administration_id_documents_general_journal_documents_synchronization)
         """
-        return self._fetch_many("documents/general_journal_documents/synchronization", ids)
+        return cast('list[t.GeneralJournalDocument]', self._fetch_many("documents/general_journal_documents/synchronization", ids))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.GeneralJournalDocument:
         """Get general journal document.
 
         ``GET /{administration_id}/documents/general_journal_documents/{id}`` (get_administration_id_documents_general_journal_documents_id)
         """
-        return _record(self._call('GET', f"documents/general_journal_documents/{_q(id)}"))
+        return cast('t.GeneralJournalDocument', _record(self._call('GET', f"documents/general_journal_documents/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, exclude_new_general_journal_documents: bool | str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, exclude_new_general_journal_documents: bool | str | None = None, **params: Any) -> Iterator[t.GeneralJournalDocument]:
         """Get general journal documents.
 
         ``GET /{administration_id}/documents/general_journal_documents`` (get_administration_id_documents_general_journal_documents)
         """
         _query = _present({'filter': filter, 'new_filter': new_filter, 'exclude_new_general_journal_documents': exclude_new_general_journal_documents}, **params)
-        return self._paginate("documents/general_journal_documents", _query or None)
+        return cast('Iterator[t.GeneralJournalDocument]', self._paginate("documents/general_journal_documents", _query or None))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List ids and versions of general journal documents.
@@ -1590,25 +1669,25 @@ class GeneralJournalDocuments(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "documents/general_journal_documents/synchronization", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, *, all_taxes: Any = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, *, all_taxes: Any = None, **more: Any) -> t.GeneralJournalDocument:
         """Update a general journal document.
 
         ``PATCH /{administration_id}/documents/general_journal_documents/{id}`` (patch_administration_id_documents_general_journal_documents_id)
         """
         body = _present({'general_journal_document': {**(attributes or {}), **more}, 'all_taxes': all_taxes})
-        return _record(self._call('PATCH', f"documents/general_journal_documents/{_q(id)}", json=body))
+        return cast('t.GeneralJournalDocument', _record(self._call('PATCH', f"documents/general_journal_documents/{_q(id)}", json=body)))
 
 
 class Identities(Group):
     """Operations on identities."""
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Identity:
         """Creates an identity.
 
         ``POST /{administration_id}/identities`` (post_administration_id_identities)
         """
         body = _present({'identity': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "identities", json=body))
+        return cast('t.Identity', _record(self._call('POST', "identities", json=body)))
 
     def delete(self, id: Id) -> None:
         """Deletes an identity.
@@ -1617,55 +1696,55 @@ class Identities(Group):
         """
         self._call('DELETE', f"identities/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.Identity:
         """Retrieve identity by given id.
 
         ``GET /{administration_id}/identities/{id}`` (get_administration_id_identities_id)
         """
-        return _record(self._call('GET', f"identities/{_q(id)}"))
+        return cast('t.Identity', _record(self._call('GET', f"identities/{_q(id)}")))
 
-    def get_default(self) -> Record:
+    def get_default(self) -> t.Identity:
         """Retrieve the default identity.
 
         ``GET /{administration_id}/identities/default`` (get_administration_id_identities_default)
         """
-        return _record(self._call('GET', "identities/default"))
+        return cast('t.Identity', _record(self._call('GET', "identities/default")))
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.Identity]:
         """Retrieve identities.
 
         ``GET /{administration_id}/identities`` (get_administration_id_identities)
         """
         _query = _present({}, **params)
-        return self._list("identities", _query or None)
+        return cast('Iterator[t.Identity]', self._list("identities", _query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Identity:
         """Updates an identity.
 
         ``PATCH /{administration_id}/identities/{id}`` (patch_administration_id_identities_id)
         """
         body = _present({'identity': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"identities/{_q(id)}", json=body))
+        return cast('t.Identity', _record(self._call('PATCH', f"identities/{_q(id)}", json=body)))
 
-    def update_default(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update_default(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Identity:
         """Updates the default identity.
 
         ``PATCH /{administration_id}/identities/default`` (patch_administration_id_identities_default)
         """
         body = _present({'identity': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', "identities/default", json=body))
+        return cast('t.Identity', _record(self._call('PATCH', "identities/default", json=body)))
 
 
 class LedgerAccounts(Group):
     """Operations on ledger_accounts."""
 
-    def create(self, attributes: Mapping[str, Any] | None = None, *, rgs_code: Any = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, *, rgs_code: Any = None, **more: Any) -> t.LedgerAccount:
         """Creates a new ledger account.
 
         ``POST /{administration_id}/ledger_accounts`` (post_administration_id_ledger_accounts)
         """
         body = _present({'ledger_account': {**(attributes or {}), **more}, 'rgs_code': rgs_code})
-        return _record(self._call('POST', "ledger_accounts", json=body))
+        return cast('t.LedgerAccount', _record(self._call('POST', "ledger_accounts", json=body)))
 
     def delete(self, id: Id) -> None:
         """Deletes a ledger account.
@@ -1674,51 +1753,51 @@ class LedgerAccounts(Group):
         """
         self._call('DELETE', f"ledger_accounts/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.LedgerAccount:
         """Returns information about a ledger account.
 
         ``GET /{administration_id}/ledger_accounts/{id}`` (get_administration_id_ledger_accounts_id)
         """
-        return _record(self._call('GET', f"ledger_accounts/{_q(id)}"))
+        return cast('t.LedgerAccount', _record(self._call('GET', f"ledger_accounts/{_q(id)}")))
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.LedgerAccount]:
         """List all ledger accounts of an administration.
 
         ``GET /{administration_id}/ledger_accounts`` (get_administration_id_ledger_accounts)
         """
         _query = _present({}, **params)
-        return self._list("ledger_accounts", _query or None)
+        return cast('Iterator[t.LedgerAccount]', self._list("ledger_accounts", _query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, *, rgs_code: Any = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, *, rgs_code: Any = None, **more: Any) -> t.LedgerAccount:
         """Updates a ledger account.
 
         ``PATCH /{administration_id}/ledger_accounts/{id}`` (patch_administration_id_ledger_accounts_id)
         """
         body = _present({'ledger_account': {**(attributes or {}), **more}, 'rgs_code': rgs_code})
-        return _record(self._call('PATCH', f"ledger_accounts/{_q(id)}", json=body))
+        return cast('t.LedgerAccount', _record(self._call('PATCH', f"ledger_accounts/{_q(id)}", json=body)))
 
 
 class Payments(Group):
     """Operations on payments."""
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.Payment:
         """Returns information about a payment.
 
         ``GET /{administration_id}/payments/{id}`` (get_administration_id_payments_id)
         """
-        return _record(self._call('GET', f"payments/{_q(id)}"))
+        return cast('t.Payment', _record(self._call('GET', f"payments/{_q(id)}")))
 
 
 class Products(Group):
     """Operations on products."""
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Product:
         """Creates a new product.
 
         ``POST /{administration_id}/products`` (post_administration_id_products)
         """
         body = _present({'product': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "products", json=body))
+        return cast('t.Product', _record(self._call('POST', "products", json=body)))
 
     def delete(self, id: Id) -> None:
         """Deletes a product.
@@ -1727,55 +1806,55 @@ class Products(Group):
         """
         self._call('DELETE', f"products/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.Product:
         """Returns information about a product.
 
         ``GET /{administration_id}/products/{id}`` (get_administration_id_products_id)
         """
-        return _record(self._call('GET', f"products/{_q(id)}"))
+        return cast('t.Product', _record(self._call('GET', f"products/{_q(id)}")))
 
-    def get_by_identifier(self, identifier: Id) -> Record:
+    def get_by_identifier(self, identifier: Id) -> t.Product:
         """Returns information about a product based on the identifier.
 
         ``GET /{administration_id}/products/identifier/{identifier}`` (get_administration_id_products_identifier_identifier)
         """
-        return _record(self._call('GET', f"products/identifier/{_q(identifier)}"))
+        return cast('t.Product', _record(self._call('GET', f"products/identifier/{_q(identifier)}")))
 
-    def list(self, *, query: str | None = None, currency: str | None = None, active: bool | str | None = None, for_checkout: bool | str | None = None, ledger_account_id: str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, query: str | None = None, currency: str | None = None, active: bool | str | None = None, for_checkout: bool | str | None = None, ledger_account_id: str | None = None, **params: Any) -> Iterator[t.Product]:
         """List all products of an administration.
 
         ``GET /{administration_id}/products`` (get_administration_id_products)
         """
         _query = _present({'query': query, 'currency': currency, 'active': active, 'for_checkout': for_checkout, 'ledger_account_id': ledger_account_id}, **params)
-        return self._paginate("products", _query or None)
+        return cast('Iterator[t.Product]', self._paginate("products", _query or None))
 
-    def sales_link(self, id: Id, *, contact_id: str | None = None, **params: Any) -> Record:
+    def sales_link(self, id: Id, *, contact_id: str | None = None, **params: Any) -> str:
         """Create online sales link.
 
         ``POST /{administration_id}/products/{id}/sales_link`` (post_administration_id_products_id_sales_link)
         """
         _query = _present({'contact_id': contact_id}, **params)
-        return _record(self._call('POST', f"products/{_q(id)}/sales_link", params=_query or None))
+        return cast('str', self._call('POST', f"products/{_q(id)}/sales_link", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Product:
         """Updates a product.
 
         ``PATCH /{administration_id}/products/{id}`` (patch_administration_id_products_id)
         """
         body = _present({'product': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"products/{_q(id)}", json=body))
+        return cast('t.Product', _record(self._call('PATCH', f"products/{_q(id)}", json=body)))
 
 
 class Projects(Group):
     """Operations on projects."""
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Project:
         """Creates a new project.
 
         ``POST /{administration_id}/projects`` (post_administration_id_projects)
         """
         body = _present({'project': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "projects", json=body))
+        return cast('t.Project', _record(self._call('POST', "projects", json=body)))
 
     def delete(self, id: Id) -> None:
         """Deletes a project.
@@ -1784,28 +1863,28 @@ class Projects(Group):
         """
         self._call('DELETE', f"projects/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.Project:
         """Returns information about a project.
 
         ``GET /{administration_id}/projects/{id}`` (get_administration_id_projects_id)
         """
-        return _record(self._call('GET', f"projects/{_q(id)}"))
+        return cast('t.Project', _record(self._call('GET', f"projects/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[t.Project]:
         """List all projects of an administration.
 
         ``GET /{administration_id}/projects`` (get_administration_id_projects)
         """
         _query = _present({'filter': filter}, **params)
-        return self._paginate("projects", _query or None)
+        return cast('Iterator[t.Project]', self._paginate("projects", _query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Project:
         """Updates a project.
 
         ``PATCH /{administration_id}/projects/{id}`` (patch_administration_id_projects_id)
         """
         body = _present({'project': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"projects/{_q(id)}", json=body))
+        return cast('t.Project', _record(self._call('PATCH', f"projects/{_q(id)}", json=body)))
 
 
 class PurchaseInvoices(Group):
@@ -1817,44 +1896,54 @@ class PurchaseInvoices(Group):
         self.notes = PurchaseInvoicesNotes(client, administration_id)
         self.payments = PurchaseInvoicesPayments(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
+        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        self.attachments.create(id, filename, content)
+
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.PurchaseInvoice]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.PurchaseInvoice:
         """Create a new purchase invoice.
 
         ``POST /{administration_id}/documents/purchase_invoices`` (post_administration_id_documents_purchase_invoices)
         """
         body = _present({'purchase_invoice': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "documents/purchase_invoices", json=body))
+        return cast('t.PurchaseInvoice', _record(self._call('POST', "documents/purchase_invoices", json=body)))
 
-    def delete(self, id: Id) -> Record:
+    def delete(self, id: Id) -> int:
         """Delete a purchase invoices.
 
         ``DELETE /{administration_id}/documents/purchase_invoices/{id}`` (delete_administration_id_documents_purchase_invoices_id)
         """
-        return _record(self._call('DELETE', f"documents/purchase_invoices/{_q(id)}"))
+        return cast('int', self._call('DELETE', f"documents/purchase_invoices/{_q(id)}"))
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.PurchaseInvoice]:
         """Fetch purchase invoices with given ids.
 
         ``POST /{administration_id}/documents/purchase_invoices/synchronization`` (post_administration_id_documents_purchase_invoices_synchronization)
         """
-        return self._fetch_many("documents/purchase_invoices/synchronization", ids)
+        return cast('list[t.PurchaseInvoice]', self._fetch_many("documents/purchase_invoices/synchronization", ids))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.PurchaseInvoice:
         """Get purchase invoice.
 
         ``GET /{administration_id}/documents/purchase_invoices/{id}`` (get_administration_id_documents_purchase_invoices_id)
         """
-        return _record(self._call('GET', f"documents/purchase_invoices/{_q(id)}"))
+        return cast('t.PurchaseInvoice', _record(self._call('GET', f"documents/purchase_invoices/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, **params: Any) -> Iterator[t.PurchaseInvoice]:
         """Get purchase invoices.
 
         ``GET /{administration_id}/documents/purchase_invoices`` (get_administration_id_documents_purchase_invoices)
         """
         _query = _present({'filter': filter, 'new_filter': new_filter}, **params)
-        return self._paginate("documents/purchase_invoices", _query or None)
+        return cast('Iterator[t.PurchaseInvoice]', self._paginate("documents/purchase_invoices", _query or None))
 
-    def register_payment(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def register_payment(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> int:
         """Register a payment for a purchase invoice.
 
         ``PATCH /{administration_id}/documents/purchase_invoices/{id}/register_payment`` (patch_administration_id_documents_purchase_invoices_id_register_payment)
@@ -1863,7 +1952,7 @@ class PurchaseInvoices(Group):
         """
         _deprecated('purchase_invoices.register_payment uses an endpoint Moneybird deprecated; use purchase_invoices.payments.create instead')
         body = _present({'payment': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"documents/purchase_invoices/{_q(id)}/register_payment", json=body))
+        return cast('int', self._call('PATCH', f"documents/purchase_invoices/{_q(id)}/register_payment", json=body))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List ids and versions of purchase invoices.
@@ -1873,13 +1962,13 @@ class PurchaseInvoices(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "documents/purchase_invoices/synchronization", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.PurchaseInvoice:
         """Update purchase invoice.
 
         ``PATCH /{administration_id}/documents/purchase_invoices/{id}`` (patch_administration_id_documents_purchase_invoices_id)
         """
         body = _present({'purchase_invoice': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"documents/purchase_invoices/{_q(id)}", json=body))
+        return cast('t.PurchaseInvoice', _record(self._call('PATCH', f"documents/purchase_invoices/{_q(id)}", json=body)))
 
 
 class PurchaseTransactions(Group):
@@ -1902,20 +1991,20 @@ class PurchaseTransactions(Group):
         _deprecated('purchase_transactions.delete_pending uses an endpoint Moneybird deprecated; use purchase_transactions.delete instead')
         self._call('DELETE', f"purchase_transactions/{_q(id)}/delete")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.PurchaseTransaction:
         """Get a purchase transaction by id.
 
         ``GET /{administration_id}/purchase_transactions/{id}`` (get_administration_id_purchase_transactions_id)
         """
-        return _record(self._call('GET', f"purchase_transactions/{_q(id)}"))
+        return cast('t.PurchaseTransaction', _record(self._call('GET', f"purchase_transactions/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[t.PurchaseTransaction]:
         """List all purchase transactions.
 
         ``GET /{administration_id}/purchase_transactions`` (get_administration_id_purchase_transactions)
         """
         _query = _present({'filter': filter}, **params)
-        return self._paginate("purchase_transactions", _query or None)
+        return cast('Iterator[t.PurchaseTransaction]', self._paginate("purchase_transactions", _query or None))
 
 
 class Receipts(Group):
@@ -1927,44 +2016,54 @@ class Receipts(Group):
         self.notes = ReceiptsNotes(client, administration_id)
         self.payments = ReceiptsPayments(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, *, payment: Any = None, **more: Any) -> Record:
+    def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
+        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        self.attachments.create(id, filename, content)
+
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.Receipt]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, *, payment: Any = None, **more: Any) -> t.Receipt:
         """Create a new receipt.
 
         ``POST /{administration_id}/documents/receipts`` (post_administration_id_documents_receipts)
         """
         body = _present({'receipt': {**(attributes or {}), **more}, 'payment': payment})
-        return _record(self._call('POST', "documents/receipts", json=body))
+        return cast('t.Receipt', _record(self._call('POST', "documents/receipts", json=body)))
 
-    def delete(self, id: Id) -> Record:
+    def delete(self, id: Id) -> int:
         """Delete a receipts.
 
         ``DELETE /{administration_id}/documents/receipts/{id}`` (delete_administration_id_documents_receipts_id)
         """
-        return _record(self._call('DELETE', f"documents/receipts/{_q(id)}"))
+        return cast('int', self._call('DELETE', f"documents/receipts/{_q(id)}"))
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.Receipt]:
         """Fetch receipts with given ids.
 
         ``POST /{administration_id}/documents/receipts/synchronization`` (post_administration_id_documents_receipts_synchronization)
         """
-        return self._fetch_many("documents/receipts/synchronization", ids)
+        return cast('list[t.Receipt]', self._fetch_many("documents/receipts/synchronization", ids))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.Receipt:
         """Get a receipt.
 
         ``GET /{administration_id}/documents/receipts/{id}`` (get_administration_id_documents_receipts_id)
         """
-        return _record(self._call('GET', f"documents/receipts/{_q(id)}"))
+        return cast('t.Receipt', _record(self._call('GET', f"documents/receipts/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, **params: Any) -> Iterator[t.Receipt]:
         """List receipts.
 
         ``GET /{administration_id}/documents/receipts`` (get_administration_id_documents_receipts)
         """
         _query = _present({'filter': filter, 'new_filter': new_filter}, **params)
-        return self._paginate("documents/receipts", _query or None)
+        return cast('Iterator[t.Receipt]', self._paginate("documents/receipts", _query or None))
 
-    def register_payment(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def register_payment(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> int:
         """Register a payment for a receipt.
 
         ``PATCH /{administration_id}/documents/receipts/{id}/register_payment`` (patch_administration_id_documents_receipts_id_register_payment)
@@ -1973,7 +2072,7 @@ class Receipts(Group):
         """
         _deprecated('receipts.register_payment uses an endpoint Moneybird deprecated; use receipts.payments.create instead')
         body = _present({'payment': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"documents/receipts/{_q(id)}/register_payment", json=body))
+        return cast('int', self._call('PATCH', f"documents/receipts/{_q(id)}/register_payment", json=body))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List ids and versions of receipts.
@@ -1983,13 +2082,13 @@ class Receipts(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "documents/receipts/synchronization", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, *, payment: Any = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, *, payment: Any = None, **more: Any) -> t.Receipt:
         """Update a receipt.
 
         ``PATCH /{administration_id}/documents/receipts/{id}`` (patch_administration_id_documents_receipts_id)
         """
         body = _present({'receipt': {**(attributes or {}), **more}, 'payment': payment})
-        return _record(self._call('PATCH', f"documents/receipts/{_q(id)}", json=body))
+        return cast('t.Receipt', _record(self._call('PATCH', f"documents/receipts/{_q(id)}", json=body)))
 
 
 class RecurringSalesInvoices(Group):
@@ -1999,13 +2098,19 @@ class RecurringSalesInvoices(Group):
         super().__init__(client, administration_id)
         self.notes = RecurringSalesInvoicesNotes(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.RecurringSalesInvoice]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.RecurringSalesInvoice:
         """Creates a new recurring sales invoice.
 
         ``POST /{administration_id}/recurring_sales_invoices`` (post_administration_id_recurring_sales_invoices)
         """
         body = _present({'recurring_sales_invoice': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "recurring_sales_invoices", json=body))
+        return cast('t.RecurringSalesInvoice', _record(self._call('POST', "recurring_sales_invoices", json=body)))
 
     def delete(self, id: Id) -> None:
         """Destroy or deactivate a recurring sales invoice.
@@ -2014,27 +2119,27 @@ class RecurringSalesInvoices(Group):
         """
         self._call('DELETE', f"recurring_sales_invoices/{_q(id)}")
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.RecurringSalesInvoice]:
         """Fetch recurring sales invoices with given IDs.
 
         ``POST /{administration_id}/recurring_sales_invoices/synchronization`` (post_administration_id_recurring_sales_invoices_synchronization)
         """
-        return self._fetch_many("recurring_sales_invoices/synchronization", ids)
+        return cast('list[t.RecurringSalesInvoice]', self._fetch_many("recurring_sales_invoices/synchronization", ids))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.RecurringSalesInvoice:
         """Get a recurring sales invoice by id.
 
         ``GET /{administration_id}/recurring_sales_invoices/{id}`` (get_administration_id_recurring_sales_invoices_id)
         """
-        return _record(self._call('GET', f"recurring_sales_invoices/{_q(id)}"))
+        return cast('t.RecurringSalesInvoice', _record(self._call('GET', f"recurring_sales_invoices/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[t.RecurringSalesInvoice]:
         """List all recurring sales invoices.
 
         ``GET /{administration_id}/recurring_sales_invoices`` (get_administration_id_recurring_sales_invoices)
         """
         _query = _present({'filter': filter}, **params)
-        return self._paginate("recurring_sales_invoices", _query or None)
+        return cast('Iterator[t.RecurringSalesInvoice]', self._paginate("recurring_sales_invoices", _query or None))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List all IDs and versions.
@@ -2044,13 +2149,13 @@ class RecurringSalesInvoices(Group):
         _query = _present({'filter': filter}, **params)
         return _versions(self._call('GET', "recurring_sales_invoices/synchronization", params=_query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.RecurringSalesInvoice:
         """Updates a recurring sales invoice.
 
         ``PATCH /{administration_id}/recurring_sales_invoices/{id}`` (patch_administration_id_recurring_sales_invoices_id)
         """
         body = _present({'recurring_sales_invoice': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"recurring_sales_invoices/{_q(id)}", json=body))
+        return cast('t.RecurringSalesInvoice', _record(self._call('PATCH', f"recurring_sales_invoices/{_q(id)}", json=body)))
 
 
 class Reports(Group):
@@ -2209,13 +2314,23 @@ class SalesInvoices(Group):
         self.notes = SalesInvoicesNotes(client, administration_id)
         self.payments = SalesInvoicesPayments(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, *, from_payment_request: Any = None, **more: Any) -> Record:
+    def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
+        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        self.attachments.create(id, filename, content)
+
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.SalesInvoice]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, *, from_payment_request: Any = None, **more: Any) -> t.SalesInvoice:
         """Create a sales invoice.
 
         ``POST /{administration_id}/sales_invoices`` (post_administration_id_sales_invoices)
         """
         body = _present({'sales_invoice': {**(attributes or {}), **more}, 'from_payment_request': from_payment_request})
-        return _record(self._call('POST', "sales_invoices", json=body))
+        return cast('t.SalesInvoice', _record(self._call('POST', "sales_invoices", json=body)))
 
     def delete(self, id: Id) -> None:
         """Delete a sales invoice.
@@ -2224,65 +2339,69 @@ class SalesInvoices(Group):
         """
         self._call('DELETE', f"sales_invoices/{_q(id)}")
 
-    def duplicate_as_credit_invoice(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def download_pdf(self, id: Id) -> bytes:
+        """The invoice PDF: ``pdf(id)`` under the name hookbird has always offered."""
+        return self.pdf(id)
+
+    def duplicate_as_credit_invoice(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
         """Duplicate to credit invoice.
 
         ``PATCH /{administration_id}/sales_invoices/{id}/duplicate_creditinvoice`` (patch_administration_id_sales_invoices_id_duplicate_creditinvoice)
         """
         body = {**(attributes or {}), **more}
-        return _record(self._call('PATCH', f"sales_invoices/{_q(id)}/duplicate_creditinvoice", json=body))
+        return cast('t.SalesInvoice', _record(self._call('PATCH', f"sales_invoices/{_q(id)}/duplicate_creditinvoice", json=body)))
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.SalesInvoice]:
         """Fetch sales invoices with given ids.
 
         ``POST /{administration_id}/sales_invoices/synchronization`` (post_administration_id_sales_invoices_synchronization)
         """
-        return self._fetch_many("sales_invoices/synchronization", ids)
+        return cast('list[t.SalesInvoice]', self._fetch_many("sales_invoices/synchronization", ids))
 
-    def find_by_invoice_id(self, invoice_id: Id) -> Record:
+    def find_by_invoice_id(self, invoice_id: Id) -> t.SalesInvoice:
         """Get an invoice by invoice_id.
 
         ``GET /{administration_id}/sales_invoices/find_by_invoice_id/{invoice_id}`` (get_administration_id_sales_invoices_find_by_invoice_id_invoice_id)
         """
-        return _record(self._call('GET', f"sales_invoices/find_by_invoice_id/{_q(invoice_id)}"))
+        return cast('t.SalesInvoice', _record(self._call('GET', f"sales_invoices/find_by_invoice_id/{_q(invoice_id)}")))
 
-    def find_by_reference(self, reference: Id) -> Record:
+    def find_by_reference(self, reference: Id) -> t.SalesInvoice:
         """Get an invoice by reference.
 
         ``GET /{administration_id}/sales_invoices/find_by_reference/{reference}`` (get_administration_id_sales_invoices_find_by_reference_reference)
         """
-        return _record(self._call('GET', f"sales_invoices/find_by_reference/{_q(reference)}"))
+        return cast('t.SalesInvoice', _record(self._call('GET', f"sales_invoices/find_by_reference/{_q(reference)}")))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.SalesInvoice:
         """Get an invoice by id.
 
         ``GET /{administration_id}/sales_invoices/{id}`` (get_administration_id_sales_invoices_id)
         """
-        return _record(self._call('GET', f"sales_invoices/{_q(id)}"))
+        return cast('t.SalesInvoice', _record(self._call('GET', f"sales_invoices/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[t.SalesInvoice]:
         """List all invoices.
 
         ``GET /{administration_id}/sales_invoices`` (get_administration_id_sales_invoices)
         """
         _query = _present({'filter': filter}, **params)
-        return self._paginate("sales_invoices", _query or None)
+        return cast('Iterator[t.SalesInvoice]', self._paginate("sales_invoices", _query or None))
 
-    def mark_as_dubious(self, id: Id, dubious_date: Any = None, **more: Any) -> Record:
+    def mark_as_dubious(self, id: Id, dubious_date: Any = None, **more: Any) -> t.SalesInvoice:
         """Mark as dubious.
 
         ``PATCH /{administration_id}/sales_invoices/{id}/mark_as_dubious`` (patch_administration_id_sales_invoices_id_mark_as_dubious)
         """
         body = _present({'dubious_date': dubious_date}, **more)
-        return _record(self._call('PATCH', f"sales_invoices/{_q(id)}/mark_as_dubious", json=body))
+        return cast('t.SalesInvoice', _record(self._call('PATCH', f"sales_invoices/{_q(id)}/mark_as_dubious", json=body)))
 
-    def mark_as_uncollectible(self, id: Id, uncollectible_date: Any = None, book_method: Any = None, **more: Any) -> Record:
+    def mark_as_uncollectible(self, id: Id, uncollectible_date: Any = None, book_method: Any = None, **more: Any) -> t.SalesInvoice:
         """Mark as uncollectible.
 
         ``PATCH /{administration_id}/sales_invoices/{id}/mark_as_uncollectible`` (patch_administration_id_sales_invoices_id_mark_as_uncollectible)
         """
         body = _present({'uncollectible_date': uncollectible_date, 'book_method': book_method}, **more)
-        return _record(self._call('PATCH', f"sales_invoices/{_q(id)}/mark_as_uncollectible", json=body))
+        return cast('t.SalesInvoice', _record(self._call('PATCH', f"sales_invoices/{_q(id)}/mark_as_uncollectible", json=body)))
 
     @overload
     def packing_slip_pdf(self, id: Id, *, media: str | None = None, to: None = None, **params: Any) -> bytes: ...
@@ -2301,13 +2420,13 @@ class SalesInvoices(Group):
         _query = _present({'media': media}, **params)
         return self._binary('GET', f"sales_invoices/{_q(id)}/download_packing_slip_pdf", to, params=_query or None)
 
-    def pause(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def pause(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
         """Pause sales invoice.
 
         ``POST /{administration_id}/sales_invoices/{id}/pause`` (post_administration_id_sales_invoices_id_pause)
         """
         body = {**(attributes or {}), **more}
-        return _record(self._call('POST', f"sales_invoices/{_q(id)}/pause", json=body))
+        return cast('t.SalesInvoice', _record(self._call('POST', f"sales_invoices/{_q(id)}/pause", json=body)))
 
     @overload
     def pdf(self, id: Id, *, media: str | None = None, to: None = None, **params: Any) -> bytes: ...
@@ -2337,29 +2456,29 @@ class SalesInvoices(Group):
         body = _present({'payment': {**(attributes or {}), **more}})
         return _record(self._call('PATCH', f"sales_invoices/{_q(id)}/register_payment", json=body))
 
-    def register_payment_credit_invoice(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def register_payment_credit_invoice(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
         """Register a payment for a creditinvoice.
 
         ``PATCH /{administration_id}/sales_invoices/{id}/register_payment_creditinvoice`` (patch_administration_id_sales_invoices_id_register_payment_creditinvoice)
         """
         body = {**(attributes or {}), **more}
-        return _record(self._call('PATCH', f"sales_invoices/{_q(id)}/register_payment_creditinvoice", json=body))
+        return cast('t.SalesInvoice', _record(self._call('PATCH', f"sales_invoices/{_q(id)}/register_payment_creditinvoice", json=body)))
 
-    def resume(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def resume(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
         """Resume sales invoice.
 
         ``POST /{administration_id}/sales_invoices/{id}/resume`` (post_administration_id_sales_invoices_id_resume)
         """
         body = {**(attributes or {}), **more}
-        return _record(self._call('POST', f"sales_invoices/{_q(id)}/resume", json=body))
+        return cast('t.SalesInvoice', _record(self._call('POST', f"sales_invoices/{_q(id)}/resume", json=body)))
 
-    def send(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def send(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
         """Sends an invoice.
 
         ``PATCH /{administration_id}/sales_invoices/{id}/send_invoice`` (patch_administration_id_sales_invoices_id_send_invoice)
         """
         body = _present({'sales_invoice_sending': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"sales_invoices/{_q(id)}/send_invoice", json=body))
+        return cast('t.SalesInvoice', _record(self._call('PATCH', f"sales_invoices/{_q(id)}/send_invoice", json=body)))
 
     def send_reminders(self, sales_invoice_reminders: Any, **more: Any) -> None:
         """Sends a reminder.
@@ -2393,31 +2512,31 @@ class SalesInvoices(Group):
         """
         return self._binary('GET', f"sales_invoices/{_q(id)}/download_ubl", to)
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
         """Update a sales invoice.
 
         ``PATCH /{administration_id}/sales_invoices/{id}`` (patch_administration_id_sales_invoices_id)
         """
         body = _present({'sales_invoice': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"sales_invoices/{_q(id)}", json=body))
+        return cast('t.SalesInvoice', _record(self._call('PATCH', f"sales_invoices/{_q(id)}", json=body)))
 
 
 class SepaCreditTransfer(Group):
     """Operations on sepa_credit_transfer."""
 
-    def create(self, filename: str, content: bytes, *, ledger_account_id: Any = None, financial_account_id: Any = None) -> Records:
+    def create(self, filename: str, content: bytes, *, ledger_account_id: Any = None, financial_account_id: Any = None) -> list[t.PurchaseTransactionBatch]:
         """Upload a SEPA credit transfer file to create purchase transaction batches.
 
         ``POST /{administration_id}/sepa_credit_transfer`` (post_administration_id_sepa_credit_transfer)
         """
         files = _form({'file': (filename, content)}, {'ledger_account_id': ledger_account_id, 'financial_account_id': financial_account_id})
-        return _records(self._call('POST', "sepa_credit_transfer", files=files))
+        return cast('list[t.PurchaseTransactionBatch]', _records(self._call('POST', "sepa_credit_transfer", files=files)))
 
 
 class SubscriptionTemplates(Group):
     """Operations on subscription_templates."""
 
-    def checkout_identifier(self, id: Id, *, contact_id: str | None = None, start_date: str | None = None, product_id: str | None = None, **params: Any) -> Record:
+    def checkout_identifier(self, id: Id, *, contact_id: str | None = None, start_date: str | None = None, product_id: str | None = None, **params: Any) -> str:
         """Create online sales link [Deprecated].
 
         ``GET /{administration_id}/subscription_templates/{id}/checkout_identifier`` (get_administration_id_subscription_templates_id_checkout_identifier)
@@ -2426,23 +2545,23 @@ class SubscriptionTemplates(Group):
         """
         _deprecated('subscription_templates.checkout_identifier uses an endpoint Moneybird deprecated; use subscription_templates.sales_link instead')
         _query = _present({'contact_id': contact_id, 'start_date': start_date, 'product_id': product_id}, **params)
-        return _record(self._call('GET', f"subscription_templates/{_q(id)}/checkout_identifier", params=_query or None))
+        return cast('str', self._call('GET', f"subscription_templates/{_q(id)}/checkout_identifier", params=_query or None))
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.SubscriptionTemplate]:
         """List all subscription templates.
 
         ``GET /{administration_id}/subscription_templates`` (get_administration_id_subscription_templates)
         """
         _query = _present({}, **params)
-        return self._paginate("subscription_templates", _query or None)
+        return cast('Iterator[t.SubscriptionTemplate]', self._paginate("subscription_templates", _query or None))
 
-    def sales_link(self, id: Id, *, contact_id: str | None = None, start_date: str | None = None, product_id: str | None = None, **params: Any) -> Record:
+    def sales_link(self, id: Id, *, contact_id: str | None = None, start_date: str | None = None, product_id: str | None = None, **params: Any) -> str:
         """Create online sales link.
 
         ``POST /{administration_id}/subscription_templates/{id}/sales_link`` (post_administration_id_subscription_templates_id_sales_link)
         """
         _query = _present({'contact_id': contact_id, 'start_date': start_date, 'product_id': product_id}, **params)
-        return _record(self._call('POST', f"subscription_templates/{_q(id)}/sales_link", params=_query or None))
+        return cast('str', self._call('POST', f"subscription_templates/{_q(id)}/sales_link", params=_query or None))
 
 
 class Subscriptions(Group):
@@ -2452,52 +2571,52 @@ class Subscriptions(Group):
         super().__init__(client, administration_id)
         self.additional_charges = SubscriptionsAdditionalCharges(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Subscription:
         """Create a new subscription.
 
         ``POST /{administration_id}/subscriptions`` (post_administration_id_subscriptions)
         """
         body = _present({'subscription': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "subscriptions", json=body))
+        return cast('t.Subscription', _record(self._call('POST', "subscriptions", json=body)))
 
-    def create_and_schedule_one_off_sales_invoice(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create_and_schedule_one_off_sales_invoice(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
         """Create and schedule an invoice to be sent together with the subscription.
 
         ``POST /{administration_id}/subscriptions/{id}/create_and_schedule_one_off_sales_invoice`` (post_administration_id_subscriptions_id_create_and_schedule_one_off_sales_invoice)
         """
         body = _present({'sales_invoice': {**(attributes or {}), **more}})
-        return _record(self._call('POST', f"subscriptions/{_q(id)}/create_and_schedule_one_off_sales_invoice", json=body))
+        return cast('t.SalesInvoice', _record(self._call('POST', f"subscriptions/{_q(id)}/create_and_schedule_one_off_sales_invoice", json=body)))
 
-    def delete(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def delete(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Subscription:
         """Cancel a subscription.
 
         ``DELETE /{administration_id}/subscriptions/{id}`` (delete_administration_id_subscriptions_id)
         """
         body = _present({'subscription': {**(attributes or {}), **more}})
-        return _record(self._call('DELETE', f"subscriptions/{_q(id)}", json=body))
+        return cast('t.Subscription', _record(self._call('DELETE', f"subscriptions/{_q(id)}", json=body)))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.Subscription:
         """Get subscription.
 
         ``GET /{administration_id}/subscriptions/{id}`` (get_administration_id_subscriptions_id)
         """
-        return _record(self._call('GET', f"subscriptions/{_q(id)}"))
+        return cast('t.Subscription', _record(self._call('GET', f"subscriptions/{_q(id)}")))
 
-    def list(self, *, contact_id: str, **params: Any) -> Iterator[Record]:
+    def list(self, *, contact_id: str, **params: Any) -> Iterator[t.Subscription]:
         """List all subscriptions.
 
         ``GET /{administration_id}/subscriptions`` (get_administration_id_subscriptions)
         """
         _query = _present({'contact_id': contact_id}, **params)
-        return self._list("subscriptions", _query or None)
+        return cast('Iterator[t.Subscription]', self._list("subscriptions", _query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Subscription:
         """Update a subscription.
 
         ``PATCH /{administration_id}/subscriptions/{id}`` (patch_administration_id_subscriptions_id)
         """
         body = _present({'subscription': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"subscriptions/{_q(id)}", json=body))
+        return cast('t.Subscription', _record(self._call('PATCH', f"subscriptions/{_q(id)}", json=body)))
 
 
 class TaskListGroups(Group):
@@ -2514,20 +2633,20 @@ class TaskListGroups(Group):
         """
         self._call('DELETE', f"task_list_groups/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.TaskListGroup:
         """Returns information about a task list group.
 
         ``GET /{administration_id}/task_list_groups/{id}`` (get_administration_id_task_list_groups_id)
         """
-        return _record(self._call('GET', f"task_list_groups/{_q(id)}"))
+        return cast('t.TaskListGroup', _record(self._call('GET', f"task_list_groups/{_q(id)}")))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskListGroup:
         """Updates a task list group.
 
         ``PATCH /{administration_id}/task_list_groups/{id}`` (patch_administration_id_task_list_groups_id)
         """
         body = _present({'group': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"task_list_groups/{_q(id)}", json=body or None))
+        return cast('t.TaskListGroup', _record(self._call('PATCH', f"task_list_groups/{_q(id)}", json=body or None)))
 
 
 class TaskListTasks(Group):
@@ -2537,20 +2656,20 @@ class TaskListTasks(Group):
         super().__init__(client, administration_id)
         self.notes = TaskListTasksNotes(client, administration_id)
 
-    def assign(self, task_list_task_id: Id, assignee_id: Any, **more: Any) -> Record:
+    def assign(self, task_list_task_id: Id, assignee_id: Any, **more: Any) -> t.TaskListTask:
         """Assigns a user to a task.
 
         ``POST /{administration_id}/task_list_tasks/{task_list_task_id}/assignment`` (post_administration_id_task_list_tasks_task_list_task_id_assignment)
         """
         body = _present({'assignee_id': assignee_id}, **more)
-        return _record(self._call('POST', f"task_list_tasks/{_q(task_list_task_id)}/assignment", json=body))
+        return cast('t.TaskListTask', _record(self._call('POST', f"task_list_tasks/{_q(task_list_task_id)}/assignment", json=body)))
 
-    def complete(self, task_list_task_id: Id) -> Record:
+    def complete(self, task_list_task_id: Id) -> t.TaskListTask:
         """Completes a task.
 
         ``POST /{administration_id}/task_list_tasks/{task_list_task_id}/completion`` (post_administration_id_task_list_tasks_task_list_task_id_completion)
         """
-        return _record(self._call('POST', f"task_list_tasks/{_q(task_list_task_id)}/completion"))
+        return cast('t.TaskListTask', _record(self._call('POST', f"task_list_tasks/{_q(task_list_task_id)}/completion")))
 
     def delete(self, id: Id) -> None:
         """Deletes a task.
@@ -2559,34 +2678,34 @@ class TaskListTasks(Group):
         """
         self._call('DELETE', f"task_list_tasks/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.TaskListTask:
         """Returns information about a task.
 
         ``GET /{administration_id}/task_list_tasks/{id}`` (get_administration_id_task_list_tasks_id)
         """
-        return _record(self._call('GET', f"task_list_tasks/{_q(id)}"))
+        return cast('t.TaskListTask', _record(self._call('GET', f"task_list_tasks/{_q(id)}")))
 
-    def reopen(self, task_list_task_id: Id) -> Record:
+    def reopen(self, task_list_task_id: Id) -> t.TaskListTask:
         """Reopens a task.
 
         ``DELETE /{administration_id}/task_list_tasks/{task_list_task_id}/completion`` (delete_administration_id_task_list_tasks_task_list_task_id_completion)
         """
-        return _record(self._call('DELETE', f"task_list_tasks/{_q(task_list_task_id)}/completion"))
+        return cast('t.TaskListTask', _record(self._call('DELETE', f"task_list_tasks/{_q(task_list_task_id)}/completion")))
 
-    def unassign(self, task_list_task_id: Id) -> Record:
+    def unassign(self, task_list_task_id: Id) -> t.TaskListTask:
         """Unassigns the user from a task.
 
         ``DELETE /{administration_id}/task_list_tasks/{task_list_task_id}/assignment`` (delete_administration_id_task_list_tasks_task_list_task_id_assignment)
         """
-        return _record(self._call('DELETE', f"task_list_tasks/{_q(task_list_task_id)}/assignment"))
+        return cast('t.TaskListTask', _record(self._call('DELETE', f"task_list_tasks/{_q(task_list_task_id)}/assignment")))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskListTask:
         """Updates a task.
 
         ``PATCH /{administration_id}/task_list_tasks/{id}`` (patch_administration_id_task_list_tasks_id)
         """
         body = _present({'task': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"task_list_tasks/{_q(id)}", json=body))
+        return cast('t.TaskListTask', _record(self._call('PATCH', f"task_list_tasks/{_q(id)}", json=body)))
 
 
 class TaskListTemplates(Group):
@@ -2597,13 +2716,13 @@ class TaskListTemplates(Group):
         self.groups = TaskListTemplatesGroups(client, administration_id)
         self.task_lists = TaskListTemplatesTaskLists(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskListTemplate:
         """Creates a new task list template.
 
         ``POST /{administration_id}/task_list_templates`` (post_administration_id_task_list_templates)
         """
         body = _present({'task_list_template': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "task_list_templates", json=body))
+        return cast('t.TaskListTemplate', _record(self._call('POST', "task_list_templates", json=body)))
 
     def delete(self, id: Id) -> None:
         """Deletes a task list template.
@@ -2612,28 +2731,28 @@ class TaskListTemplates(Group):
         """
         self._call('DELETE', f"task_list_templates/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.TaskListTemplate:
         """Returns information about a task list template.
 
         ``GET /{administration_id}/task_list_templates/{id}`` (get_administration_id_task_list_templates_id)
         """
-        return _record(self._call('GET', f"task_list_templates/{_q(id)}"))
+        return cast('t.TaskListTemplate', _record(self._call('GET', f"task_list_templates/{_q(id)}")))
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.TaskListTemplate]:
         """List all task list templates of an administration.
 
         ``GET /{administration_id}/task_list_templates`` (get_administration_id_task_list_templates)
         """
         _query = _present({}, **params)
-        return self._list("task_list_templates", _query or None)
+        return cast('Iterator[t.TaskListTemplate]', self._list("task_list_templates", _query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskListTemplate:
         """Updates a task list template.
 
         ``PATCH /{administration_id}/task_list_templates/{id}`` (patch_administration_id_task_list_templates_id)
         """
         body = _present({'task_list_template': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"task_list_templates/{_q(id)}", json=body))
+        return cast('t.TaskListTemplate', _record(self._call('PATCH', f"task_list_templates/{_q(id)}", json=body)))
 
 
 class TaskLists(Group):
@@ -2643,13 +2762,13 @@ class TaskLists(Group):
         super().__init__(client, administration_id)
         self.groups = TaskListsGroups(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskList:
         """Creates a new task list.
 
         ``POST /{administration_id}/task_lists`` (post_administration_id_task_lists)
         """
         body = _present({'task_list': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "task_lists", json=body))
+        return cast('t.TaskList', _record(self._call('POST', "task_lists", json=body)))
 
     def delete(self, id: Id) -> None:
         """Deletes a task list.
@@ -2658,40 +2777,40 @@ class TaskLists(Group):
         """
         self._call('DELETE', f"task_lists/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.TaskList:
         """Returns information about a task list.
 
         ``GET /{administration_id}/task_lists/{id}`` (get_administration_id_task_lists_id)
         """
-        return _record(self._call('GET', f"task_lists/{_q(id)}"))
+        return cast('t.TaskList', _record(self._call('GET', f"task_lists/{_q(id)}")))
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.TaskList]:
         """List all task lists of an administration.
 
         ``GET /{administration_id}/task_lists`` (get_administration_id_task_lists)
         """
         _query = _present({}, **params)
-        return self._paginate("task_lists", _query or None)
+        return cast('Iterator[t.TaskList]', self._paginate("task_lists", _query or None))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskList:
         """Updates a task list.
 
         ``PATCH /{administration_id}/task_lists/{id}`` (patch_administration_id_task_lists_id)
         """
         body = _present({'task_list': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"task_lists/{_q(id)}", json=body))
+        return cast('t.TaskList', _record(self._call('PATCH', f"task_lists/{_q(id)}", json=body)))
 
 
 class TaxRates(Group):
     """Operations on tax_rates."""
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Iterator[t.TaxRate]:
         """List all available tax rates for the administration.
 
         ``GET /{administration_id}/tax_rates`` (get_administration_id_tax_rates)
         """
         _query = _present({'filter': filter}, **params)
-        return self._paginate("tax_rates", _query or None)
+        return cast('Iterator[t.TaxRate]', self._paginate("tax_rates", _query or None))
 
 
 class TimeEntries(Group):
@@ -2701,13 +2820,13 @@ class TimeEntries(Group):
         super().__init__(client, administration_id)
         self.notes = TimeEntriesNotes(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TimeEntry:
         """Create a time entry.
 
         ``POST /{administration_id}/time_entries`` (post_administration_id_time_entries)
         """
         body = _present({'time_entry': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "time_entries", json=body))
+        return cast('t.TimeEntry', _record(self._call('POST', "time_entries", json=body)))
 
     def delete(self, id: Id) -> None:
         """Delete a time entry.
@@ -2716,42 +2835,42 @@ class TimeEntries(Group):
         """
         self._call('DELETE', f"time_entries/{_q(id)}")
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.TimeEntry:
         """Get a time entry by id.
 
         ``GET /{administration_id}/time_entries/{id}`` (get_administration_id_time_entries_id)
         """
-        return _record(self._call('GET', f"time_entries/{_q(id)}"))
+        return cast('t.TimeEntry', _record(self._call('GET', f"time_entries/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, query: str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, query: str | None = None, **params: Any) -> Iterator[t.TimeEntry]:
         """List all time entries.
 
         ``GET /{administration_id}/time_entries`` (get_administration_id_time_entries)
         """
         _query = _present({'filter': filter, 'query': query}, **params)
-        return self._paginate("time_entries", _query or None)
+        return cast('Iterator[t.TimeEntry]', self._paginate("time_entries", _query or None))
 
-    def resume(self, id: Id) -> Record:
+    def resume(self, id: Id) -> t.TimeEntry:
         """Resume a stopped timer.
 
         ``PATCH /{administration_id}/time_entries/{id}/resume`` (patch_administration_id_time_entries_id_resume)
         """
-        return _record(self._call('PATCH', f"time_entries/{_q(id)}/resume"))
+        return cast('t.TimeEntry', _record(self._call('PATCH', f"time_entries/{_q(id)}/resume")))
 
-    def stop(self, id: Id) -> Record:
+    def stop(self, id: Id) -> t.TimeEntry:
         """Stops an active time entry.
 
         ``PATCH /{administration_id}/time_entries/{id}/stop`` (patch_administration_id_time_entries_id_stop)
         """
-        return _record(self._call('PATCH', f"time_entries/{_q(id)}/stop"))
+        return cast('t.TimeEntry', _record(self._call('PATCH', f"time_entries/{_q(id)}/stop")))
 
-    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def update(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TimeEntry:
         """Update a time entry.
 
         ``PATCH /{administration_id}/time_entries/{id}`` (patch_administration_id_time_entries_id)
         """
         body = _present({'time_entry': {**(attributes or {}), **more}})
-        return _record(self._call('PATCH', f"time_entries/{_q(id)}", json=body))
+        return cast('t.TimeEntry', _record(self._call('PATCH', f"time_entries/{_q(id)}", json=body)))
 
 
 class TypelessDocuments(Group):
@@ -2761,42 +2880,52 @@ class TypelessDocuments(Group):
         super().__init__(client, administration_id)
         self.attachments = TypelessDocumentsAttachments(client, administration_id)
 
-    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> Record:
+    def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
+        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        self.attachments.create(id, filename, content)
+
+    def changed_since(self, known: Mapping[str, Any]) -> list[t.TypelessDocument]:
+        """Records whose version differs from ``known`` (id → version) or that are new:
+        one ``sync`` and a ``fetch_many`` per 100 changed records."""
+        changed = [s["id"] for s in self.sync() if str(known.get(s["id"])) != str(s["version"])]
+        return self.fetch_many(changed)
+
+    def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TypelessDocument:
         """Create a new typeless document.
 
         ``POST /{administration_id}/documents/typeless_documents`` (post_administration_id_documents_typeless_documents)
         """
         body = _present({'typeless_document': {**(attributes or {}), **more}})
-        return _record(self._call('POST', "documents/typeless_documents", json=body))
+        return cast('t.TypelessDocument', _record(self._call('POST', "documents/typeless_documents", json=body)))
 
-    def delete(self, id: Id) -> Record:
+    def delete(self, id: Id) -> int:
         """Delete a typeless document.
 
         ``DELETE /{administration_id}/documents/typeless_documents/{id}`` (delete_administration_id_documents_typeless_documents_id)
         """
-        return _record(self._call('DELETE', f"documents/typeless_documents/{_q(id)}"))
+        return cast('int', self._call('DELETE', f"documents/typeless_documents/{_q(id)}"))
 
-    def fetch_many(self, ids: Iterable[Id]) -> Records:
+    def fetch_many(self, ids: Iterable[Id]) -> list[t.TypelessDocument]:
         """Fetch typeless documents with given ids.
 
         ``POST /{administration_id}/documents/typeless_documents/synchronization`` (post_administration_id_documents_typeless_documents_synchronization)
         """
-        return self._fetch_many("documents/typeless_documents/synchronization", ids)
+        return cast('list[t.TypelessDocument]', self._fetch_many("documents/typeless_documents/synchronization", ids))
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.TypelessDocument:
         """Get a typeless document.
 
         ``GET /{administration_id}/documents/typeless_documents/{id}`` (get_administration_id_documents_typeless_documents_id)
         """
-        return _record(self._call('GET', f"documents/typeless_documents/{_q(id)}"))
+        return cast('t.TypelessDocument', _record(self._call('GET', f"documents/typeless_documents/{_q(id)}")))
 
-    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, filter: str | Mapping[str, object] | None = None, new_filter: str | None = None, **params: Any) -> Iterator[t.TypelessDocument]:
         """Get typeless documents.
 
         ``GET /{administration_id}/documents/typeless_documents`` (get_administration_id_documents_typeless_documents)
         """
         _query = _present({'filter': filter, 'new_filter': new_filter}, **params)
-        return self._paginate("documents/typeless_documents", _query or None)
+        return cast('Iterator[t.TypelessDocument]', self._paginate("documents/typeless_documents", _query or None))
 
     def sync(self, *, filter: str | Mapping[str, object] | None = None, **params: Any) -> Records:
         """List ids and versions of typeless documents.
@@ -2810,51 +2939,50 @@ class TypelessDocuments(Group):
 class Users(Group):
     """Operations on users."""
 
-    def list(self, *, include_inactive: bool | str | None = None, include_accountants: bool | str | None = None, include_api_users: bool | str | None = None, **params: Any) -> Iterator[Record]:
+    def list(self, *, include_inactive: bool | str | None = None, include_accountants: bool | str | None = None, include_api_users: bool | str | None = None, **params: Any) -> Iterator[t.ExtendedUser]:
         """List all users.
 
         ``GET /{administration_id}/users`` (get_administration_id_users)
         """
         _query = _present({'include_inactive': include_inactive, 'include_accountants': include_accountants, 'include_api_users': include_api_users}, **params)
-        return self._list("users", _query or None)
+        return cast('Iterator[t.ExtendedUser]', self._list("users", _query or None))
 
 
 class Verifications(Group):
     """Operations on verifications."""
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self) -> t.Verification:
         """Retrieve verifications.
 
         ``GET /{administration_id}/verifications`` (get_administration_id_verifications)
         """
-        _query = _present({}, **params)
-        return self._list("verifications", _query or None)
+        return cast('t.Verification', _record(self._call('GET', "verifications")))
 
 
 class Webhooks(Group):
     """Operations on webhooks."""
 
-    def activate(self, id: Id) -> Record:
+    def activate(self, id: Id) -> t.Webhook:
         """Activate a webhook.
 
         ``PATCH /{administration_id}/webhooks/{id}/activate`` (patch_administration_id_webhooks_id_activate)
         """
-        return _record(self._call('PATCH', f"webhooks/{_q(id)}/activate"))
+        return cast('t.Webhook', _record(self._call('PATCH', f"webhooks/{_q(id)}/activate")))
 
-    def create(self, url: Any, enabled_events: Any = None, **more: Any) -> Record:
+    def create(self, url: Any, enabled_events: Any = None, **more: Any) -> t.Webhook:
         """Create a webhook.
 
         ``POST /{administration_id}/webhooks`` (post_administration_id_webhooks)
         """
         body = _present({'url': url, 'enabled_events': enabled_events}, **more)
-        return _record(self._call('POST', "webhooks", json=body))
+        return cast('t.Webhook', _record(self._call('POST', "webhooks", json=body)))
 
-    def deactivate(self, id: Id) -> Record:
+    def deactivate(self, id: Id) -> t.Webhook:
         """Deactivate a webhook.
 
         ``PATCH /{administration_id}/webhooks/{id}/deactivate`` (patch_administration_id_webhooks_id_deactivate)
         """
-        return _record(self._call('PATCH', f"webhooks/{_q(id)}/deactivate"))
+        return cast('t.Webhook', _record(self._call('PATCH', f"webhooks/{_q(id)}/deactivate")))
 
     def delete(self, id: Id) -> None:
         """Delete a webhook.
@@ -2863,35 +2991,35 @@ class Webhooks(Group):
         """
         self._call('DELETE', f"webhooks/{_q(id)}")
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.Webhook]:
         """List all webhooks.
 
         ``GET /{administration_id}/webhooks`` (get_administration_id_webhooks)
         """
         _query = _present({}, **params)
-        return self._list("webhooks", _query or None)
+        return cast('Iterator[t.Webhook]', self._list("webhooks", _query or None))
 
 
 class Workflows(Group):
     """Operations on workflows."""
 
-    def get(self, id: Id) -> Record:
+    def get(self, id: Id) -> t.Workflow:
         """Get a workflow by id.
 
         ``GET /{administration_id}/workflows/{id}`` (get_administration_id_workflows_id)
         """
-        return _record(self._call('GET', f"workflows/{_q(id)}"))
+        return cast('t.Workflow', _record(self._call('GET', f"workflows/{_q(id)}")))
 
-    def list(self, **params: Any) -> Iterator[Record]:
+    def list(self, **params: Any) -> Iterator[t.Workflow]:
         """Retrieve available workflows.
 
         ``GET /{administration_id}/workflows`` (get_administration_id_workflows)
         """
         _query = _present({}, **params)
-        return self._list("workflows", _query or None)
+        return cast('Iterator[t.Workflow]', self._list("workflows", _query or None))
 
 
-class Api(Group):
+class Api(Root):
     """Operations on an administration."""
 
     def __init__(self, client: base.Client, administration_id: str) -> None:

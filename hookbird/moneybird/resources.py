@@ -19,6 +19,7 @@ either: :class:`Administration` takes any client (``Administration(client, id)``
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from hookbird.moneybird import client as base
@@ -36,11 +37,12 @@ class TypelessDocuments(api.TypelessDocuments):
 class Administration(api.Api):
     """One administration's resources; a handler's ``ctx.moneybird``."""
 
-    typeless_documents: TypelessDocuments
-
     def __init__(self, client: base.Client, administration_id: str) -> None:
         super().__init__(client, str(administration_id))
-        self.typeless_documents = TypelessDocuments(client, self.id)
+
+    @cached_property
+    def typeless_documents(self) -> TypelessDocuments:
+        return TypelessDocuments(self.client, self.id)
 
 
 class Client(base.Client):

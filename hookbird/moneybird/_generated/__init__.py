@@ -2,9 +2,10 @@
 
 ``scripts/generate-moneybird`` writes every other module here from the spec copy kept
 in the repository (``spec/moneybird/openapi.json``): ``api`` holds a method for each
-of the spec's operations, grouped by resource (``Api`` is an administration's root),
-and ``operation_table`` the ``operationId`` → method path table that
-``hookbird.moneybird.operations`` publishes. Regenerating after Moneybird publishes a
+of the spec's operations, grouped by resource (``Api`` is an administration's root;
+sub-resources are built on first use), ``types`` the spec's schemas as TypedDicts
+(published as ``hookbird.moneybird.types``), and ``operation_table`` the
+``operationId`` → method path table that ``hookbird.moneybird.operations`` publishes. Regenerating after Moneybird publishes a
 new spec is that one command, and the diff shows what changed. Each generated module
 says so in its first line and is never edited by hand (a test regenerates and
 compares): hand-written behaviour goes in :mod:`hookbird.moneybird.resources`, and

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cached_property
 from os import PathLike
 from typing import Any, BinaryIO, cast, overload
 from urllib.parse import quote
@@ -1007,13 +1008,25 @@ class TypelessDocumentsAttachments(Group):
 class Assets(Group):
     """Operations on assets."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.disposals = AssetsDisposals(client, administration_id)
-        self.reinvestment_reserve_purchase = AssetsReinvestmentReservePurchase(client, administration_id)
-        self.reinvestment_reserve_sale = AssetsReinvestmentReserveSale(client, administration_id)
-        self.sources = AssetsSources(client, administration_id)
-        self.value_changes = AssetsValueChanges(client, administration_id)
+    @cached_property
+    def disposals(self) -> AssetsDisposals:
+        return AssetsDisposals(self.client, self.id)
+
+    @cached_property
+    def reinvestment_reserve_purchase(self) -> AssetsReinvestmentReservePurchase:
+        return AssetsReinvestmentReservePurchase(self.client, self.id)
+
+    @cached_property
+    def reinvestment_reserve_sale(self) -> AssetsReinvestmentReserveSale:
+        return AssetsReinvestmentReserveSale(self.client, self.id)
+
+    @cached_property
+    def sources(self) -> AssetsSources:
+        return AssetsSources(self.client, self.id)
+
+    @cached_property
+    def value_changes(self) -> AssetsValueChanges:
+        return AssetsValueChanges(self.client, self.id)
 
     def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Asset:
         """Create a new asset.
@@ -1057,12 +1070,21 @@ class Assets(Group):
 class Contacts(Group):
     """Operations on contacts."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.additional_charges = ContactsAdditionalCharges(client, administration_id)
-        self.contact_people = ContactsContactPeople(client, administration_id)
-        self.moneybird_payments_mandate = ContactsMoneybirdPaymentsMandate(client, administration_id)
-        self.notes = ContactsNotes(client, administration_id)
+    @cached_property
+    def additional_charges(self) -> ContactsAdditionalCharges:
+        return ContactsAdditionalCharges(self.client, self.id)
+
+    @cached_property
+    def contact_people(self) -> ContactsContactPeople:
+        return ContactsContactPeople(self.client, self.id)
+
+    @cached_property
+    def moneybird_payments_mandate(self) -> ContactsMoneybirdPaymentsMandate:
+        return ContactsMoneybirdPaymentsMandate(self.client, self.id)
+
+    @cached_property
+    def notes(self) -> ContactsNotes:
+        return ContactsNotes(self.client, self.id)
 
     def archive(self, id: Id) -> None:
         """Archive a contact.
@@ -1162,9 +1184,9 @@ class CustomFields(Group):
 class CustomerContactPortal(Group):
     """Operations on customer_contact_portal."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.subscriptions = CustomerContactPortalSubscriptions(client, administration_id)
+    @cached_property
+    def subscriptions(self) -> CustomerContactPortalSubscriptions:
+        return CustomerContactPortalSubscriptions(self.client, self.id)
 
     def get(self, contact_id: Id) -> str:
         """Get a temporary link to the customer contact portal.
@@ -1224,13 +1246,16 @@ class Downloads(Group):
 class Estimates(Group):
     """Operations on estimates."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.attachments = EstimatesAttachments(client, administration_id)
-        self.notes = EstimatesNotes(client, administration_id)
+    @cached_property
+    def attachments(self) -> EstimatesAttachments:
+        return EstimatesAttachments(self.client, self.id)
+
+    @cached_property
+    def notes(self) -> EstimatesNotes:
+        return EstimatesNotes(self.client, self.id)
 
     def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
-        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        """Attach a file: ``attachments.create``, under the name hookbird has long used."""
         self.attachments.create(id, filename, content)
 
     def bill(self, id: Id, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.SalesInvoice:
@@ -1345,14 +1370,20 @@ class Estimates(Group):
 class ExternalSalesInvoices(Group):
     """Operations on external_sales_invoices."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.attachments = ExternalSalesInvoicesAttachments(client, administration_id)
-        self.notes = ExternalSalesInvoicesNotes(client, administration_id)
-        self.payments = ExternalSalesInvoicesPayments(client, administration_id)
+    @cached_property
+    def attachments(self) -> ExternalSalesInvoicesAttachments:
+        return ExternalSalesInvoicesAttachments(self.client, self.id)
+
+    @cached_property
+    def notes(self) -> ExternalSalesInvoicesNotes:
+        return ExternalSalesInvoicesNotes(self.client, self.id)
+
+    @cached_property
+    def payments(self) -> ExternalSalesInvoicesPayments:
+        return ExternalSalesInvoicesPayments(self.client, self.id)
 
     def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
-        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        """Attach a file: ``attachments.create``, under the name hookbird has long used."""
         self.attachments.create(id, filename, content)
 
     def changed_since(self, known: Mapping[str, Any]) -> list[t.ExternalSalesInvoice]:
@@ -1537,13 +1568,16 @@ class FinancialStatements(Group):
 class GeneralDocuments(Group):
     """Operations on general_documents."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.attachments = GeneralDocumentsAttachments(client, administration_id)
-        self.notes = GeneralDocumentsNotes(client, administration_id)
+    @cached_property
+    def attachments(self) -> GeneralDocumentsAttachments:
+        return GeneralDocumentsAttachments(self.client, self.id)
+
+    @cached_property
+    def notes(self) -> GeneralDocumentsNotes:
+        return GeneralDocumentsNotes(self.client, self.id)
 
     def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
-        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        """Attach a file: ``attachments.create``, under the name hookbird has long used."""
         self.attachments.create(id, filename, content)
 
     def changed_since(self, known: Mapping[str, Any]) -> list[t.GeneralDocument]:
@@ -1609,13 +1643,16 @@ class GeneralDocuments(Group):
 class GeneralJournalDocuments(Group):
     """Operations on general_journal_documents."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.attachments = GeneralJournalDocumentsAttachments(client, administration_id)
-        self.notes = GeneralJournalDocumentsNotes(client, administration_id)
+    @cached_property
+    def attachments(self) -> GeneralJournalDocumentsAttachments:
+        return GeneralJournalDocumentsAttachments(self.client, self.id)
+
+    @cached_property
+    def notes(self) -> GeneralJournalDocumentsNotes:
+        return GeneralJournalDocumentsNotes(self.client, self.id)
 
     def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
-        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        """Attach a file: ``attachments.create``, under the name hookbird has long used."""
         self.attachments.create(id, filename, content)
 
     def changed_since(self, known: Mapping[str, Any]) -> list[t.GeneralJournalDocument]:
@@ -1890,14 +1927,20 @@ class Projects(Group):
 class PurchaseInvoices(Group):
     """Operations on purchase_invoices."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.attachments = PurchaseInvoicesAttachments(client, administration_id)
-        self.notes = PurchaseInvoicesNotes(client, administration_id)
-        self.payments = PurchaseInvoicesPayments(client, administration_id)
+    @cached_property
+    def attachments(self) -> PurchaseInvoicesAttachments:
+        return PurchaseInvoicesAttachments(self.client, self.id)
+
+    @cached_property
+    def notes(self) -> PurchaseInvoicesNotes:
+        return PurchaseInvoicesNotes(self.client, self.id)
+
+    @cached_property
+    def payments(self) -> PurchaseInvoicesPayments:
+        return PurchaseInvoicesPayments(self.client, self.id)
 
     def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
-        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        """Attach a file: ``attachments.create``, under the name hookbird has long used."""
         self.attachments.create(id, filename, content)
 
     def changed_since(self, known: Mapping[str, Any]) -> list[t.PurchaseInvoice]:
@@ -2010,14 +2053,20 @@ class PurchaseTransactions(Group):
 class Receipts(Group):
     """Operations on receipts."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.attachments = ReceiptsAttachments(client, administration_id)
-        self.notes = ReceiptsNotes(client, administration_id)
-        self.payments = ReceiptsPayments(client, administration_id)
+    @cached_property
+    def attachments(self) -> ReceiptsAttachments:
+        return ReceiptsAttachments(self.client, self.id)
+
+    @cached_property
+    def notes(self) -> ReceiptsNotes:
+        return ReceiptsNotes(self.client, self.id)
+
+    @cached_property
+    def payments(self) -> ReceiptsPayments:
+        return ReceiptsPayments(self.client, self.id)
 
     def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
-        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        """Attach a file: ``attachments.create``, under the name hookbird has long used."""
         self.attachments.create(id, filename, content)
 
     def changed_since(self, known: Mapping[str, Any]) -> list[t.Receipt]:
@@ -2094,9 +2143,9 @@ class Receipts(Group):
 class RecurringSalesInvoices(Group):
     """Operations on recurring_sales_invoices."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.notes = RecurringSalesInvoicesNotes(client, administration_id)
+    @cached_property
+    def notes(self) -> RecurringSalesInvoicesNotes:
+        return RecurringSalesInvoicesNotes(self.client, self.id)
 
     def changed_since(self, known: Mapping[str, Any]) -> list[t.RecurringSalesInvoice]:
         """Records whose version differs from ``known`` (id → version) or that are new:
@@ -2161,9 +2210,9 @@ class RecurringSalesInvoices(Group):
 class Reports(Group):
     """Operations on reports."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.export = ReportsExport(client, administration_id)
+    @cached_property
+    def export(self) -> ReportsExport:
+        return ReportsExport(self.client, self.id)
 
     def assets(self, *, period: str | None = None, **params: Any) -> Records:
         """Assets report.
@@ -2308,14 +2357,20 @@ class Reports(Group):
 class SalesInvoices(Group):
     """Operations on sales_invoices."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.attachments = SalesInvoicesAttachments(client, administration_id)
-        self.notes = SalesInvoicesNotes(client, administration_id)
-        self.payments = SalesInvoicesPayments(client, administration_id)
+    @cached_property
+    def attachments(self) -> SalesInvoicesAttachments:
+        return SalesInvoicesAttachments(self.client, self.id)
+
+    @cached_property
+    def notes(self) -> SalesInvoicesNotes:
+        return SalesInvoicesNotes(self.client, self.id)
+
+    @cached_property
+    def payments(self) -> SalesInvoicesPayments:
+        return SalesInvoicesPayments(self.client, self.id)
 
     def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
-        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        """Attach a file: ``attachments.create``, under the name hookbird has long used."""
         self.attachments.create(id, filename, content)
 
     def changed_since(self, known: Mapping[str, Any]) -> list[t.SalesInvoice]:
@@ -2567,9 +2622,9 @@ class SubscriptionTemplates(Group):
 class Subscriptions(Group):
     """Operations on subscriptions."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.additional_charges = SubscriptionsAdditionalCharges(client, administration_id)
+    @cached_property
+    def additional_charges(self) -> SubscriptionsAdditionalCharges:
+        return SubscriptionsAdditionalCharges(self.client, self.id)
 
     def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.Subscription:
         """Create a new subscription.
@@ -2622,9 +2677,9 @@ class Subscriptions(Group):
 class TaskListGroups(Group):
     """Operations on task_list_groups."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.tasks = TaskListGroupsTasks(client, administration_id)
+    @cached_property
+    def tasks(self) -> TaskListGroupsTasks:
+        return TaskListGroupsTasks(self.client, self.id)
 
     def delete(self, id: Id) -> None:
         """Deletes a task list group.
@@ -2652,9 +2707,9 @@ class TaskListGroups(Group):
 class TaskListTasks(Group):
     """Operations on task_list_tasks."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.notes = TaskListTasksNotes(client, administration_id)
+    @cached_property
+    def notes(self) -> TaskListTasksNotes:
+        return TaskListTasksNotes(self.client, self.id)
 
     def assign(self, task_list_task_id: Id, assignee_id: Any, **more: Any) -> t.TaskListTask:
         """Assigns a user to a task.
@@ -2711,10 +2766,13 @@ class TaskListTasks(Group):
 class TaskListTemplates(Group):
     """Operations on task_list_templates."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.groups = TaskListTemplatesGroups(client, administration_id)
-        self.task_lists = TaskListTemplatesTaskLists(client, administration_id)
+    @cached_property
+    def groups(self) -> TaskListTemplatesGroups:
+        return TaskListTemplatesGroups(self.client, self.id)
+
+    @cached_property
+    def task_lists(self) -> TaskListTemplatesTaskLists:
+        return TaskListTemplatesTaskLists(self.client, self.id)
 
     def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskListTemplate:
         """Creates a new task list template.
@@ -2758,9 +2816,9 @@ class TaskListTemplates(Group):
 class TaskLists(Group):
     """Operations on task_lists."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.groups = TaskListsGroups(client, administration_id)
+    @cached_property
+    def groups(self) -> TaskListsGroups:
+        return TaskListsGroups(self.client, self.id)
 
     def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TaskList:
         """Creates a new task list.
@@ -2816,9 +2874,9 @@ class TaxRates(Group):
 class TimeEntries(Group):
     """Operations on time_entries."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.notes = TimeEntriesNotes(client, administration_id)
+    @cached_property
+    def notes(self) -> TimeEntriesNotes:
+        return TimeEntriesNotes(self.client, self.id)
 
     def create(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> t.TimeEntry:
         """Create a time entry.
@@ -2876,12 +2934,12 @@ class TimeEntries(Group):
 class TypelessDocuments(Group):
     """Operations on typeless_documents."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.attachments = TypelessDocumentsAttachments(client, administration_id)
+    @cached_property
+    def attachments(self) -> TypelessDocumentsAttachments:
+        return TypelessDocumentsAttachments(self.client, self.id)
 
     def add_attachment(self, id: Id, filename: str, content: bytes) -> None:
-        """Attach a file: ``attachments.create`` under the name hookbird has always offered."""
+        """Attach a file: ``attachments.create``, under the name hookbird has long used."""
         self.attachments.create(id, filename, content)
 
     def changed_since(self, known: Mapping[str, Any]) -> list[t.TypelessDocument]:
@@ -3022,43 +3080,154 @@ class Workflows(Group):
 class Api(Root):
     """Operations on an administration."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, administration_id)
-        self.assets = Assets(client, administration_id)
-        self.contacts = Contacts(client, administration_id)
-        self.custom_fields = CustomFields(client, administration_id)
-        self.customer_contact_portal = CustomerContactPortal(client, administration_id)
-        self.document_styles = DocumentStyles(client, administration_id)
-        self.downloads = Downloads(client, administration_id)
-        self.estimates = Estimates(client, administration_id)
-        self.external_sales_invoices = ExternalSalesInvoices(client, administration_id)
-        self.financial_accounts = FinancialAccounts(client, administration_id)
-        self.financial_mutations = FinancialMutations(client, administration_id)
-        self.financial_statements = FinancialStatements(client, administration_id)
-        self.general_documents = GeneralDocuments(client, administration_id)
-        self.general_journal_documents = GeneralJournalDocuments(client, administration_id)
-        self.identities = Identities(client, administration_id)
-        self.ledger_accounts = LedgerAccounts(client, administration_id)
-        self.payments = Payments(client, administration_id)
-        self.products = Products(client, administration_id)
-        self.projects = Projects(client, administration_id)
-        self.purchase_invoices = PurchaseInvoices(client, administration_id)
-        self.purchase_transactions = PurchaseTransactions(client, administration_id)
-        self.receipts = Receipts(client, administration_id)
-        self.recurring_sales_invoices = RecurringSalesInvoices(client, administration_id)
-        self.reports = Reports(client, administration_id)
-        self.sales_invoices = SalesInvoices(client, administration_id)
-        self.sepa_credit_transfer = SepaCreditTransfer(client, administration_id)
-        self.subscription_templates = SubscriptionTemplates(client, administration_id)
-        self.subscriptions = Subscriptions(client, administration_id)
-        self.task_list_groups = TaskListGroups(client, administration_id)
-        self.task_list_tasks = TaskListTasks(client, administration_id)
-        self.task_list_templates = TaskListTemplates(client, administration_id)
-        self.task_lists = TaskLists(client, administration_id)
-        self.tax_rates = TaxRates(client, administration_id)
-        self.time_entries = TimeEntries(client, administration_id)
-        self.typeless_documents = TypelessDocuments(client, administration_id)
-        self.users = Users(client, administration_id)
-        self.verifications = Verifications(client, administration_id)
-        self.webhooks = Webhooks(client, administration_id)
-        self.workflows = Workflows(client, administration_id)
+    @cached_property
+    def assets(self) -> Assets:
+        return Assets(self.client, self.id)
+
+    @cached_property
+    def contacts(self) -> Contacts:
+        return Contacts(self.client, self.id)
+
+    @cached_property
+    def custom_fields(self) -> CustomFields:
+        return CustomFields(self.client, self.id)
+
+    @cached_property
+    def customer_contact_portal(self) -> CustomerContactPortal:
+        return CustomerContactPortal(self.client, self.id)
+
+    @cached_property
+    def document_styles(self) -> DocumentStyles:
+        return DocumentStyles(self.client, self.id)
+
+    @cached_property
+    def downloads(self) -> Downloads:
+        return Downloads(self.client, self.id)
+
+    @cached_property
+    def estimates(self) -> Estimates:
+        return Estimates(self.client, self.id)
+
+    @cached_property
+    def external_sales_invoices(self) -> ExternalSalesInvoices:
+        return ExternalSalesInvoices(self.client, self.id)
+
+    @cached_property
+    def financial_accounts(self) -> FinancialAccounts:
+        return FinancialAccounts(self.client, self.id)
+
+    @cached_property
+    def financial_mutations(self) -> FinancialMutations:
+        return FinancialMutations(self.client, self.id)
+
+    @cached_property
+    def financial_statements(self) -> FinancialStatements:
+        return FinancialStatements(self.client, self.id)
+
+    @cached_property
+    def general_documents(self) -> GeneralDocuments:
+        return GeneralDocuments(self.client, self.id)
+
+    @cached_property
+    def general_journal_documents(self) -> GeneralJournalDocuments:
+        return GeneralJournalDocuments(self.client, self.id)
+
+    @cached_property
+    def identities(self) -> Identities:
+        return Identities(self.client, self.id)
+
+    @cached_property
+    def ledger_accounts(self) -> LedgerAccounts:
+        return LedgerAccounts(self.client, self.id)
+
+    @cached_property
+    def payments(self) -> Payments:
+        return Payments(self.client, self.id)
+
+    @cached_property
+    def products(self) -> Products:
+        return Products(self.client, self.id)
+
+    @cached_property
+    def projects(self) -> Projects:
+        return Projects(self.client, self.id)
+
+    @cached_property
+    def purchase_invoices(self) -> PurchaseInvoices:
+        return PurchaseInvoices(self.client, self.id)
+
+    @cached_property
+    def purchase_transactions(self) -> PurchaseTransactions:
+        return PurchaseTransactions(self.client, self.id)
+
+    @cached_property
+    def receipts(self) -> Receipts:
+        return Receipts(self.client, self.id)
+
+    @cached_property
+    def recurring_sales_invoices(self) -> RecurringSalesInvoices:
+        return RecurringSalesInvoices(self.client, self.id)
+
+    @cached_property
+    def reports(self) -> Reports:
+        return Reports(self.client, self.id)
+
+    @cached_property
+    def sales_invoices(self) -> SalesInvoices:
+        return SalesInvoices(self.client, self.id)
+
+    @cached_property
+    def sepa_credit_transfer(self) -> SepaCreditTransfer:
+        return SepaCreditTransfer(self.client, self.id)
+
+    @cached_property
+    def subscription_templates(self) -> SubscriptionTemplates:
+        return SubscriptionTemplates(self.client, self.id)
+
+    @cached_property
+    def subscriptions(self) -> Subscriptions:
+        return Subscriptions(self.client, self.id)
+
+    @cached_property
+    def task_list_groups(self) -> TaskListGroups:
+        return TaskListGroups(self.client, self.id)
+
+    @cached_property
+    def task_list_tasks(self) -> TaskListTasks:
+        return TaskListTasks(self.client, self.id)
+
+    @cached_property
+    def task_list_templates(self) -> TaskListTemplates:
+        return TaskListTemplates(self.client, self.id)
+
+    @cached_property
+    def task_lists(self) -> TaskLists:
+        return TaskLists(self.client, self.id)
+
+    @cached_property
+    def tax_rates(self) -> TaxRates:
+        return TaxRates(self.client, self.id)
+
+    @cached_property
+    def time_entries(self) -> TimeEntries:
+        return TimeEntries(self.client, self.id)
+
+    @cached_property
+    def typeless_documents(self) -> TypelessDocuments:
+        return TypelessDocuments(self.client, self.id)
+
+    @cached_property
+    def users(self) -> Users:
+        return Users(self.client, self.id)
+
+    @cached_property
+    def verifications(self) -> Verifications:
+        return Verifications(self.client, self.id)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        return Webhooks(self.client, self.id)
+
+    @cached_property
+    def workflows(self) -> Workflows:
+        return Workflows(self.client, self.id)

@@ -37,9 +37,6 @@ class TypelessDocuments(api.TypelessDocuments):
 class Administration(api.Api):
     """One administration's resources; a handler's ``ctx.moneybird``."""
 
-    def __init__(self, client: base.Client, administration_id: str) -> None:
-        super().__init__(client, str(administration_id))
-
     @cached_property
     def typeless_documents(self) -> TypelessDocuments:
         return TypelessDocuments(self.client, self.id)

@@ -69,7 +69,7 @@ class Group:
 
     def __init__(self, client: base.Client, administration_id: str) -> None:
         self.client = client
-        self.id = administration_id
+        self.id = str(administration_id)
 
     def _url(self, path: str) -> str:
         return f"/{self.id}/{path}" if path else f"/{self.id}"

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from hookbird.events import Event
 from hookbird.settings import Settings
+
+if TYPE_CHECKING:  # typed for editors and mypy; loaded only when a handler uses it
+    from hookbird.moneybird._generated.api import Api
 
 
 class RetryLater(Exception):
@@ -68,11 +71,14 @@ class Context:
     moneybird_factory: Callable[[str], Any] | None = field(default=None, repr=False)
 
     @cached_property
-    def moneybird(self) -> Any:
-        """The Moneybird client for ``event.administration_id`` (built on first use)."""
+    def moneybird(self) -> Api:
+        """The Moneybird client for ``event.administration_id`` (built on first use):
+        every operation of the API, typed (``ctx.moneybird.contacts.get(id)`` is a
+        :class:`hookbird.moneybird.types.Contact`)."""
         if self.moneybird_factory is None:
             raise RuntimeError("no Moneybird client is configured for this worker")
-        return self.moneybird_factory(self.event.administration_id)
+        found: Api = self.moneybird_factory(self.event.administration_id)
+        return found
 
     @property
     def idempotency_key(self) -> str:

@@ -10,7 +10,7 @@ the worst one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -93,7 +93,7 @@ def judge_queue(queued: int, failed: int, workers: int, queue: str) -> Iterator[
 
 def judge_webhooks(
     administration_id: str,
-    hooks: list[dict[str, Any]],
+    hooks: Sequence[Mapping[str, Any]],
     stored: list[Subscription],
     env_token: str | None,
 ) -> Iterator[Check]:

@@ -393,7 +393,11 @@ class FakeMoneybird(httpx2.BaseTransport):
       need ``include_archived=true`` (see ``_visible``);
     - webhooks with ``last_http_status`` and ``deactivated_at`` (``activate`` /
       ``deactivate``); :meth:`set_webhook` changes them as Moneybird would after
-      failed deliveries.
+      failed deliveries;
+    - downloads (``download_pdf``, ``download_packing_slip_pdf``) answered with a 302 to
+      the file under ``/files/`` on :attr:`storage_url` (default: the API's own origin;
+      another host, as Moneybird's storage is, must never get the token: see
+      :attr:`file_requests`); ``download_padding`` bytes make the files large.
 
     Put records in with :meth:`add`, read them back with :meth:`record`, and assert on
     :attr:`requests` (every :class:`Call` answered) or :meth:`count`. Thread-safe.
@@ -420,6 +424,9 @@ class FakeMoneybird(httpx2.BaseTransport):
         self.requests: list[Call] = []
         self.stats: Counter[str] = Counter()
         self.api_url = API_URL
+        self.storage_url: str | None = None  # origin downloads redirect to
+        self.download_padding = 0  # bytes added to every file (large downloads)
+        self.file_requests: list[tuple[str, bool]] = []  # (path, came with a token)
         self._windows: dict[tuple[str, str], _Window] = {}
         self._fail: deque[int] = deque()
         self._lock = threading.RLock()
@@ -517,9 +524,11 @@ class FakeMoneybird(httpx2.BaseTransport):
         path = request.url.path
         if path.startswith("/files/"):
             name = path.removeprefix("/files/")
+            with self._lock:
+                self.file_requests.append((path, "authorization" in request.headers))
             return httpx2.Response(
                 200,
-                content=b"%PDF-1.4 fake " + name.encode(),
+                content=b"%PDF-1.4 fake " + name.encode() + b"\n" + b"0" * self.download_padding,
                 headers={"Content-Type": "application/pdf"},
             )
         _, found, rest = path.partition("/api/v2/")
@@ -648,9 +657,10 @@ class FakeMoneybird(httpx2.BaseTransport):
             if action in ("activate", "deactivate") and method == "PATCH":
                 record["deactivated_at"] = None if action == "activate" else time.time()
                 return httpx2.Response(204)
-            if action == "download_pdf" and method == "GET":
+            if action in ("download_pdf", "download_packing_slip_pdf") and method == "GET":
                 origin = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
-                return httpx2.Response(302, headers={"Location": f"{origin}/files/{tail[0]}.pdf"})
+                where = f"{self.storage_url or origin}/files/{tail[0]}-{action}.pdf"
+                return httpx2.Response(302, headers={"Location": where}, text="moved")
             if method in ("PATCH", "POST"):
                 record.setdefault("actions", []).append(action)
                 return _json(200, record)

@@ -110,6 +110,8 @@ class FakeMoneybird(testing.FakeMoneybird):
 
         with serve_in_thread(self.app) as base:
             self.api_url = f"{base}/api/v2"
+            # Moneybird's files live on another host: the same server, named differently.
+            self.storage_url = base.replace("127.0.0.1", "localhost")
             yield self
 
     def push(self, webhook_id: str, action: str, entity_type: str, entity: dict[str, Any]) -> int:

@@ -8,10 +8,19 @@ a handler gets as ``ctx.moneybird``. Workers build theirs with
 Inside, imports run one way: ``resources`` (an administration's resources, and this
 ``Client``) sits on ``client`` (sending: budget, auth, retries, errors), which never
 imports it; code generated from Moneybird's spec goes in ``_generated``, between them.
+
+``operations`` maps each ``operationId`` of Moneybird's spec to its method's dotted
+path relative to an :class:`Administration` (``"sales_invoices.payments.create"``);
+``administration.operation(operation_id)`` is that method. docs/moneybird-api.md
+lists them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from hookbird.moneybird._generated.operation_table import OPERATIONS
 from hookbird.moneybird.errors import (
     BadRequest,
     ConnectionFailed,
@@ -29,6 +38,8 @@ from hookbird.moneybird.errors import (
 )
 from hookbird.moneybird.resources import Administration, Client
 
+operations: Mapping[str, str] = MappingProxyType(OPERATIONS)
+
 __all__ = [
     "Administration",
     "BadRequest",
@@ -45,4 +56,5 @@ __all__ = [
     "TransientError",
     "Unauthorized",
     "Unprocessable",
+    "operations",
 ]

@@ -26,8 +26,8 @@ httpx layers ``_send_handling_auth`` → ``_send_handling_redirects`` →
 The client knows paths, never resources: :mod:`resources` builds an administration's
 resources on it (``Administration(client, id)``) and adds ``administration(id)`` in
 the ``Client`` that :mod:`hookbird.moneybird` exports, so imports run one way,
-resources → client. The code generated from Moneybird's spec will live between the
-two, in :mod:`hookbird.moneybird._generated`, and import only this side. The workers
+resources → client. The code generated from Moneybird's spec lives between the
+two, in :mod:`hookbird.moneybird._generated`, and imports only this side. The workers
 build their client with :meth:`Client.for_worker`.
 """
 
@@ -37,7 +37,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, BinaryIO, Literal, Self
 
 import httpx2
 import redis
@@ -68,6 +68,7 @@ from hookbird.moneybird.responses import (
     RateHeaders,
     decode_body,
     error_for,
+    is_binary,
     next_link,
     stringify_ids,
 )
@@ -108,6 +109,7 @@ class _Call:
     files: Any
     administration_id: str | None
     follow_redirects: bool
+    sink: BinaryIO | None  # a successful body is streamed here instead of read
     tokens: TokenSource
     token: str  # the bearer token; replaced once when a 401 gets it refreshed
     retries: int = 0  # retries spent on 5xx, timeouts, dropped connections and 429s
@@ -207,8 +209,13 @@ class Client:
         json: Any = None,
         files: Any = None,
         administration_id: str | None = None,
+        follow_redirects: bool = True,
     ) -> Any:
-        """Send one request; the decoded JSON body (None when empty)."""
+        """Send one request; the decoded JSON body (None when empty), or ``bytes`` when
+        Moneybird answers with a file (a PDF, an image: any type but JSON and text).
+
+        Redirects are followed (Moneybird sends downloads to its file storage, which
+        never gets the token); ``follow_redirects=False`` returns the redirect's body."""
         response = self.send(
             method,
             path,
@@ -216,8 +223,12 @@ class Client:
             json=json,
             files=files,
             administration_id=administration_id,
+            follow_redirects=follow_redirects,
         )
-        found = stringify_ids(decode_body(response.content, response.headers.get("content-type")))
+        content_type = response.headers.get("content-type")
+        if response.content and is_binary(content_type):
+            return response.content
+        found = stringify_ids(decode_body(response.content, content_type))
         if self.on_write is not None and method.upper() in WRITES and isinstance(found, dict):
             self.on_write(administration_id, found)
         return found
@@ -253,8 +264,15 @@ class Client:
         files: Any = None,
         administration_id: str | None = None,
         follow_redirects: bool = False,
+        sink: BinaryIO | None = None,
     ) -> httpx2.Response:
-        """Send with retries, auth, budget and error mapping; the raw 2xx response."""
+        """Send with retries, auth, budget and error mapping; the raw 2xx response.
+
+        With ``sink``, a successful body is written there as it arrives (large downloads
+        never sit in memory; a retry starts the file over) and the response's content
+        is left unread. Redirects to another host (Moneybird's file storage) never carry
+        the token: httpx2 drops ``Authorization`` when a redirect leaves the origin.
+        """
         method = method.upper()
         url = path if path.startswith(("http://", "https://")) else api_path(path)
         shown = self._api_path_of(url)
@@ -274,6 +292,7 @@ class Client:
             files=files,
             administration_id=administration_id,
             follow_redirects=follow_redirects,
+            sink=sink,
             tokens=self.tokens,
             token=self.tokens.token_for(administration_id),
         )
@@ -349,16 +368,28 @@ class Client:
         """One HTTP exchange: the response, or the :mod:`errors` exception its answer means."""
         method, shown = call.method, call.shown
         try:
-            response = self.http.request(
+            request = self.http.build_request(
                 method,
                 call.url,
                 params=call.params,
                 json=call.json,
                 files=call.files,
                 headers={"Authorization": f"Bearer {call.token}"},
-                follow_redirects=call.follow_redirects,
             )
-            response.read()
+            response = self.http.send(
+                request, follow_redirects=call.follow_redirects, stream=call.sink is not None
+            )
+            try:
+                if call.sink is not None and response.is_success:
+                    if call.sink.seekable():  # a retry writes the file from the start
+                        call.sink.seek(0)
+                        call.sink.truncate()
+                    for chunk in response.iter_bytes():
+                        call.sink.write(chunk)
+                else:
+                    response.read()
+            finally:
+                response.close()
         except httpx2.TimeoutException:
             error: MoneybirdError = Timeout(
                 f"no answer to {method} {shown} in time", method=method, path=shown
@@ -371,7 +402,9 @@ class Client:
                 response.status_code,
                 method=method,
                 path=shown,
-                body=decode_body(response.content, response.headers.get("content-type")),
+                body=None
+                if response.is_success
+                else decode_body(response.content, response.headers.get("content-type")),
                 headers=response.headers,
                 now=time.time(),
             )

@@ -96,6 +96,14 @@ class RateHeaders:
         return None
 
 
+def is_binary(content_type: str | None) -> bool:
+    """Is a body of this type a file (PDF, image, zip), not JSON or text to decode?"""
+    if not content_type:
+        return False  # Moneybird labels its files; an unlabelled body is decoded
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return not (kind.startswith("text/") or kind.endswith(("/json", "+json", "/xml", "+xml")))
+
+
 def decode_body(content: bytes, content_type: str | None) -> Any:
     """JSON when it parses as JSON (the body decides), else text."""
     if not content:

@@ -186,3 +186,29 @@ def test_the_moneybird_client_never_imports_its_resources() -> None:
     assert "hookbird.moneybird.client" in seen
     assert "hookbird.moneybird.errors" in seen  # the walk follows imports
     assert "hookbird.moneybird.resources" not in seen
+
+
+def test_the_generated_moneybird_code_never_imports_its_resources() -> None:
+    """resources → _generated → client: nothing under moneybird/_generated/ names
+    resources, nor the hookbird.moneybird package (whose __init__ loads resources), so
+    the generated layer stays below it."""
+    generated = {
+        name: path
+        for name, path in _modules("hookbird").items()
+        if _within(name, ("hookbird.moneybird._generated",))
+    }
+    assert "hookbird.moneybird._generated.api" in generated
+    allowed = (
+        "hookbird.moneybird.client",
+        "hookbird.moneybird.errors",
+        "hookbird.moneybird.responses",
+        "hookbird.moneybird.filters",
+        "hookbird.moneybird._generated",
+    )
+    wrong = {
+        name: sorted(
+            m for m in _imported(path, name) if m.startswith("hookbird") and not _within(m, allowed)
+        )
+        for name, path in generated.items()
+    }
+    assert {name: found for name, found in wrong.items() if found} == {}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -92,6 +95,69 @@ def test_download_pdf_follows_the_redirect(
     invoice = fake.add("sales_invoices", {"state": "open"})
     pdf = client.administration(admin_id).sales_invoices.download_pdf(invoice["id"])
     assert pdf.startswith(b"%PDF")
+
+
+def test_downloads_leave_the_token_behind_on_the_storage_host(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """pdf() and packing_slip_pdf() follow the 302 to another host (Moneybird's storage)
+    and return the file's bytes; the file host never sees the bearer token."""
+    invoice = fake.add("sales_invoices", {"state": "open"})
+    invoices = client.administration(admin_id).sales_invoices
+    assert invoices.pdf(invoice["id"]).startswith(b"%PDF-1.4 fake")
+    slip = invoices.packing_slip_pdf(invoice["id"])
+    assert b"download_packing_slip_pdf" in slip
+    assert fake.storage_url is not None
+    assert "localhost" in fake.storage_url
+    assert [authorized for _, authorized in fake.file_requests] == [False, False]
+
+
+def test_request_returns_a_file_as_bytes(
+    client: Client, fake: FakeMoneybird, admin_id: str
+) -> None:
+    """request() follows the download's redirect and hands back the PDF undecoded."""
+    invoice = fake.add("sales_invoices", {"state": "open"})
+    fake.download_padding = 10
+    pdf = client.administration(admin_id).request(
+        "GET", f"/sales_invoices/{invoice['id']}/download_pdf"
+    )
+    assert isinstance(pdf, bytes)
+    assert pdf.startswith(b"%PDF-1.4 fake")
+    assert pdf.endswith(b"\n" + b"0" * 10)
+
+
+class Chunks(io.BytesIO):
+    """A binary file that remembers how it was written, and cannot seek (like a pipe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[int] = []
+
+    def write(self, chunk: Any, /) -> int:
+        self.writes.append(len(chunk))
+        return super().write(chunk)
+
+    def seekable(self) -> bool:
+        return False
+
+
+def test_a_large_download_streams_to_a_file(
+    client: Client, fake: FakeMoneybird, admin_id: str, tmp_path: Path
+) -> None:
+    """pdf(id, to=path) writes the 3 MB file as it arrives (many writes, never the whole
+    body at once) and returns its size; to= also takes an open binary file."""
+    invoice = fake.add("sales_invoices", {"state": "open"})
+    fake.download_padding = 3_000_000
+    invoices = client.administration(admin_id).sales_invoices
+    target = tmp_path / "invoice.pdf"
+    written = invoices.pdf(invoice["id"], to=target)
+    assert written == target.stat().st_size > 3_000_000
+    assert target.read_bytes().startswith(b"%PDF-1.4 fake")
+    sink = Chunks()
+    assert invoices.pdf(invoice["id"], to=sink) == written
+    assert len(sink.writes) > 1
+    assert max(sink.writes) < written
+    assert sink.getvalue() == target.read_bytes()
 
 
 def test_generic_request_adds_the_json_suffix(

@@ -116,8 +116,9 @@ def test_has_period_reads_strings_and_dicts() -> None:
 
 def test_the_table_matches_the_spec_copy() -> None:
     """Every resource whose filter description in the spec defaults period to this_year
-    is in THIS_YEAR_DEFAULT (the trimmed spec keeps the hand-written resources' ones)."""
-    spec = json.loads(Path(__file__).with_name("openapi-trimmed.json").read_text(encoding="utf-8"))
+    is in THIS_YEAR_DEFAULT, and the other way round."""
+    spec_path = Path(__file__).resolve().parents[2] / "spec" / "moneybird" / "openapi.json"
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
     found = set()
     for path, operations in spec["paths"].items():
         get = operations.get("get", {})
@@ -126,7 +127,7 @@ def test_the_table_matches_the_spec_copy() -> None:
             if parameter.get("name") == "filter" and "| `this_year` |" in described:
                 name = path.split("/", 2)[2].removesuffix("{format}").removesuffix(".json")
                 found.add(name.removesuffix("/synchronization"))
-    assert len(found) >= 6, "the trimmed spec lost its filter descriptions"
+    assert len(found) >= 6, "the spec lost its filter descriptions"
     assert found <= filters.THIS_YEAR_DEFAULT
 
 
@@ -139,7 +140,7 @@ def test_a_dict_filter_reaches_moneybird_as_its_string(
     """The client turns a dict filter into Moneybird's string, period included."""
     list(
         client.administration(admin_id).sales_invoices.list(
-            {"state": ["open", "late"]}, period=("2020-01-01", "2026-12-31")
+            filter={"state": ["open", "late"]}, period=("2020-01-01", "2026-12-31")
         )
     )
     assert fake.requests[-1].params["filter"] == "state:open|late,period:20200101..20261231"
@@ -165,7 +166,7 @@ def test_an_explicit_period_finds_older_invoices(
         assert [i["id"] for i in invoices.list()] == [new["id"]]
     wide = ("2020-01-01", f"{this_year.year}-12-31")
     assert [i["id"] for i in invoices.list(period=wide)] == [old["id"], new["id"]]
-    assert [s["id"] for s in invoices.sync({"state": "open"}, period=wide)] == [
+    assert [s["id"] for s in invoices.sync(filter={"state": "open"}, period=wide)] == [
         old["id"],
         new["id"],
     ]
@@ -180,7 +181,7 @@ def test_warns_once_per_resource_and_logs_why(
     administration = client.administration(admin_id)
     with warnings.catch_warnings(record=True) as seen, capture_logs() as logs:
         warnings.simplefilter("always")
-        list(administration.sales_invoices.list({"state": "open"}))
+        list(administration.sales_invoices.list(filter={"state": "open"}))
         administration.sales_invoices.sync()
         list(administration.sales_invoices.list())
         list(administration.receipts.list())
@@ -212,9 +213,9 @@ def test_period_given_twice_is_refused(client: Client, admin_id: str) -> None:
     """A period both in filter and as period= is ambiguous: ValueError, nothing sent."""
     invoices = client.administration(admin_id).sales_invoices
     with pytest.raises(ValueError, match="period once"):
-        invoices.sync("period:this_year", period="prev_year")
+        invoices.sync(filter="period:this_year", period="prev_year")
     with pytest.raises(ValueError, match="period once"):
-        invoices.sync({"period": "this_year"}, period="prev_year")
+        invoices.sync(filter={"period": "this_year"}, period="prev_year")
 
 
 def test_check_period_reads_paths_as_generated_code_gives_them() -> None:

@@ -10,11 +10,12 @@ import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import httpx2
 
 from hookbird import Context, Event, RetryLater, Router
+from hookbird.moneybird.types import Contact
 
 router = Router()
 
@@ -39,7 +40,11 @@ def post_paid_summary(event: Event, ctx: Context) -> None:
     if url is None:
         ctx.log.warning("HOOKBIRD_EXAMPLE_SUMMARY_URL is not set; paid invoice not forwarded")
         return
-    invoice: dict[str, Any] = ctx.moneybird.sales_invoices.get(event.entity_id)
+    if event.entity_id is None:
+        ctx.log.warning("paid push without an invoice id; nothing to forward")
+        return
+    # A SalesInvoice (hookbird.moneybird.types): mypy and editors know its keys.
+    invoice = ctx.moneybird.sales_invoices.get(event.entity_id)
     summary = {
         "administration_id": event.administration_id,
         "invoice_id": invoice.get("invoice_id"),
@@ -79,7 +84,7 @@ CREATE TABLE IF NOT EXISTS contacts (
 @router.on("contact_changed", latest_only=True)
 def upsert_contact(event: Event, ctx: Context) -> None:
     """Keep a local copy of each contact; the push's entity is fresh enough for that."""
-    contact = event.entity
+    contact = cast(Contact, event.entity)  # the push's entity, typed like the API's contacts
     # closing: sqlite3's own `with` commits but leaves the connection open
     with closing(sqlite3.connect(database(ctx))) as db, db:
         db.execute(SCHEMA)

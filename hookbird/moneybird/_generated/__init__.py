@@ -1,13 +1,15 @@
-"""The home of the code generated from Moneybird's OpenAPI spec; nothing is generated yet.
+"""The home of the code generated from Moneybird's OpenAPI spec.
 
-What goes here, once hookbird covers the whole API: a method for each of the
-spec's operations, grouped by resource, the spec's schemas as typed dicts, and the
-``operationId`` → method path table that ``hookbird.moneybird.operations`` will
-publish. One script in ``scripts/`` writes every module here from the spec copy kept
-in the repository; regenerating after Moneybird publishes a new spec is that one
-command, and the diff shows what changed. Each generated module says so in its first
-line and is never edited by hand: hand-written behaviour goes in
-:mod:`hookbird.moneybird.resources`.
+``scripts/generate-moneybird`` writes every other module here from the spec copy kept
+in the repository (``spec/moneybird/openapi.json``): ``api`` holds a method for each
+of the spec's operations, grouped by resource (``Api`` is an administration's root;
+sub-resources are built on first use), ``types`` the spec's schemas as TypedDicts
+(published as ``hookbird.moneybird.types``), and ``operation_table`` the
+``operationId`` → method path table that ``hookbird.moneybird.operations`` publishes. Regenerating after Moneybird publishes a
+new spec is that one command, and the diff shows what changed. Each generated module
+says so in its first line and is never edited by hand (a test regenerates and
+compares): hand-written behaviour goes in :mod:`hookbird.moneybird.resources`, and
+how a path becomes a name (plus the few names the path cannot tell) in the generator.
 
 How the generated code is used: a generated method only builds its request (method,
 path under the administration's id, query, body wrapped as the spec says) and hands
@@ -15,6 +17,5 @@ it to the sending client (:meth:`hookbird.moneybird.client.Client.request`, ``se
 ``paginate``); budget, auth, retries and error mapping stay in
 :mod:`hookbird.moneybird.client`. Imports run one way, resources → here → client:
 modules here may import ``client``, ``errors`` and ``responses``, never
-``resources``, which mounts the generated groups on ``Administration`` next to its
-hand-written resources.
+``resources``, which subclasses the generated groups to add its hand-written methods.
 """

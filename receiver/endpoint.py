@@ -44,7 +44,8 @@ from receiver.verify import Signature, VerificationFailure, authenticate
 log = get_logger("hookbird.receiver")
 
 _JSON = [(b"content-type", b"application/json")]
-_WANTED = {
+#: The request headers a push needs (``receiver.protocol`` picks them in its own pass).
+WANTED = {
     b"connection",
     b"content-length",
     b"idempotency-key",
@@ -104,7 +105,7 @@ class Reply(NamedTuple):
 
 def wanted_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
     """The request headers a push needs, by lower-case name (as ASGI and uvicorn give them)."""
-    return {name: value.decode("latin-1") for name, value in raw if name in _WANTED}
+    return {name: value.decode("latin-1") for name, value in raw if name in WANTED}
 
 
 async def respond(send: Send, reply: Reply) -> None:

@@ -45,7 +45,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from hookbird.logs import get_logger
 from receiver.app import PUSH_PATH
 from receiver.edge import EdgeProtocol, EdgeTransport
-from receiver.endpoint import PushEndpoint, Reply, error_body, wanted_headers
+from receiver.endpoint import WANTED, PushEndpoint, Reply, error_body
 
 log = get_logger("hookbird.receiver")
 
@@ -139,6 +139,7 @@ class ReceiverProtocol(EdgeProtocol):
     _shortcut: PushEndpoint | None = None
     _push_body: list[bytes] | None = None
     _forwarded = False  # the push being read has an X-Forwarded-For
+    _wanted: dict[bytes, str] = {}  # noqa: RUF012  (replaced per push, never changed)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -181,9 +182,7 @@ class ReceiverProtocol(EdgeProtocol):
         self.cycle = cycle  # type: ignore[assignment]
         endpoint = self._shortcut
         remote_addr = self._remote_addr()
-        answer = endpoint.answer(
-            body, wanted_headers(self.headers), remote_addr, received_ns, started
-        )
+        answer = endpoint.answer(body, self._wanted, remote_addr, received_ns, started)
         task = self.loop.create_task(self._reply(cycle, answer))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
@@ -199,9 +198,13 @@ class ReceiverProtocol(EdgeProtocol):
             return False  # pipelined behind a request still being answered: uvicorn queues it
         length = None
         self._forwarded = False
+        # the endpoint's wanted_headers, picked in the same pass
+        self._wanted = wanted = {}
         for name, value in self.headers:
-            if name == b"content-length":
-                length = value
+            if name in WANTED:
+                wanted[name] = value.decode("latin-1")
+                if name == b"content-length":
+                    length = value
             elif name == b"transfer-encoding":
                 return False
             elif name == b"x-forwarded-for":

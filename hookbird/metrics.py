@@ -26,6 +26,9 @@ Keys:
   seconds); keys unused for :data:`CREDENTIAL_TTL` are dropped.
 - ``hookbird:metrics:webhooks``: hash: webhook id → JSON ``{"active", "last_http_status",
   "checked_at"}``, written whenever hookbird reads the webhook from Moneybird.
+- ``hookbird:metrics:latest``: sorted set: field (as above) → the latest epoch seconds
+  something happened (ZADD GT: a late flush never moves it back), e.g. the last
+  successful reconciliation per trigger.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ log = get_logger("hookbird.metrics")
 METRICS_KEY = keys.PREFIX + "metrics"
 CREDENTIALS_KEY = keys.PREFIX + "metrics:credentials"
 WEBHOOKS_KEY = keys.PREFIX + "metrics:webhooks"
+LATEST_KEY = keys.PREFIX + "metrics:latest"
 #: Seconds after its last use a rate-budget key leaves ``hookbird_moneybird_budget_remaining``.
 CREDENTIAL_TTL = 86400
 
@@ -57,6 +61,12 @@ HANDLER_OUTCOMES = ("handled", "retry", "dead_lettered", "skipped")
 HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: Moneybird answers by status class; ``failed``: no answer (timeout, connection lost).
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "failed")
+#: What started a reconciliation: the workers' chain, ``hookbird reconcile``, the watchdog.
+RECONCILE_TRIGGERS = ("scheduled", "cli", "watchdog")
+#: How a reconciliation ended; ``budget_wait``: paused until its share of the budget is free.
+RECONCILE_OUTCOMES = ("ok", "failed", "budget_wait")
+#: The differences a reconciliation finds between Moneybird and the versions hookbird saw.
+RECORD_KINDS = ("new", "changed", "gone")
 
 _BUCKET_LABELS = (*(repr(b) for b in HANDLER_BUCKETS), "+Inf")
 
@@ -91,9 +101,10 @@ class Drained:
     counts: dict[tuple[str, ...], int] = field(default_factory=dict)
     sums: dict[tuple[str, ...], float] = field(default_factory=dict)
     credentials: dict[str, float] = field(default_factory=dict)
+    latest: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.sums or self.credentials)
+        return bool(self.counts or self.sums or self.credentials or self.latest)
 
 
 class Tally:
@@ -136,6 +147,21 @@ class Tally:
                 )
             pending.credentials[credential] = time.time()
 
+    def reconcile_run(self, trigger: str, outcome: str) -> None:
+        """A reconciliation started by ``trigger`` ended in ``outcome``
+        (:data:`RECONCILE_TRIGGERS`, :data:`RECONCILE_OUTCOMES`)."""
+        with self._lock:
+            pending = self._pending
+            series = ("reconcile_runs", trigger, outcome)
+            pending.counts[series] = pending.counts.get(series, 0) + 1
+            if outcome == "ok":
+                pending.latest[("reconcile_last_success", trigger)] = time.time()
+
+    def reconcile_records(self, resource: str, kind: str, amount: int) -> None:
+        """A reconciliation of ``resource`` found ``amount`` records of ``kind``
+        (:data:`RECORD_KINDS`); 0 is counted too, so the series exists from the first run."""
+        self.count("reconcile_records", resource, kind, amount=amount)
+
     def drain(self) -> Drained:
         """Everything counted so far, handed over; the tally starts again from nothing."""
         with self._lock:
@@ -152,6 +178,8 @@ class Tally:
                 pending.sums[series] = pending.sums.get(series, 0.0) + total
             for credential, at in drained.credentials.items():
                 pending.credentials[credential] = max(at, pending.credentials.get(credential, 0))
+            for series, at in drained.latest.items():
+                pending.latest[series] = max(at, pending.latest.get(series, 0))
 
 
 def write(pipe: redis.client.Pipeline, drained: Drained) -> None:
@@ -163,6 +191,9 @@ def write(pipe: redis.client.Pipeline, drained: Drained) -> None:
     if drained.credentials:
         pipe.zadd(CREDENTIALS_KEY, dict(drained.credentials))
         pipe.zremrangebyscore(CREDENTIALS_KEY, "-inf", time.time() - CREDENTIAL_TTL)
+    if drained.latest:
+        latest = {field_name(*series): at for series, at in drained.latest.items()}
+        pipe.zadd(LATEST_KEY, latest, gt=True)
 
 
 def flush(client: redis.Redis, tally: Tally | None = None) -> None:

@@ -42,6 +42,9 @@ WORKERS_KEY = keys.PREFIX + "workers"
 ALIVE_PREFIX = keys.PREFIX + "alive:"
 #: ``hookbird.moneybird.budget``'s sliding-window logs (the receiver never imports it).
 RATE_PREFIX = keys.PREFIX + "rate:api:"
+#: ``workers.watchdog``'s counts of what its checks found, per kind of problem.
+WATCHDOG_COUNTS_KEY = keys.PREFIX + "watchdog:counts"
+WATCHDOG_PROBLEMS = ("missing", "deactivated", "failing")
 #: RQ's keys for hookbird's queue, named as the installed RQ names them.
 RQ_KEYS = {
     "queue": Queue.redis_queue_namespace_prefix + "{0}",
@@ -73,6 +76,12 @@ class Snapshot:
     budget: dict[str, int] = field(default_factory=dict)
     #: webhook id → {"active", "last_http_status", "checked_at"}
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``hookbird:metrics:latest``: field → epoch seconds
+    latest: dict[str, float] = field(default_factory=dict)
+    #: problem → checks of the webhook watchdog that found it
+    watchdog: dict[str, str] = field(default_factory=dict)
+    #: this process's ``HOOKBIRD_RECONCILE_INTERVAL`` (0: off)
+    reconcile_interval: int = 0
 
 
 def rq_time(raw: Any) -> float | None:
@@ -99,9 +108,11 @@ async def read(client: redis.asyncio.Redis, settings: Settings) -> Snapshot:
         pipe.hgetall(metrics.METRICS_KEY)
         pipe.zrange(metrics.CREDENTIALS_KEY, 0, -1)
         pipe.hgetall(metrics.WEBHOOKS_KEY)
+        pipe.zrange(metrics.LATEST_KEY, 0, -1, withscores=True)
+        pipe.hgetall(WATCHDOG_COUNTS_KEY)
         first = await pipe.execute()
     (seconds, micros), depth, head, failed, scheduled, started = first[:6]
-    workers, counters, credentials, webhooks = first[6:]
+    workers, counters, credentials, webhooks, latest, watchdog = first[6:]
     now = int(seconds) + int(micros) / 1e6
     workers = sorted(_text(w) for w in workers)
     credentials = [_text(c) for c in credentials]
@@ -133,6 +144,9 @@ async def read(client: redis.asyncio.Redis, settings: Settings) -> Snapshot:
         counters={_text(k): _text(v) for k, v in counters.items()},
         budget=budget,
         webhooks=_webhooks(webhooks),
+        latest={_text(k): float(v) for k, v in latest},
+        watchdog={_text(k): _text(v) for k, v in watchdog.items()},
+        reconcile_interval=settings.reconcile_interval,
     )
 
 
@@ -207,6 +221,35 @@ def families(snap: Snapshot) -> Iterator[Metric]:
         status.add_metric([webhook_id], _number(state.get("last_http_status")))
         checked.add_metric([webhook_id], _number(state.get("checked_at")))
     yield from (active, status, checked)
+    yield from _reconciliation(snap)
+
+
+def _reconciliation(snap: Snapshot) -> Iterator[Metric]:
+    last = GaugeMetricFamily(
+        "hookbird_reconcile_last_success_timestamp_seconds",
+        "When a reconciliation last ended well, by what started it.",
+        labels=["trigger"],
+    )
+    for raw_field, at in sorted(snap.latest.items()):
+        match metrics.parse_field(raw_field):
+            case ("reconcile_last_success", trigger):
+                last.add_metric([trigger], at)
+    yield last
+    yield GaugeMetricFamily(
+        "hookbird_reconcile_interval_seconds",
+        "HOOKBIRD_RECONCILE_INTERVAL of this receiver: seconds between scheduled "
+        "reconciliations (0: off).",
+        value=snap.reconcile_interval,
+    )
+    findings = CounterMetricFamily(
+        "hookbird_watchdog_findings",
+        "Webhook watchdog checks that found a subscribed webhook with this problem.",
+        labels=["problem"],
+    )
+    counts = {problem: _number(n) for problem, n in snap.watchdog.items()}
+    for problem in sorted({*WATCHDOG_PROBLEMS, *counts}):
+        findings.add_metric([problem], counts.get(problem, 0.0))
+    yield findings
 
 
 def _number(value: Any) -> float:
@@ -227,6 +270,17 @@ def _counters(raw: Mapping[str, str]) -> Iterator[Metric]:
     limited = 0.0
     buckets: dict[str, dict[str, float]] = {}
     sums: dict[str, float] = {}
+    reconciliations: dict[tuple[str, str], float] = {
+        (trigger, outcome): 0.0
+        for trigger in metrics.RECONCILE_TRIGGERS
+        for outcome in metrics.RECONCILE_OUTCOMES
+    }
+    records = CounterMetricFamily(
+        "hookbird_reconcile_records",
+        "Records a reconciliation found differing from what hookbird saw, by resource and "
+        "kind (new, changed, gone).",
+        labels=["resource", "kind"],
+    )
     for raw_field, raw_value in sorted(raw.items()):
         series, value = metrics.parse_field(raw_field), _number(raw_value)
         match series:
@@ -242,6 +296,10 @@ def _counters(raw: Mapping[str, str]) -> Iterator[Metric]:
                 requests[status_class] = value
             case ("moneybird_rate_limited",):
                 limited = value
+            case ("reconcile_runs", trigger, outcome):
+                reconciliations[(trigger, outcome)] = value
+            case ("reconcile_records", resource, kind):
+                records.add_metric([resource, kind], value)
     yield runs
     durations = HistogramMetricFamily(
         "hookbird_handler_duration_seconds",
@@ -274,6 +332,16 @@ def _counters(raw: Mapping[str, str]) -> Iterator[Metric]:
         "Moneybird answers 429 (Too Many Requests).",
         value=limited,
     )
+    reconcile_runs = CounterMetricFamily(
+        "hookbird_reconcile_runs",
+        "Reconciliations by what started them (scheduled, cli, watchdog) and how they ended "
+        "(ok, failed, budget_wait).",
+        labels=["trigger", "outcome"],
+    )
+    for (trigger, outcome), count in reconciliations.items():
+        reconcile_runs.add_metric([trigger, outcome], count)
+    yield reconcile_runs
+    yield records
 
 
 class _Families(Collector):

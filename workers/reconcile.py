@@ -18,6 +18,11 @@ when each resource was last reconciled). ``backfill`` emits an event for every r
 Each event has a dedup key made of the administration, entity, version and action, so
 running a reconciliation again before the workers have handled the first one's events
 enqueues nothing twice; a run cut short (rate budget, Ctrl-C) is simply run again.
+
+What each resource's reconciliation found is counted for ``/metrics``
+(``hookbird_reconcile_records_total``, :mod:`hookbird.metrics`) when that resource is
+done; whoever runs the reconciler counts the run's outcome
+(``hookbird_reconcile_runs_total``) and flushes the counts to Redis.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from hookbird import keys
+from hookbird import keys, metrics
 from hookbird.jobspec import JOB_FAILURE_TTL, JOB_FUNCTION, JOB_RESULT_TTL, JOB_TIMEOUT
 from hookbird.labels import label
 from hookbird.logs import get_logger
@@ -204,6 +209,7 @@ class Reconciler:
             if len(mine) != 1:
                 tallies.append(target)
             self._gone(RESOURCES[paths_of_type[0]], snapshots[entity_type], listing, target)
+            metrics.TALLY.reconcile_records(target.resource, "gone", target.gone)
         return tallies
 
     def _resource(
@@ -250,6 +256,8 @@ class Reconciler:
                     self.progress(resource.path, done, len(fetch))
         self.redis.hset(reconciled_key(adm), resource.path, repr(time.time()))
         tally.calls = self._calls() - before
+        metrics.TALLY.reconcile_records(resource.path, "new", tally.new)
+        metrics.TALLY.reconcile_records(resource.path, "changed", tally.changed)
         return tally, listing
 
     def _not_queued(

@@ -12,6 +12,10 @@ A scheduled run uses at most ``HOOKBIRD_RECONCILE_BUDGET_SHARE`` of the shared r
 budget (:class:`workers.reconcile.ShareSpent`): handlers come first. When its share is
 used it stops, and the next run is scheduled for when the share is free again rather
 than a whole interval later; it finds what is left (nothing is queued twice).
+
+Each run is counted for ``/metrics`` (``hookbird_reconcile_runs_total``: trigger
+``scheduled`` for the chain, ``watchdog`` for a run :func:`request_now` asked for;
+outcome ``ok``, ``failed`` or ``budget_wait``); the worker's next beat flushes it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import redis
 from rq import Queue
 
-from hookbird import keys
+from hookbird import keys, metrics
 from hookbird.logs import get_logger
 from hookbird.moneybird.credentials import INDEX as CREDENTIALS_INDEX
 from hookbird.moneybird.credentials import CredentialStore
@@ -50,14 +54,21 @@ def administrations(connection: redis.Redis, settings: Settings) -> list[str]:
 
 
 def run_once(
-    connection: redis.Redis, client: Any, settings: Settings, router: Router
+    connection: redis.Redis,
+    client: Any,
+    settings: Settings,
+    router: Router,
+    *,
+    trigger: str = "scheduled",
 ) -> float | None:
     """Reconcile every administration once, within the budget share; when to run next if
-    the share ran out (epoch seconds), else None. Nothing happens while another runs."""
+    the share ran out (epoch seconds), else None. Nothing happens while another runs.
+    The run's outcome is counted under ``trigger`` (:data:`hookbird.metrics.RECONCILE_TRIGGERS`)."""
     token = secrets.token_hex(8)
     if not connection.set(LOCK_KEY, token, nx=True, ex=3600):
         log.info("a reconciliation is already running; not starting another")
         return None
+    outcome = "failed"
     try:
         for administration_id in administrations(connection, settings):
             done = [text(r) for r in connection.hkeys(reconciled_key(administration_id))]
@@ -80,6 +91,7 @@ def run_once(
                     administration_id=administration_id,
                     resume_at=round(exc.retry_at),
                 )
+                outcome = "budget_wait"
                 return exc.retry_at
             log.info(
                 "reconciled",
@@ -87,8 +99,10 @@ def run_once(
                 queued=sum(t.queued for t in tallies),
                 calls=sum(t.calls for t in tallies),
             )
+        outcome = "ok"
         return None
     finally:
+        metrics.TALLY.reconcile_run(trigger, outcome)
         if connection.get(LOCK_KEY) == token.encode():
             connection.delete(LOCK_KEY)
 
@@ -152,7 +166,8 @@ def reconcile_all(chained: bool = True) -> None:
 
         client = Client.for_worker(settings, rt.redis)
         try:
-            resume_at = run_once(rt.redis, client, settings, rt.router)
+            trigger = "scheduled" if chained else "watchdog"  # request_now: the watchdog's
+            resume_at = run_once(rt.redis, client, settings, rt.router, trigger=trigger)
         except MoneybirdError as exc:  # Moneybird down, budget spent: next time
             log.warning("scheduled reconciliation failed", error=repr(exc))
     finally:

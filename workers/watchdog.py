@@ -8,6 +8,7 @@ judges each subscribed one (:func:`judge`): missing in Moneybird, deactivated, o
 last push answered with something other than 200. A problem is logged, counted
 (``hookbird:watchdog:counts``, per kind) and kept in ``hookbird:watchdog`` (webhook id →
 JSON) until a check finds the webhook healthy again; ``hookbird doctor`` shows it as ✗.
+The counts per kind are on ``/metrics`` as ``hookbird_watchdog_findings_total``.
 A problem newly found asks for a reconciliation at once
 (:func:`workers.reconcile_schedule.request_now`).
 With ``HOOKBIRD_WEBHOOK_REACTIVATE=1`` a deactivated webhook is activated again and its
@@ -31,7 +32,7 @@ from typing import Any
 import redis
 from rq import Queue
 
-from hookbird import keys
+from hookbird import keys, metrics
 from hookbird.logs import get_logger
 from hookbird.routing import Router
 from hookbird.settings import Settings
@@ -159,13 +160,18 @@ def _reconcile(
     resources = done or (matched(router) if router is not None else [])
     if not resources:
         return
-    tallies = Reconciler(
-        connection,
-        moneybird,
-        queue=settings.queue,
-        retention=settings.event_retention,
-        dedup_ttl=settings.dedup_ttl,
-    ).run(resources)
+    outcome = "failed"
+    try:
+        tallies = Reconciler(
+            connection,
+            moneybird,
+            queue=settings.queue,
+            retention=settings.event_retention,
+            dedup_ttl=settings.dedup_ttl,
+        ).run(resources)
+        outcome = "ok"
+    finally:
+        metrics.TALLY.reconcile_run("watchdog", outcome)
     log.info(
         "reconciled after reactivating a webhook",
         administration_id=moneybird.id,

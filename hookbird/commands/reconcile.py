@@ -3,6 +3,8 @@
 The work is :class:`workers.reconcile.Reconciler`'s; this module picks the resources,
 builds the API client (it waits for the rate budget and says so), draws the progress
 of a backfill, prints the summary and turns Moneybird's errors into what to do next.
+Its run and what it found are counted for ``/metrics`` (trigger ``cli``) and written to
+Redis before the command exits: a CLI process has no liveness beat to carry them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import sys
 from typing import Any
 
+from hookbird import metrics
 from hookbird.commands.helpers import (
     EXIT_OK,
     CommandError,
@@ -92,8 +95,10 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
             dedup_ttl=settings.dedup_ttl,
             progress=Bar() if args.backfill else None,
         )
+        outcome = "failed"
         try:
             tallies = reconciler.run(resources, backfill=args.backfill)
+            outcome = "ok"
         except errors.Forbidden as exc:
             raise CommandError(
                 f"{exc}\nthe token lacks the scope one of these resources needs (contacts: "
@@ -107,6 +112,9 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
                 f"{error}\nWhat was queued before this stays queued; run the same command "
                 "again to go on (nothing is queued twice)."
             ) from None
+        finally:
+            metrics.TALLY.reconcile_run("cli", outcome)
+            metrics.flush(conn)
     print(f"{'resource':<36} {'seen':>7} {'new':>6} {'changed':>7} {'gone':>5} {'calls':>5}")
     for t in tallies:
         print(f"{t.resource:<36} {t.seen:>7} {t.new:>6} {t.changed:>7} {t.gone:>5} {t.calls:>5}")

@@ -4,7 +4,7 @@ metrics hookbird exports.
 ``promtool`` comes from Debian's ``prometheus`` package (.ci/run installs it); without
 it those checks are skipped. Which metrics hookbird exports is read from a real
 ``/metrics`` after real work: pushes handled and dead-lettered by a worker process,
-a Moneybird call, a webhook's state.
+a Moneybird call, a webhook's state, a ``hookbird reconcile``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from receiver.app import create_app
 from tests.fake_moneybird import ADMINISTRATION, TOKEN, FakeMoneybird
 from tests.support import serve_in_thread
 from tests.workers.conftest import TOKEN as WEBHOOK_TOKEN
-from tests.workers.conftest import Pusher, Workers, wait_for
+from tests.workers.conftest import Pusher, Workers, run_cli, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -70,7 +70,7 @@ def dashboard_exprs() -> list[str]:
 def test_the_alert_rules_pass_promtool_check() -> None:
     result = promtool("check", "rules", RULES)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 9 rules found" in result.stdout
 
 
 @needs_promtool
@@ -126,7 +126,8 @@ def test_the_dashboard_uses_its_datasource_variable_everywhere() -> None:
 
 def exported_after_real_work(redis_url: str, redis_client: redis.Redis, logs: Path) -> set[str]:
     """The sample names of a real /metrics once a worker process handled and dead-lettered
-    pushes, the Moneybird client made a call, and a webhook's state was read."""
+    pushes, the Moneybird client made a call, a webhook's state was read, and ``hookbird
+    reconcile`` ran."""
     redis_client.set("test:dead:billing", 1)
     settings = Settings(redis_url=redis_url, webhook_token=WEBHOOK_TOKEN)
     group = Workers(redis_url, logs)
@@ -143,6 +144,17 @@ def exported_after_real_work(redis_url: str, redis_client: redis.Redis, logs: Pa
                 )
                 with Client.for_worker(api, redis_client) as client:
                     client.administration(ADMINISTRATION).contacts.sync()
+                reconciled = run_cli(
+                    redis_url,
+                    "reconcile",
+                    "--administration",
+                    ADMINISTRATION,
+                    "--resources",
+                    "contacts",
+                    MONEYBIRD_API_TOKEN=TOKEN,
+                    MONEYBIRD_API_URL=fake.api_url,
+                )
+                assert reconciled.returncode == 0, reconciled.stderr
             metrics.flush(redis_client)
             metrics.record_webhooks(redis_client, [{"id": "41", "last_http_status": 200}])
 
@@ -168,7 +180,7 @@ def test_every_metric_the_dashboard_and_the_rules_name_is_exported_and_documente
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     named = {m for expr in [*rule_exprs(), *dashboard_exprs()] for m in METRIC.findall(expr)}
-    assert len(rule_exprs()) == 8
+    assert len(rule_exprs()) == 9
     assert "hookbird_handler_duration_seconds_bucket" in named
     exported = exported_after_real_work(redis_url, redis_client, tmp_path)
     assert named - exported == set()

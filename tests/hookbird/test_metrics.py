@@ -18,7 +18,7 @@ from hookbird.settings import Settings
 from receiver import pipeline
 from tests.fake_moneybird import ADMINISTRATION, TOKEN, FakeMoneybird
 from tests.support import all_bytes
-from workers import recovery
+from workers import recovery, watchdog
 
 
 def read(redis_url: str, settings: Settings | None = None) -> pipeline.Snapshot:
@@ -48,6 +48,9 @@ def test_the_receiver_names_the_keys_the_workers_and_the_budget_write() -> None:
     assert pipeline.WORKERS_KEY == recovery.WORKERS
     assert recovery.alive_key("w1") == pipeline.ALIVE_PREFIX + "w1"
     assert pipeline.RATE_PREFIX == BUDGET_PREFIX + "api:"
+    assert pipeline.WATCHDOG_COUNTS_KEY == watchdog.COUNTS_KEY
+    problems = (watchdog.MISSING, watchdog.DEACTIVATED, watchdog.FAILING)
+    assert problems == pipeline.WATCHDOG_PROBLEMS
 
 
 def test_a_field_round_trips_any_label_value() -> None:
@@ -89,10 +92,53 @@ def test_flushes_from_two_processes_add_up(redis_client: redis.Redis, redis_url:
     assert found[("handler_seconds_sum", "crm")] == pytest.approx(1000.04)
 
 
+def flush_drained(client: redis.Redis, drained: metrics.Drained) -> None:
+    with client.pipeline(transaction=False) as pipe:
+        metrics.write(pipe, drained)
+        pipe.execute()
+
+
+def test_a_late_flush_never_moves_the_last_success_back(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Two processes' reconciliations: the one that succeeded last flushes first; the
+    other's older time, flushed after, leaves the newer in place."""
+    series = ("reconcile_last_success", "scheduled")
+    flush_drained(redis_client, metrics.Drained(latest={series: 2000.0}))
+    flush_drained(redis_client, metrics.Drained(latest={series: 1000.0}))
+    snapshot = read(redis_url)
+    assert snapshot.latest == {metrics.field_name(*series): 2000.0}
+    text = pipeline.render(snapshot).decode()
+    assert 'hookbird_reconcile_last_success_timestamp_seconds{trigger="scheduled"} 2000.0' in text
+
+
+def test_reconciliations_by_trigger_outcome_resource_and_kind(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Every trigger and outcome is exported from the start (0), records once counted."""
+    tally = metrics.Tally()
+    tally.reconcile_run("cli", "ok")
+    tally.reconcile_run("scheduled", "budget_wait")
+    tally.reconcile_records("contacts", "changed", 3)
+    tally.reconcile_records("contacts", "new", 0)
+    metrics.flush(redis_client, tally)
+    text = pipeline.render(read(redis_url)).decode()
+    assert 'hookbird_reconcile_runs_total{outcome="ok",trigger="cli"} 1.0' in text
+    assert 'hookbird_reconcile_runs_total{outcome="budget_wait",trigger="scheduled"} 1.0' in text
+    assert 'hookbird_reconcile_runs_total{outcome="failed",trigger="watchdog"} 0.0' in text
+    assert 'hookbird_reconcile_records_total{kind="changed",resource="contacts"} 3.0' in text
+    assert 'hookbird_reconcile_records_total{kind="new",resource="contacts"} 0.0' in text
+    assert 'resource="sales_invoices"' not in text
+    assert 'hookbird_reconcile_last_success_timestamp_seconds{trigger="cli"}' in text
+    assert 'hookbird_reconcile_last_success_timestamp_seconds{trigger="scheduled"}' not in text
+    assert 'hookbird_watchdog_findings_total{problem="failing"} 0.0' in text
+
+
 def test_a_failed_flush_keeps_the_counts_for_the_next(redis_client: redis.Redis) -> None:
     """Redis refusing the write: nothing is lost, the next flush sends it."""
     tally = metrics.Tally()
     tally.retry_scheduled()
+    tally.reconcile_run("cli", "ok")
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
     try:
         metrics.flush(dead, tally)
@@ -102,6 +148,8 @@ def test_a_failed_flush_keeps_the_counts_for_the_next(redis_client: redis.Redis)
     metrics.flush(redis_client, tally)
     field = metrics.field_name("retries_scheduled")
     assert redis_client.hget(metrics.METRICS_KEY, field) == b"2"
+    last = metrics.field_name("reconcile_last_success", "cli")
+    assert redis_client.zscore(metrics.LATEST_KEY, last)
 
 
 def test_moneybird_answers_and_the_budget_left(redis_client: redis.Redis, redis_url: str) -> None:

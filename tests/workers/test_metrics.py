@@ -6,7 +6,10 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.workers.conftest import Pusher, Workers, wait_for
+from hookbird.subscriptions import SubscriptionStore
+from tests.fake_moneybird import ADMINISTRATION, TOKEN, FakeMoneybird
+from tests.workers.conftest import Pusher, Workers, run_cli, wait_for
+from workers.reconcile import reconciled_key
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +109,97 @@ def test_metrics_still_answer_when_redis_is_gone(push: Pusher, redis_client: red
     assert value(samples, "hookbird_pipeline_metrics_up") == 0
     assert value(samples, "hookbird_pushes_total", outcome="accepted") == 1
     assert value(samples, "hookbird_queue_depth") is None
+
+
+def test_a_scheduled_reconciliation_that_finds_a_changed_record_shows_on_metrics(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """Workers reconcile by themselves: the baseline run, then a run that finds the contact
+    changed meanwhile, counted by resource and kind, with the run's outcome and time."""
+    with FakeMoneybird().serve() as fake:
+        contact = fake.add("contacts", {"version": 100})
+        SubscriptionStore(redis_client).add(
+            webhook_id="4180000000000000001", administration_id=ADMINISTRATION, token="t" * 24
+        )
+        workers.start(
+            MONEYBIRD_API_TOKEN=TOKEN,
+            MONEYBIRD_API_URL=fake.api_url,
+            HOOKBIRD_RECONCILE_INTERVAL="1",
+            HOOKBIRD_WEBHOOK_WATCHDOG_INTERVAL="0",
+        )
+        wait_for(
+            lambda: redis_client.hexists(reconciled_key(ADMINISTRATION), "contacts"),
+            timeout=30,
+            message="the baseline",
+        )
+        fake.change("contacts", contact["id"], company_name="Changed")
+
+        def found() -> Samples | None:
+            samples = scrape(push)
+            changed = value(
+                samples, "hookbird_reconcile_records_total", resource="contacts", kind="changed"
+            )
+            return samples if changed == 1 else None
+
+        samples = wait_for(found, timeout=60, message="the change on /metrics", every=0.3)
+    assert value(samples, "hookbird_reconcile_records_total", resource="contacts", kind="new") == 0
+    ok = value(samples, "hookbird_reconcile_runs_total", trigger="scheduled", outcome="ok")
+    assert (ok or 0) >= 2  # the baseline and the run that found the change
+    assert value(samples, "hookbird_reconcile_runs_total", trigger="cli", outcome="ok") == 0
+    last = value(samples, "hookbird_reconcile_last_success_timestamp_seconds", trigger="scheduled")
+    assert (last or 0) > 0
+    assert value(samples, "hookbird_reconcile_interval_seconds") == 3600  # the receiver's
+
+
+def test_hookbird_reconcile_counts_what_it_found_before_it_exits(
+    push: Pusher, redis_url: str
+) -> None:
+    """The CLI has no liveness beat: its run and its findings reach /metrics as it exits,
+    a failed run too."""
+    env = {"MONEYBIRD_API_TOKEN": TOKEN}
+    args = ("reconcile", "--administration", ADMINISTRATION, "--resources", "contacts")
+    with FakeMoneybird().serve() as fake:
+        env["MONEYBIRD_API_URL"] = fake.api_url
+        kept, gone = fake.add("contacts", {"version": 100}), fake.add("contacts", {"version": 100})
+        assert run_cli(redis_url, *args, **env).returncode == 0  # the baseline
+        fake.change("contacts", kept["id"], company_name="Changed")
+        fake.remove("contacts", gone["id"])
+        fake.add("contacts", {"version": 100})
+        result = run_cli(redis_url, *args, **env)
+        assert result.returncode == 0, result.stderr
+    failed = run_cli(redis_url, *args, **env)  # Moneybird is gone
+    assert failed.returncode != 0
+    samples = scrape(push)
+    for kind in ("new", "changed", "gone"):
+        assert (
+            value(samples, "hookbird_reconcile_records_total", resource="contacts", kind=kind) == 1
+        ), kind
+    assert value(samples, "hookbird_reconcile_runs_total", trigger="cli", outcome="ok") == 2
+    assert value(samples, "hookbird_reconcile_runs_total", trigger="cli", outcome="failed") == 1
+    last = value(samples, "hookbird_reconcile_last_success_timestamp_seconds", trigger="cli")
+    assert (last or 0) > 0
+
+
+def test_the_watchdogs_findings_show_on_metrics(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """A failing webhook found by the workers' watchdog is counted by kind of problem."""
+    with FakeMoneybird().serve() as fake:
+        hook = fake.add("webhooks", {"url": "https://hooks.example/x", "last_http_status": 502})
+        SubscriptionStore(redis_client).add(
+            webhook_id=hook["id"], administration_id=ADMINISTRATION, token="t" * 24
+        )
+        workers.start(
+            MONEYBIRD_API_TOKEN=TOKEN,
+            MONEYBIRD_API_URL=fake.api_url,
+            HOOKBIRD_WEBHOOK_WATCHDOG_INTERVAL="1",
+            HOOKBIRD_RECONCILE_INTERVAL="0",
+        )
+
+        def found() -> Samples | None:
+            samples = scrape(push)
+            failing = value(samples, "hookbird_watchdog_findings_total", problem="failing") or 0
+            return samples if failing >= 1 else None
+
+        samples = wait_for(found, timeout=60, message="the finding on /metrics", every=0.3)
+    assert value(samples, "hookbird_watchdog_findings_total", problem="deactivated") == 0

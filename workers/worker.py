@@ -19,6 +19,16 @@ attempt used up. A second signal stops at once, also requeueing the push.
 A daemon thread refreshes this worker's liveness key and, on every beat, looks for
 pushes whose worker died (see :mod:`workers.recovery`).
 
+Redis outages: the connection ``hookbird worker`` gives the worker retries every command
+for up to ``HOOKBIRD_REDIS_OUTAGE_GRACE`` seconds (:mod:`hookbird.outage`), so RQ and the
+handlers only see a slow Redis. Two things are left to the worker class. After an outage
+every liveness key may have expired (Redis keeps absolute expiry times), so the reaper
+holds off for one liveness period after Redis is back, until every live worker has beaten
+again; else it would run again the pushes of workers that are still running them. Past the
+grace the worker stops the way a stop request does, without touching Redis on the way out,
+and ``hookbird worker`` exits with :data:`EXIT_REDIS_GONE`: its push stays started, and the
+other workers' recovery runs it again once this worker's liveness key has expired.
+
 RQ's command channel (``rq:pubsub:<worker>``: stop-job, kill-horse, shutdown) is read
 by a thread of our own rather than RQ's. RQ's thread waits up to 60 s per read, and on
 a stop it sends UNSUBSCRIBE and then joins the thread through redis-py's
@@ -40,9 +50,11 @@ from typing import Any, ClassVar
 
 import redis
 from rq import SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.worker import BaseWorker
 
 from hookbird.logs import get_logger
+from hookbird.outage import Outage, RedisGone, outage_of
 from hookbird.settings import Settings
 from workers import jobs, recovery, running
 from workers.policy import after_crash
@@ -52,6 +64,8 @@ from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_
 log = get_logger("hookbird.worker")
 
 GRACE_SIGNAL = signal.SIGUSR1
+#: ``hookbird worker``'s exit status when Redis stayed away past HOOKBIRD_REDIS_OUTAGE_GRACE.
+EXIT_REDIS_GONE = 3
 #: Longest wait of the command-channel thread (seconds): how late it may notice a stop
 #: that could not wake it.
 COMMAND_POLL = 1.0
@@ -88,10 +102,25 @@ class RunAgainLog(logging.Filter):
         return True
 
 
+class GivingUpLog(logging.Filter):
+    """Drops RQ's "could not connect to Redis instance: … retrying" when it will not retry.
+
+    RQ's dequeue loop catches every ``ConnectionError``, :class:`RedisGone` included, and
+    says it retries; the worker stops instead, and ``hookbird worker`` says why in one line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(arg, RedisGone) for arg in args)
+
+
 def _rewrite_rq_retry_lines() -> None:
     rq_job = logging.getLogger("rq.job")
     if not any(isinstance(f, RunAgainLog) for f in rq_job.filters):
         rq_job.addFilter(RunAgainLog())
+    rq_worker = logging.getLogger("rq.worker")
+    if not any(isinstance(f, GivingUpLog) for f in rq_worker.filters):
+        rq_worker.addFilter(GivingUpLog())
 
 
 class HookbirdMixin(BaseWorker):
@@ -111,6 +140,19 @@ class HookbirdMixin(BaseWorker):
         self.liveness = settings.worker_liveness
         self.max_attempts = settings.max_attempts
         super().__init__(*args, **kwargs)
+        #: Set when ``connection`` came through :func:`hookbird.outage.ride_out`.
+        self.outage: Outage | None = outage_of(self.connection)
+        if self.outage is not None:
+            self.outage.on_give_up = self._kill_scheduler
+
+    @property
+    def redis_gone(self) -> bool:
+        """Redis stayed away past HOOKBIRD_REDIS_OUTAGE_GRACE: this worker is stopping."""
+        return self.outage is not None and self.outage.gave_up
+
+    def _may_reap(self) -> bool:
+        """Not while every other worker's liveness key may still be expired after an outage."""
+        return self.outage is None or self.outage.settled(self.liveness)
 
     # -- liveness -------------------------------------------------------------------
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
@@ -136,14 +178,19 @@ class HookbirdMixin(BaseWorker):
                     pipe.set(key, os.getpid(), px=int(self.liveness * 1000))
                     pipe.sadd(recovery.WORKERS, self.name)
                     pipe.execute()
-                for queue in self.queues:
-                    recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
+                if self._may_reap():
+                    for queue in self.queues:
+                        recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
+            except RedisGone:
+                return  # the worker is stopping; it says why
             except Exception as exc:  # Redis blips must not kill the beat
                 log.warning("liveness beat failed", error=f"{type(exc).__name__}: {exc}")
             self._beat_stop.wait(interval)
 
     def clean_registries(self) -> None:
         # Rescue pushes of dead workers before RQ's own cleanup calls them abandoned.
+        if not self._may_reap():
+            return  # RQ's cleanup too: it would call those pushes abandoned
         for queue in self.queues:
             recovery.reap(self.connection, queue.name, max_attempts=self.max_attempts)
         super().clean_registries()
@@ -163,12 +210,45 @@ class HookbirdMixin(BaseWorker):
             self.connection.connection_pool.disconnect(inuse_connections=False)
         if self._grace_timer is not None:
             self._grace_timer.cancel()
+        if self.redis_gone:
+            self._teardown_without_redis()
+            return
         super().teardown()
         conn = self.connection
         # Only the liveness key goes: the worker stays listed in recovery.WORKERS until
         # the next reap, so a push it leaves "started" (it quit on an error, e.g. Redis
         # restarting mid-push) is run again rather than left for RQ to dead-letter.
         conn.delete(recovery.alive_key(self.name))
+
+    def _teardown_without_redis(self) -> None:
+        """RQ's teardown minus what needs Redis: the scheduler goes, the commands thread stops.
+
+        The scheduler is killed rather than asked to stop: releasing its lock would wait out
+        a grace of its own. The lock expires by itself.
+        """
+        self._kill_scheduler()
+        self.unsubscribe()
+
+    def _kill_scheduler(self) -> None:
+        """At once, as this worker gives up: before the scheduler's own grace runs out too."""
+        scheduler = getattr(self, "scheduler", None)
+        process = getattr(scheduler, "_process", None)
+        if process is None or not process.pid or os.getpid() != self.pid:
+            return  # none, or this is the scheduler or a fork worker's child
+        if process.exitcode is not None:
+            return  # already gone (and its pid maybe someone else's)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.join(5)
+
+    # -- Redis outages (see the module docstring) -------------------------------------
+    def execute_job(self, job: Any, queue: Any) -> None:
+        try:
+            super().execute_job(job, queue)
+        except redis.ConnectionError:
+            if self.redis_gone:
+                raise StopRequested() from None  # RQ's work loop stops quietly on it
+            raise
 
     # -- RQ's command channel (see the module docstring) ----------------------------
     _commands: threading.Thread | None = None
@@ -194,6 +274,8 @@ class HookbirdMixin(BaseWorker):
         while not stop.is_set():
             try:
                 pubsub.get_message(ignore_subscribe_messages=True, timeout=COMMAND_POLL)
+            except RedisGone:
+                return  # the worker is stopping; it says why
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # redis-py reconnects and subscribes again on the next read
                 if not stop.is_set():
@@ -235,6 +317,8 @@ class HookbirdMixin(BaseWorker):
         round trips per push that only push an expiry minutes ahead. A call is skipped
         when one sent less than a second ago already reaches as far.
         """
+        if self.redis_gone:
+            raise StopRequested()  # RQ calls this first in its dequeue loop and after each job
         timeout = timeout or self.worker_ttl + 60
         now = time.monotonic()
         if pipeline is not None:

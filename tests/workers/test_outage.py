@@ -1,0 +1,153 @@
+"""Workers ride out a Redis outage up to HOOKBIRD_REDIS_OUTAGE_GRACE, and exit past it.
+
+Each test runs its own ``redis-server`` (AOF on, as in production) that it kills with
+``kill -9`` and starts again on the same port, and real ``hookbird worker`` processes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from hookbird.redis_server import RedisServer
+from hookbird.settings import Settings
+from receiver.app import create_app
+from tests.support import serve_in_thread
+from tests.workers.conftest import TOKEN, Pusher, Workers, calls, wait_for
+
+pytestmark = pytest.mark.slow
+
+#: Long enough to outlast redis-py's own three retries of a command, every time.
+OUTAGE = 12.0
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own, free to be killed."""
+    with RedisServer(tmp_path / "redis") as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: RedisServer) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(server.url, socket_timeout=5)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pusher(server: RedisServer) -> Iterator[Pusher]:
+    settings = Settings(redis_url=server.url, webhook_token=TOKEN)
+    with serve_in_thread(create_app(settings)) as base:
+        sender = Pusher(base)
+        yield sender
+        sender.http.close()
+
+
+@pytest.fixture
+def group(server: RedisServer, tmp_path: Path) -> Iterator[Workers]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    workers = Workers(server.url, logs)
+    yield workers
+    workers.stop_all()
+
+
+def lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for raw in text.splitlines():
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+def started(client: redis.Redis) -> list[str]:
+    try:
+        return [json.loads(raw)["event_id"] for raw in client.lrange("test:started", 0, -1)]
+    except redis.ConnectionError:
+        return []
+
+
+def outage(server: RedisServer, seconds: float) -> None:
+    """``kill -9`` the server, keep it down ``seconds``, start it again on the same port."""
+    server.kill()
+    time.sleep(seconds)
+    server.start()
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_a_worker_rides_out_redis_restarting_mid_push(
+    server: RedisServer,
+    client: redis.Redis,
+    pusher: Pusher,
+    group: Workers,
+    worker_class: str,
+) -> None:
+    """Redis killed mid-handler and back after OUTAGE s: the push finishes, the worker lives."""
+    client.set("test:sleep:crm", "1")
+    proc = group.start("--class", worker_class, HOOKBIRD_REDIS_OUTAGE_GRACE="60")
+    event_id = pusher()
+    wait_for(lambda: event_id in started(client), message="the handler to start")
+    outage(server, OUTAGE)
+    done = wait_for(lambda: calls(client), timeout=60, message="the push to be handled")
+    assert [c["event_id"] for c in done] == [event_id]
+    later = pusher()  # and it goes on taking pushes
+    wait_for(lambda: len(calls(client)) == 2, timeout=30, message="a push after the outage")
+    assert calls(client)[1]["event_id"] == later
+    assert proc.poll() is None, group.output()
+    records = lines(group.output())
+    began = [r for r in records if r.get("event") == "Redis unreachable"]
+    ended = [r for r in records if r.get("event") == "Redis reachable again"]
+    # one pair per process that saw it (the fork worker's child is a process of its own)
+    assert began, group.output()
+    assert len(began) == len(ended), group.output()
+    assert len({r["pid"] for r in began}) == len(began), group.output()
+    assert all(r["seconds"] >= OUTAGE / 2 for r in ended), ended
+
+
+def test_a_worker_rides_out_redis_restarting_while_idle(
+    server: RedisServer, client: redis.Redis, pusher: Pusher, group: Workers
+) -> None:
+    """Killed while the worker waits on the queue: it takes the next push once Redis is back."""
+    proc = group.start(HOOKBIRD_REDIS_OUTAGE_GRACE="60")
+    first = pusher()
+    wait_for(lambda: calls(client), message="the first push")
+    outage(server, OUTAGE)
+    second = pusher()
+    wait_for(lambda: len(calls(client)) == 2, timeout=60, message="a push after the outage")
+    assert [c["event_id"] for c in calls(client)] == [first, second]
+    assert proc.poll() is None, group.output()
+
+
+def test_a_worker_exits_with_one_line_past_the_grace(
+    server: RedisServer, client: redis.Redis, pusher: Pusher, group: Workers
+) -> None:
+    """Redis gone for longer than the grace: exit non-zero, saying so once, for the supervisor."""
+    proc = group.start(HOOKBIRD_REDIS_OUTAGE_GRACE="3")
+    pusher()
+    wait_for(lambda: calls(client), message="the first push")
+    server.kill()
+    try:
+        code = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker kept waiting for Redis past its grace:\n" + group.output())
+    assert code == 3, group.output()
+    records = lines(group.output())
+    gave_up = [
+        r for r in records if r.get("event") == "Redis unreachable for longer than the grace"
+    ]
+    assert len(gave_up) == 1, group.output()
+    assert "HOOKBIRD_REDIS_OUTAGE_GRACE" in gave_up[0]["hint"]
+    output = group.output()
+    assert "Traceback" not in output, output[output.find("Traceback") - 1500 :]

@@ -15,12 +15,17 @@ from typing import Any
 
 import pytest
 import redis
+from rq import Queue
+from rq.job import Job, JobStatus
 
+from hookbird.outage import Outage, ride_out
 from hookbird.redis_server import RedisServer
 from hookbird.settings import Settings
 from receiver.app import create_app
 from tests.support import serve_in_thread
 from tests.workers.conftest import TOKEN, Pusher, Workers, calls, wait_for
+from workers import recovery
+from workers.worker import HookbirdSimpleWorker
 
 pytestmark = pytest.mark.slow
 
@@ -130,6 +135,23 @@ def test_a_worker_rides_out_redis_restarting_while_idle(
     assert proc.poll() is None, group.output()
 
 
+def test_a_retry_scheduled_before_an_outage_runs_after_it(
+    server: RedisServer, client: redis.Redis, pusher: Pusher, group: Workers
+) -> None:
+    """A handler failed and its retry waits in the scheduler when Redis dies: it still runs."""
+    client.set("test:fail:crm", "1")
+    proc = group.start(HOOKBIRD_REDIS_OUTAGE_GRACE="60")
+    event_id = pusher()
+    wait_for(
+        lambda: client.hget(f"rq:job:{event_id}", "status") == b"scheduled",
+        message="the retry to be scheduled",
+    )
+    outage(server, OUTAGE)
+    done = wait_for(lambda: calls(client), timeout=60, message="the retry to run")
+    assert [(c["event_id"], c["attempt"]) for c in done] == [(event_id, 2)]
+    assert proc.poll() is None, group.output()
+
+
 def test_a_worker_exits_with_one_line_past_the_grace(
     server: RedisServer, client: redis.Redis, pusher: Pusher, group: Workers
 ) -> None:
@@ -151,3 +173,32 @@ def test_a_worker_exits_with_one_line_past_the_grace(
     assert "HOOKBIRD_REDIS_OUTAGE_GRACE" in gave_up[0]["hint"]
     output = group.output()
     assert "Traceback" not in output, output[output.find("Traceback") - 1500 :]
+
+
+def test_the_reaper_holds_off_for_one_liveness_period_after_an_outage(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Every liveness key may have expired while Redis was down: no rescue until all beat."""
+    now = [1000.0]
+    outage = Outage(60, "test", clock=lambda: now[0])
+    conn = ride_out(redis.Redis.from_url(redis_url), outage)
+    queue = Queue("hookbird", connection=conn)
+    job = queue.enqueue("workers.jobs.process_event", job_id="ev-running")
+    conn.lrem(queue.key, 1, "ev-running")
+    job.set_status(JobStatus.STARTED)
+    conn.hset(job.key, "worker_name", "w-still-running")
+    conn.zadd(queue.started_job_registry.key, {"ev-running:exec1": 9999999999})
+    conn.sadd(recovery.WORKERS, "w-still-running")  # its liveness key expired meanwhile
+    worker = HookbirdSimpleWorker([queue], connection=conn, settings=Settings(worker_liveness=2))
+    outage.failed(redis.ConnectionError("Redis restarting"))
+    now[0] += 12
+    outage.reached()
+    try:
+        worker.clean_registries()
+        assert queue.get_job_ids() == []
+        assert Job.fetch("ev-running", connection=conn).get_status() == "started"
+        now[0] += 2  # every live worker has beaten by now: this one has not
+        worker.clean_registries()
+        assert queue.get_job_ids() == ["ev-running"]
+    finally:
+        conn.close()

@@ -124,7 +124,7 @@ def test_a_worker_rides_out_redis_restarting_mid_push(
 def test_a_worker_rides_out_redis_restarting_while_idle(
     server: RedisServer, client: redis.Redis, pusher: Pusher, group: Workers
 ) -> None:
-    """Killed while the worker waits on the queue: it takes the next push once Redis is back."""
+    """Killed while the worker waits on the queue: quiet until Redis is back, then it goes on."""
     proc = group.start(HOOKBIRD_REDIS_OUTAGE_GRACE="60")
     first = pusher()
     wait_for(lambda: calls(client), message="the first push")
@@ -133,6 +133,11 @@ def test_a_worker_rides_out_redis_restarting_while_idle(
     wait_for(lambda: len(calls(client)) == 2, timeout=60, message="a push after the outage")
     assert [c["event_id"] for c in calls(client)] == [first, second]
     assert proc.poll() is None, group.output()
+    # one line when it began, one when it ended: nothing every second in between
+    noisy = ("liveness beat failed", "command channel lost")
+    events = [str(r.get("event")) for r in lines(group.output())]
+    assert not [e for e in events if e in noisy or "could not connect" in e], events
+    assert events.count("Redis unreachable") == events.count("Redis reachable again") >= 1
 
 
 def test_a_retry_scheduled_before_an_outage_runs_after_it(

@@ -108,6 +108,11 @@ class Outage:
             self.on_give_up()
         return left
 
+    def stop_waiting(self) -> None:
+        """The process is stopping: an outage, now or later, is not waited out any more."""
+        with self._guard():
+            self.grace = 0.0
+
     def reached(self) -> None:
         """A command got through: if an outage was on, it is over."""
         with self._guard():

@@ -27,7 +27,8 @@ holds off for one liveness period after Redis is back, until every live worker h
 again; else it would run again the pushes of workers that are still running them. Past the
 grace the worker stops the way a stop request does, without touching Redis on the way out,
 and ``hookbird worker`` exits with :data:`EXIT_REDIS_GONE`: its push stays started, and the
-other workers' recovery runs it again once this worker's liveness key has expired.
+other workers' recovery runs it again once this worker's liveness key has expired. A worker
+asked to stop does not wait out an outage at all.
 
 RQ's command channel (``rq:pubsub:<worker>``: stop-job, kill-horse, shutdown) is read
 by a thread of our own rather than RQ's. RQ's thread waits up to 60 s per read, and on
@@ -210,15 +211,17 @@ class HookbirdMixin(BaseWorker):
             self.connection.connection_pool.disconnect(inuse_connections=False)
         if self._grace_timer is not None:
             self._grace_timer.cancel()
-        if self.redis_gone:
-            self._teardown_without_redis()
-            return
-        super().teardown()
-        conn = self.connection
-        # Only the liveness key goes: the worker stays listed in recovery.WORKERS until
-        # the next reap, so a push it leaves "started" (it quit on an error, e.g. Redis
-        # restarting mid-push) is run again rather than left for RQ to dead-letter.
-        conn.delete(recovery.alive_key(self.name))
+        if not self.redis_gone:
+            try:
+                super().teardown()
+                # Only the liveness key goes: the worker stays listed in recovery.WORKERS
+                # until the next reap, so a push it leaves "started" (it quit on an error,
+                # e.g. Redis restarting mid-push) is run again rather than dead-lettered.
+                self.connection.delete(recovery.alive_key(self.name))
+                return
+            except RedisGone:
+                pass  # Redis went while stopping (a stop does not wait it out)
+        self._teardown_without_redis()
 
     def _teardown_without_redis(self) -> None:
         """RQ's teardown minus what needs Redis: the scheduler goes, the commands thread stops.
@@ -332,7 +335,14 @@ class HookbirdMixin(BaseWorker):
         self._rq_beat_at, self._rq_beat_until = now, now + timeout
 
     # -- graceful stop ----------------------------------------------------------------
+    stop_asked = False
+
     def handle_warm_shutdown_request(self) -> None:
+        # Stopping: no waiting out a Redis outage on the way out (Redis may be stopping
+        # with us, as under `hookbird dev`). A push cut off is run again by recovery.
+        self.stop_asked = True
+        if self.outage is not None:
+            self.outage.stop_waiting()
         super().handle_warm_shutdown_request()
         if self._grace_timer is None:
             self._grace_timer = threading.Timer(self.shutdown_grace, self._grace_over)

@@ -54,7 +54,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         for close in rt.closers:
             close()
-    if worker.redis_gone:
+    if worker.redis_gone and worker.stop_asked:
+        log.warning("stopped without waiting for Redis", redis=safe_url(settings.redis_url))
+    elif worker.redis_gone:
         log.error(
             "Redis unreachable for longer than the grace",
             redis=safe_url(settings.redis_url),

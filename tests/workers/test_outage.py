@@ -7,6 +7,7 @@ Each test runs its own ``redis-server`` (AOF on, as in production) that it kills
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -155,6 +156,24 @@ def test_a_retry_scheduled_before_an_outage_runs_after_it(
     done = wait_for(lambda: calls(client), timeout=60, message="the retry to run")
     assert [(c["event_id"], c["attempt"]) for c in done] == [(event_id, 2)]
     assert proc.poll() is None, group.output()
+
+
+def test_a_worker_asked_to_stop_does_not_wait_out_an_outage(
+    server: RedisServer, client: redis.Redis, pusher: Pusher, group: Workers
+) -> None:
+    """SIGTERM while Redis is down (it may be stopping too): exit 0 now, not after the grace."""
+    proc = group.start(HOOKBIRD_REDIS_OUTAGE_GRACE="120")
+    pusher()
+    wait_for(lambda: calls(client), message="the first push")
+    server.kill()
+    wait_for(lambda: "Redis unreachable" in group.output(), message="the outage to be seen")
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the stopping worker waited for Redis:\n" + group.output())
+    assert code == 0, group.output()
+    assert "stopped without waiting for Redis" in group.output()
 
 
 def test_a_worker_exits_with_one_line_past_the_grace(

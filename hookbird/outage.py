@@ -151,7 +151,7 @@ class OutageRetry(Retry):
         # redis-py copies the retry into every connection; the outage stays shared
         fresh = OutageRetry(self.outage)
         fresh._supported_errors = copy.copy(self._supported_errors)
-        fresh._is_retryable = self._is_retryable
+        fresh._is_retryable = getattr(self, "_is_retryable", None)  # redis-py 6.1+
         return fresh
 
     def __eq__(self, other: object) -> bool:
@@ -179,7 +179,8 @@ class OutageRetry(Retry):
                     fail(error, failures)
                 else:
                     fail(error)
-                if (self._is_retryable is not None and not self._is_retryable(error)) or (
+                checker = getattr(self, "_is_retryable", None)  # redis-py 6.1+
+                if (checker is not None and not checker(error)) or (
                     is_retryable is not None and not is_retryable(error)
                 ):
                     raise

@@ -19,6 +19,7 @@ import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
+from hookbird import keys
 from hookbird.outage import Outage, ride_out
 from hookbird.redis_server import RedisServer
 from hookbird.settings import Settings
@@ -26,6 +27,8 @@ from receiver.app import create_app
 from tests.support import serve_in_thread
 from tests.workers.conftest import TOKEN, Pusher, Workers, calls, wait_for
 from workers import recovery
+from workers.states import BeginVerdict
+from workers.store import Store
 from workers.worker import HookbirdSimpleWorker
 
 pytestmark = pytest.mark.slow
@@ -233,3 +236,28 @@ def test_the_reaper_holds_off_for_one_liveness_period_after_an_outage(
         assert queue.get_job_ids() == ["ev-running"]
     finally:
         conn.close()
+
+
+def test_begin_sent_again_after_a_lost_reply_keeps_its_turn(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """begin.lua ran, its reply was lost with Redis, redis-py sends it again: still GO.
+
+    The second call finds the entity lock it took itself; taking that for another run
+    parked the push until the lock expired (the job timeout plus a minute).
+    """
+    queue = Queue("hookbird", connection=redis_client)
+    store = Store(
+        redis_client,
+        wip_key=queue.started_job_registry.key,
+        mid_key=queue.intermediate_queue_key,
+        scheduled_key=queue.scheduled_job_registry.key,
+    )
+    redis_client.set(keys.event_key("ev-1"), b'{"received_at": "1"}\n{}')
+    entity = ("123", "Contact", "456")
+    first = store.begin("ev-1", "ev-1:aaaa", 60.0, entity, 3600)
+    again = store.begin("ev-1", "ev-1:aaaa", 60.0, entity, 3600)
+    other_run = store.begin("ev-1", "ev-1:bbbb", 60.0, entity, 3600)
+    assert first.verdict == BeginVerdict.GO
+    assert again.verdict == BeginVerdict.GO
+    assert other_run.verdict == BeginVerdict.WAIT  # a second copy of the job still waits

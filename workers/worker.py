@@ -54,6 +54,7 @@ from rq import SimpleWorker, Worker
 from rq.exceptions import StopRequested
 from rq.worker import BaseWorker
 
+from hookbird.children import die_with_parent_hook
 from hookbird.logs import get_logger
 from hookbird.outage import Outage, RedisGone, outage_of
 from hookbird.settings import Settings
@@ -124,6 +125,28 @@ def _rewrite_rq_retry_lines() -> None:
         rq_worker.addFilter(GivingUpLog())
 
 
+_dying_with: set[int] = set()
+
+
+def _children_die_with_this_process() -> None:
+    """RQ's scheduler and a fork worker's children get SIGTERM when this worker dies.
+
+    A worker killed outright left its scheduler running: it rode out every later Redis
+    outage and lived on, an orphan holding the scheduler lock, until Redis had been gone
+    for a whole grace.
+    """
+    hook, worker = die_with_parent_hook(), os.getpid()
+    if hook is None or worker in _dying_with:
+        return
+    _dying_with.add(worker)
+
+    def after_fork() -> None:  # pragma: no cover - runs in the child
+        if os.getppid() == worker:  # not in what a child forks in turn
+            hook()
+
+    os.register_at_fork(after_in_child=after_fork)
+
+
 class HookbirdMixin(BaseWorker):
     """Grace period, liveness beat and recovery, shared by both worker classes."""
 
@@ -158,6 +181,7 @@ class HookbirdMixin(BaseWorker):
     # -- liveness -------------------------------------------------------------------
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         _rewrite_rq_retry_lines()
+        _children_die_with_this_process()
         super().bootstrap(*args, **kwargs)
         conn = self.connection
         conn.set(recovery.alive_key(self.name), os.getpid(), px=int(self.liveness * 1000))

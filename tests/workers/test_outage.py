@@ -7,6 +7,7 @@ Each test runs its own ``redis-server`` (AOF on, as in production) that it kills
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -184,6 +185,37 @@ def test_a_worker_asked_to_stop_does_not_wait_out_an_outage(
         pytest.fail("the stopping worker waited for Redis:\n" + group.output())
     assert code == 0, group.output()
     assert "stopped without waiting for Redis" in group.output()
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_the_scheduler_of_a_killed_worker_goes_with_it(
+    server: RedisServer, client: redis.Redis, group: Workers
+) -> None:
+    """kill -9 of a worker: its RQ scheduler does not live on, riding out outages alone."""
+    proc = group.start(HOOKBIRD_REDIS_OUTAGE_GRACE="60")
+    scheduler = wait_for(lambda: children_of(proc.pid), message="the scheduler process")[0]
+    proc.kill()
+    proc.wait()
+    try:
+        wait_for(lambda: gone(scheduler), timeout=30, message="the orphaned scheduler to exit")
+    finally:
+        if not gone(scheduler):
+            os.kill(scheduler, signal.SIGKILL)
 
 
 def test_a_worker_exits_with_one_line_past_the_grace(

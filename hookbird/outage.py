@@ -128,6 +128,17 @@ class Outage:
                 pid=os.getpid(),
             )
 
+    def unseen_until_now(self) -> None:
+        """Count an outage as having ended now: this process may have missed one.
+
+        A process starting (or waiting at start-up for Redis, with another client) cannot
+        tell whether Redis just came back; what :meth:`settled` protects against holds for
+        its first seconds as much as after an outage it saw.
+        """
+        with self._guard():
+            if self.since is None:
+                self.ended_at = self.clock()
+
     def settled(self, seconds: float) -> bool:
         """True unless an outage ended less than ``seconds`` ago (or is still on)."""
         if self.since is not None:

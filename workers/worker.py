@@ -26,11 +26,14 @@ for up to ``HOOKBIRD_REDIS_OUTAGE_GRACE`` seconds (:mod:`hookbird.outage`), so R
 handlers only see a slow Redis. Two things are left to the worker class. After an outage
 every liveness key may have expired (Redis keeps absolute expiry times), so the reaper
 holds off for one liveness period after Redis is back, until every live worker has beaten
-again; else it would run again the pushes of workers that are still running them. Past the
-grace the worker stops the way a stop request does, without touching Redis on the way out,
-and ``hookbird worker`` exits with :data:`EXIT_REDIS_GONE`: its push stays started, and the
-other workers' recovery runs it again once this worker's liveness key has expired. A worker
-asked to stop does not wait out an outage at all.
+again; else it would run again the pushes of workers that are still running them. A worker
+holds off for one liveness period after it starts, too: it cannot know whether an outage
+just ended, and one started by a process manager during an outage (``hookbird worker``
+waits for Redis before it starts) comes up the moment Redis is back, ahead of every live
+worker's beat. Past the grace the worker stops the way a stop request does, without
+touching Redis on the way out, and ``hookbird worker`` exits with :data:`EXIT_REDIS_GONE`:
+its push stays started, and the other workers' recovery runs it again once this worker's
+liveness key has expired. A worker asked to stop does not wait out an outage at all.
 
 RQ's command channel (``rq:pubsub:<worker>``: stop-job, kill-horse, shutdown) is read
 by a thread of our own rather than RQ's. RQ's thread waits up to 60 s per read, and on
@@ -172,6 +175,9 @@ class HookbirdMixin(BaseWorker):
         self.outage: Outage | None = outage_of(self.connection)
         if self.outage is not None:
             self.outage.on_give_up = self._kill_scheduler
+            # Started during an outage, or just after one: the other workers' liveness
+            # keys may have expired and they may not have beaten again yet.
+            self.outage.unseen_until_now()
 
     @property
     def redis_gone(self) -> bool:

@@ -112,3 +112,21 @@ def test_settled_waits_the_given_time_after_an_outage() -> None:
     assert not outage.settled(5)
     now[0] += 1
     assert outage.settled(5)
+
+
+def test_an_outage_not_seen_counts_as_ended_now_unless_one_is_on() -> None:
+    """unseen_until_now(): settled(s) waits s seconds; an outage going on stays on."""
+    now = [100.0]
+    outage = Outage(60, "test", clock=lambda: now[0])
+    outage.unseen_until_now()
+    now[0] += 4
+    assert not outage.settled(5)
+    now[0] += 1
+    assert outage.settled(5)
+    with structlog.testing.capture_logs():
+        outage.failed(ConnectionError("down"))
+        outage.unseen_until_now()
+        assert outage.down
+        now[0] += 10
+        outage.reached()
+    assert not outage.settled(5)

@@ -270,6 +270,37 @@ def test_the_reaper_holds_off_for_one_liveness_period_after_an_outage(
         conn.close()
 
 
+def test_a_worker_holds_off_the_reaper_for_one_liveness_period_after_it_starts(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A worker started as Redis comes back did not see the outage: it waits like the others.
+
+    The chaos run without a supervisor: a worker killed during an outage was started
+    again, waited for Redis, and its first reap ran again the pushes of live workers
+    whose liveness keys had expired while Redis was down, before they could beat.
+    """
+    now = [1000.0]
+    outage = Outage(60, "test", clock=lambda: now[0])
+    conn = ride_out(redis.Redis.from_url(redis_url), outage)
+    queue = Queue("hookbird", connection=conn)
+    job = queue.enqueue("workers.jobs.process_event", job_id="ev-running")
+    conn.lrem(queue.key, 1, "ev-running")
+    job.set_status(JobStatus.STARTED)
+    conn.hset(job.key, "worker_name", "w-still-running")
+    conn.zadd(queue.started_job_registry.key, {"ev-running:exec1": 9999999999})
+    conn.sadd(recovery.WORKERS, "w-still-running")  # its liveness key expired meanwhile
+    worker = HookbirdSimpleWorker([queue], connection=conn, settings=Settings(worker_liveness=2))
+    try:
+        worker.clean_registries()
+        assert queue.get_job_ids() == []
+        assert Job.fetch("ev-running", connection=conn).get_status() == "started"
+        now[0] += 2  # every live worker has beaten by now: this one has not
+        worker.clean_registries()
+        assert queue.get_job_ids() == ["ev-running"]
+    finally:
+        conn.close()
+
+
 def test_begin_sent_again_after_a_lost_reply_keeps_its_turn(
     redis_url: str, redis_client: redis.Redis
 ) -> None:

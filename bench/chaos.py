@@ -14,10 +14,16 @@ Targets: 0 lost (answered 200, never handled), every push answered 200 in the en
 at most one "handled twice" per worker death (killed, or quit because Redis died
 under it). Exit status 1 when a push was lost or a credential was found in a log.
 
+``--no-supervisor``: nothing restarts a process that exits on its own; only what the run
+kills itself comes back. Every process must ride out the Redis kills
+(``HOOKBIRD_REDIS_OUTAGE_GRACE``): one that exits is reported, stays dead, and the run
+misses its targets.
+
     .venv/bin/python bench/chaos.py                       # 5,000 pushes at 250/s
     .venv/bin/python bench/chaos.py --pushes 20000 --rate 400 --redis-kills 5
     .venv/bin/python bench/chaos.py --appendfsync always   # the setting that closes the window
     .venv/bin/python bench/chaos.py --failovers 2 --redis-kills 0   # Sentinel failover mode
+    .venv/bin/python bench/chaos.py --no-supervisor --redis-down-min 5 --redis-down 15
 
 ``--failovers N`` runs Redis as a primary, a replica and three Sentinels
 (``hookbird.sentinel_cluster``), every process on the ``redis+sentinel://`` URL with
@@ -70,6 +76,13 @@ class Config:
     appendfsync: str | None = None
     #: >0: Sentinel mode, the primary killed this many times
     failovers: int = 0
+    #: False: processes that exit on their own stay dead (only killed ones come back).
+    supervisor: bool = True
+    #: How long Redis stays down after a kill (seconds, drawn between the two).
+    redis_down_min: float = 0.2
+    redis_down: float = 2.0
+    #: Seconds each recording handler sleeps: longer keeps workers mid-push at a kill.
+    handler_sleep: float = 0.002
 
 
 @dataclass
@@ -95,6 +108,8 @@ class Report:
     receiver_kills: int = 0
     exited: int = 0
     failovers: int = 0
+    exits: list[str] = field(default_factory=list)
+    supervisor: bool = True
     send_seconds: float = 0.0
     drain_seconds: float = 0.0
     drained: bool = False
@@ -114,6 +129,7 @@ class Report:
             and self.gave_up == 0
             and self.answered_200 == self.sent
             and self.handled_twice <= self.worker_deaths
+            and (self.supervisor or self.exited == 0)
         )
 
     @property
@@ -139,16 +155,25 @@ def chaos_plan(config: Config, seconds: float) -> list[tuple[float, str]]:
 class Monkey(threading.Thread):
     """Carries out the chaos plan, and restarts whatever exits on its own until stopped."""
 
-    def __init__(self, cluster: Cluster, plan: list[tuple[float, str]]) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        plan: list[tuple[float, str]],
+        *,
+        supervisor: bool = True,
+        redis_down: tuple[float, float] = (0.2, 2.0),
+    ) -> None:
         super().__init__(name="chaos-monkey", daemon=True)
         self.cluster = cluster
         self.plan = plan
+        self.supervisor = supervisor
+        self.redis_down = redis_down
         self.done = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         actions: dict[str, Callable[[], None]] = {
-            "redis": lambda: self.cluster.kill_redis(down=random.uniform(0.2, 2.0)),
+            "redis": lambda: self.cluster.kill_redis(down=random.uniform(*self.redis_down)),
             "worker": self.cluster.kill_worker,
             "receiver": self.cluster.kill_receiver,
             "primary": lambda: self.cluster.kill_primary(down=random.uniform(2.0, 5.0)),
@@ -159,7 +184,10 @@ class Monkey(threading.Thread):
             while not self.done.is_set():
                 if pending and time.monotonic() - started >= pending[0][0]:
                     actions[pending.pop(0)[1]]()
-                self.cluster.restart_exited()
+                if self.supervisor:
+                    self.cluster.restart_exited()
+                else:
+                    self.cluster.note_exited()
                 self.done.wait(0.05)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
@@ -257,6 +285,7 @@ def tally(pushes: list[Push], cluster: Cluster, report: Report) -> None:
     report.receiver_kills = cluster.kills.receivers
     report.exited = cluster.kills.exited
     report.failovers = cluster.kills.failovers
+    report.exits = list(cluster.kills.exits)
 
 
 HEX64 = re.compile(rb"[0-9a-f]{64}")
@@ -287,14 +316,24 @@ def run(config: Config) -> Report:
         liveness=config.liveness,
         appendfsync=config.appendfsync,
         sentinel=config.failovers > 0,
+        handler_sleep=config.handler_sleep,
     )
-    report = Report(logs=logs, appendfsync=config.appendfsync or "everysec (deploy/redis.conf)")
+    report = Report(
+        logs=logs,
+        appendfsync=config.appendfsync or "everysec (deploy/redis.conf)",
+        supervisor=config.supervisor,
+    )
     pushes = make_pushes(
         config.pushes, config.duplicates, cluster.secrets.webhook_token, random.randbytes(4).hex()
     )
     plan = schedule(pushes, config.rate)
     cluster.start()
-    monkey = Monkey(cluster, chaos_plan(config, plan[-1][0]))
+    monkey = Monkey(
+        cluster,
+        chaos_plan(config, plan[-1][0]),
+        supervisor=config.supervisor,
+        redis_down=(config.redis_down_min, config.redis_down),
+    )
     try:
         sender = Sender(cluster.urls, cluster.secrets.webhook_secret, cluster.secrets.authorization)
         monkey.start()
@@ -307,6 +346,8 @@ def run(config: Config) -> Report:
         monkey.join()
         if monkey.error is not None:
             raise monkey.error
+        if not config.supervisor:
+            cluster.note_exited()  # one that died while the queue drained
         tally(pushes, cluster, report)
     finally:
         monkey.done.set()
@@ -342,7 +383,11 @@ def table(report: Report) -> str:
         ("Redis kills", report.redis_kills),
         ("receiver kills", report.receiver_kills),
         ("primary kills (Sentinel failovers)", report.failovers),
-        ("processes that quit on their own (restarted)", report.exited),
+        (
+            "processes that quit on their own "
+            + ("(restarted)" if report.supervisor else "(NOT restarted: no supervisor)"),
+            report.exited,
+        ),
         ("time to send", f"{report.send_seconds:.1f} s"),
         (
             "time to drain",
@@ -350,6 +395,7 @@ def table(report: Report) -> str:
         ),
     ]
     rows.insert(0, ("Redis appendfsync", report.appendfsync))
+    rows.insert(1, ("supervisor", "restarts what quits" if report.supervisor else "none"))
     rows += [
         (f"{name} in logs", "FOUND" if found else "not found")
         for name, found in report.leaks.items()
@@ -396,6 +442,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, help="random seed, to replay a run's plan")
     parser.add_argument(
+        "--no-supervisor",
+        dest="supervisor",
+        action="store_false",
+        help="leave dead a process that exits on its own (only killed ones come back)",
+    )
+    parser.add_argument(
+        "--redis-down",
+        type=float,
+        default=defaults.redis_down,
+        help="longest time Redis stays down after a kill, seconds (2)",
+    )
+    parser.add_argument(
+        "--handler-sleep",
+        type=float,
+        default=defaults.handler_sleep,
+        help="seconds each handler sleeps (0.002); longer keeps workers busy at a kill",
+    )
+    parser.add_argument(
+        "--redis-down-min",
+        type=float,
+        default=defaults.redis_down_min,
+        help="shortest time Redis stays down after a kill, seconds (0.2)",
+    )
+    parser.add_argument(
         "--appendfsync",
         choices=("everysec", "always"),
         help="override deploy/redis.conf's appendfsync (everysec)",
@@ -417,12 +487,18 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         appendfsync=args.appendfsync,
         failovers=args.failovers,
+        supervisor=args.supervisor,
+        redis_down=args.redis_down,
+        redis_down_min=args.redis_down_min,
+        handler_sleep=args.handler_sleep,
     )
     report = run(config)
     print(table(report))
     print(f"\nlogs: {report.logs}")
     if report.lost:
         print(f"LOST event ids: {' '.join(report.lost[:50])}")
+    if report.exits:
+        print(f"quit on their own: {', '.join(report.exits)}")
     print("targets met" if report.targets_met else "TARGETS NOT MET")
     return 0 if report.ok else 1
 

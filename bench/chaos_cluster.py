@@ -7,6 +7,10 @@ processes, each logging to its own file in ``logs``. Every kill is ``SIGKILL``; 
 comes back on the same port and data directory, a receiver on the same port, a killed
 worker is replaced by a new one. A second Redis (never killed, no persistence needed)
 holds the recording handlers' counts.
+
+What becomes of a process that exits on its own is the caller's choice:
+:meth:`Cluster.restart_exited` starts it again, as a process manager would;
+:meth:`Cluster.note_exited` only counts it, to prove nothing needs a process manager.
 """
 
 from __future__ import annotations
@@ -106,8 +110,10 @@ class Kills:
     redis: int = 0
     workers: int = 0
     receivers: int = 0
-    #: Processes that exited without being killed (and were started again).
+    #: Processes that exited without being killed (started again unless unsupervised).
     exited: int = 0
+    #: Their names and exit statuses, in order.
+    exits: list[str] = field(default_factory=list)
     #: Sentinel mode: the primary killed with -9 (a failover follows)
     failovers: int = 0
 
@@ -145,6 +151,8 @@ class Cluster:
         self.handler_sleep = handler_sleep
         self.log_level = log_level
         self.kills = Kills()
+        #: Processes that exited on their own and were left dead (see note_exited).
+        self.dead: list[Process] = []
         self._started = 0
         self._lock = threading.Lock()
 
@@ -243,7 +251,10 @@ class Cluster:
 
     def kill_worker(self) -> None:
         """kill -9 one worker (mid-push, most likely) and start a new one."""
-        victim = random.choice([w for w in self.workers if w.alive()])
+        alive = [w for w in self.workers if w.alive()]
+        if not alive:
+            return  # unsupervised, and every worker has died on its own (reported)
+        victim = random.choice(alive)
         victim.kill()
         self.workers.remove(victim)
         self.kills.workers += 1
@@ -251,7 +262,9 @@ class Cluster:
 
     def kill_receiver(self) -> None:
         """kill -9 one receiver and start it again on the same port."""
-        port = random.choice(self.ports)
+        if not self.receivers:
+            return  # unsupervised, and every receiver has died on its own (reported)
+        port = random.choice(list(self.receivers))
         self.receivers[port].kill()
         self.kills.receivers += 1
         self.start_receiver(port)
@@ -259,15 +272,30 @@ class Cluster:
     def restart_exited(self) -> None:
         """What a process manager does: start again whatever exited on its own."""
         for worker in [w for w in self.workers if not w.alive()]:
-            worker.log.close()
+            self._exited(worker)
             self.workers.remove(worker)
-            self.kills.exited += 1
             self.workers.append(self._spawn("worker", "worker"))
         for port, receiver in list(self.receivers.items()):
             if not receiver.alive():
-                receiver.log.close()
-                self.kills.exited += 1
+                self._exited(receiver)
                 self.start_receiver(port)
+
+    def note_exited(self) -> None:
+        """No process manager: count what exited on its own, and leave it dead."""
+        for worker in [w for w in self.workers if not w.alive()]:
+            self._exited(worker)
+            self.workers.remove(worker)
+            self.dead.append(worker)
+        for port, receiver in list(self.receivers.items()):
+            if not receiver.alive():
+                self._exited(receiver)
+                del self.receivers[port]
+                self.dead.append(receiver)
+
+    def _exited(self, process: Process) -> None:
+        process.log.close()
+        self.kills.exited += 1
+        self.kills.exits.append(f"{process.name} (exit {process.popen.returncode})")
 
     def stop(self) -> None:
         for process in [*self.workers, *self.receivers.values()]:

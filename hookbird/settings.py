@@ -393,6 +393,21 @@ class Settings:
         section=Section.REDIS,
         example="1",
     )
+    redis_outage_grace: float = setting(
+        "HOOKBIRD_REDIS_OUTAGE_GRACE",
+        default="60",
+        parse=_float(minimum=0),
+        doc=(
+            "Seconds workers, their scheduler, `hookbird dev` and the CLI wait out Redis being "
+            "unreachable (each command tried again until it gets through) before exiting "
+            "non-zero. 60 covers a Sentinel failover (30 s `down-after-milliseconds` by "
+            "default, then a few seconds to elect and promote a replica) or a container "
+            "restart with its AOF load, with room to spare; longer only delays what a "
+            "supervisor would do. The receiver never waits: it answers 503 while Redis is away."
+        ),
+        section=Section.REDIS,
+        example="60",
+    )
     retry_after: int = setting(
         "HOOKBIRD_RETRY_AFTER",
         default="30",

@@ -7,6 +7,8 @@ stores and enqueues (200 "accepted" or "duplicate"). Whenever Redis cannot
 confirm, the answer is 503 with ``Retry-After`` so Moneybird tries again; so it is
 when a webhook's stored signing secrets cannot be decrypted (``HOOKBIRD_SECRET_KEY``
 unset or wrong): such a push is neither accepted unverified nor refused as forged.
+A Redis outage is logged once when the first push gets its 503 and once when the next
+push is stored, with its duration; the 503s between are counted, not logged one by one.
 
 This is the hot path. :meth:`PushEndpoint.answer` does the work once the body is
 read, and ``receiver.protocol`` calls it straight from uvicorn's parser for a push
@@ -129,6 +131,8 @@ class PushEndpoint:
         self.credentials: CredentialsResolver | None = None
         self.body_reader = BodyReader(limit=settings.max_body_bytes, timeout=settings.body_timeout)
         self._retry_after = [(b"retry-after", str(settings.retry_after).encode())]
+        #: When the first push of a Redis outage got its 503 (monotonic); None: no outage.
+        self.redis_down_since: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The push route as an ASGI app: for what ``receiver.protocol`` does not answer
@@ -229,6 +233,8 @@ class PushEndpoint:
             )
         except QueueUnavailable as exc:
             return self.unavailable(exc)
+        if self.redis_down_since is not None:
+            self.redis_back()
 
         status = "accepted" if outcome.accepted else "duplicate"
         counts[status] += 1
@@ -294,5 +300,18 @@ class PushEndpoint:
     def unavailable(self, exc: BaseException) -> Reply:
         self.metrics.pushes["unavailable"] += 1
         self.metrics.redis_errors += 1
-        log.error("push not stored: Redis unavailable", status=503, error=str(exc))
+        if self.redis_down_since is None:
+            self.redis_down_since = time.monotonic()
+            log.error(
+                "Redis unreachable: pushes answered 503 until it is back",
+                status=503,
+                error=str(exc),
+            )
         return Reply(503, error_body("queue unavailable, retry later"), self._retry_after)
+
+    def redis_back(self) -> None:
+        """A push was stored after an outage: say so once, with how long it lasted."""
+        assert self.redis_down_since is not None
+        seconds = time.monotonic() - self.redis_down_since
+        self.redis_down_since = None
+        log.info("Redis reachable again", seconds=round(seconds, 1))

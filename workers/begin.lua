@@ -74,8 +74,15 @@ for _ = 1, 50 do
   end
   redis.call('ZREM', set_key, head)
 end
+-- held by this very run: this script ran already and Redis died before its reply came
+-- back; redis-py sends it again (hookbird/outage.py). The turn is this run's.
+local holder = redis.call('GET', lock_key)
+if holder == token then
+  redis.call('PEXPIRE', lock_key, lock_ms)
+  return {GO, stored, state}
+end
 -- held even by an earlier run of this same push (a second copy of its job): wait
-if redis.call('GET', lock_key) then
+if holder then
   return {WAIT, stored, state}
 end
 redis.call('SET', lock_key, token, 'PX', lock_ms)

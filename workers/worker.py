@@ -21,6 +21,20 @@ pushes whose worker died (see :mod:`workers.recovery`) and starts the webhook wa
 and the scheduled reconciliation if no worker has (:mod:`workers.watchdog`,
 :mod:`workers.reconcile_schedule`).
 
+Redis outages: the connection ``hookbird worker`` gives the worker retries every command
+for up to ``HOOKBIRD_REDIS_OUTAGE_GRACE`` seconds (:mod:`hookbird.outage`), so RQ and the
+handlers only see a slow Redis. Two things are left to the worker class. After an outage
+every liveness key may have expired (Redis keeps absolute expiry times), so the reaper
+holds off for one liveness period after Redis is back, until every live worker has beaten
+again; else it would run again the pushes of workers that are still running them. A worker
+holds off for one liveness period after it starts, too: it cannot know whether an outage
+just ended, and one started by a process manager during an outage (``hookbird worker``
+waits for Redis before it starts) comes up the moment Redis is back, ahead of every live
+worker's beat. Past the grace the worker stops the way a stop request does, without
+touching Redis on the way out, and ``hookbird worker`` exits with :data:`EXIT_REDIS_GONE`:
+its push stays started, and the other workers' recovery runs it again once this worker's
+liveness key has expired. A worker asked to stop does not wait out an outage at all.
+
 RQ's command channel (``rq:pubsub:<worker>``: stop-job, kill-horse, shutdown) is read
 by a thread of our own rather than RQ's. RQ's thread waits up to 60 s per read, and on
 a stop it sends UNSUBSCRIBE and then joins the thread through redis-py's
@@ -42,10 +56,13 @@ from typing import Any, ClassVar
 
 import redis
 from rq import SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.worker import BaseWorker
 
 from hookbird import metrics
+from hookbird.children import die_with_parent_hook
 from hookbird.logs import get_logger
+from hookbird.outage import Outage, RedisGone, outage_of
 from hookbird.settings import Settings
 from workers import jobs, reconcile_schedule, recovery, running, watchdog
 from workers.policy import after_crash
@@ -55,6 +72,8 @@ from workers.store import entity_lock_key, entity_set_key, entity_suffix, state_
 log = get_logger("hookbird.worker")
 
 GRACE_SIGNAL = signal.SIGUSR1
+#: ``hookbird worker``'s exit status when Redis stayed away past HOOKBIRD_REDIS_OUTAGE_GRACE.
+EXIT_REDIS_GONE = 3
 #: Longest wait of the command-channel thread (seconds): how late it may notice a stop
 #: that could not wake it.
 COMMAND_POLL = 1.0
@@ -91,10 +110,47 @@ class RunAgainLog(logging.Filter):
         return True
 
 
+class GivingUpLog(logging.Filter):
+    """Drops RQ's "could not connect to Redis instance: … retrying" when it will not retry.
+
+    RQ's dequeue loop catches every ``ConnectionError``, :class:`RedisGone` included, and
+    says it retries; the worker stops instead, and ``hookbird worker`` says why in one line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(arg, RedisGone) for arg in args)
+
+
 def _rewrite_rq_retry_lines() -> None:
     rq_job = logging.getLogger("rq.job")
     if not any(isinstance(f, RunAgainLog) for f in rq_job.filters):
         rq_job.addFilter(RunAgainLog())
+    rq_worker = logging.getLogger("rq.worker")
+    if not any(isinstance(f, GivingUpLog) for f in rq_worker.filters):
+        rq_worker.addFilter(GivingUpLog())
+
+
+_dying_with: set[int] = set()
+
+
+def _children_die_with_this_process() -> None:
+    """RQ's scheduler and a fork worker's children get SIGTERM when this worker dies.
+
+    A worker killed outright left its scheduler running: it rode out every later Redis
+    outage and lived on, an orphan holding the scheduler lock, until Redis had been gone
+    for a whole grace.
+    """
+    hook, worker = die_with_parent_hook(), os.getpid()
+    if hook is None or worker in _dying_with:
+        return
+    _dying_with.add(worker)
+
+    def after_fork() -> None:  # pragma: no cover - runs in the child
+        if os.getppid() == worker:  # not in what a child forks in turn
+            hook()
+
+    os.register_at_fork(after_in_child=after_fork)
 
 
 class HookbirdMixin(BaseWorker):
@@ -115,10 +171,27 @@ class HookbirdMixin(BaseWorker):
         self.max_attempts = settings.max_attempts
         self.hookbird_settings = settings
         super().__init__(*args, **kwargs)
+        #: Set when ``connection`` came through :func:`hookbird.outage.ride_out`.
+        self.outage: Outage | None = outage_of(self.connection)
+        if self.outage is not None:
+            self.outage.on_give_up = self._kill_scheduler
+            # Started during an outage, or just after one: the other workers' liveness
+            # keys may have expired and they may not have beaten again yet.
+            self.outage.unseen_until_now()
+
+    @property
+    def redis_gone(self) -> bool:
+        """Redis stayed away past HOOKBIRD_REDIS_OUTAGE_GRACE: this worker is stopping."""
+        return self.outage is not None and self.outage.gave_up
+
+    def _may_reap(self) -> bool:
+        """Not while every other worker's liveness key may still be expired after an outage."""
+        return self.outage is None or self.outage.settled(self.liveness)
 
     # -- liveness -------------------------------------------------------------------
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         _rewrite_rq_retry_lines()
+        _children_die_with_this_process()
         super().bootstrap(*args, **kwargs)
         conn = self.connection
         conn.set(recovery.alive_key(self.name), os.getpid(), px=int(self.liveness * 1000))
@@ -143,10 +216,13 @@ class HookbirdMixin(BaseWorker):
                     metrics.write(pipe, counted)
                     pipe.execute()
                 counted = metrics.Drained()
-                for queue in self.queues:
-                    recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
+                if self._may_reap():
+                    for queue in self.queues:
+                        recovery.reap(conn, queue.name, max_attempts=self.max_attempts)
                 watchdog.ensure_scheduled(conn, self.hookbird_settings)
                 reconcile_schedule.ensure_scheduled(conn, self.hookbird_settings)
+            except RedisGone:
+                return  # the worker is stopping; it says why
             except Exception as exc:  # Redis blips must not kill the beat
                 log.warning("liveness beat failed", error=f"{type(exc).__name__}: {exc}")
             metrics.TALLY.restore(counted)  # not written: the next beat sends them
@@ -154,6 +230,8 @@ class HookbirdMixin(BaseWorker):
 
     def clean_registries(self) -> None:
         # Rescue pushes of dead workers before RQ's own cleanup calls them abandoned.
+        if not self._may_reap():
+            return  # RQ's cleanup too: it would call those pushes abandoned
         for queue in self.queues:
             recovery.reap(self.connection, queue.name, max_attempts=self.max_attempts)
         super().clean_registries()
@@ -173,13 +251,48 @@ class HookbirdMixin(BaseWorker):
             self.connection.connection_pool.disconnect(inuse_connections=False)
         if self._grace_timer is not None:
             self._grace_timer.cancel()
-        super().teardown()
-        conn = self.connection
-        metrics.flush(conn)  # what was counted since the last beat
-        # Only the liveness key goes: the worker stays listed in recovery.WORKERS until
-        # the next reap, so a push it leaves "started" (it quit on an error, e.g. Redis
-        # restarting mid-push) is run again rather than left for RQ to dead-letter.
-        conn.delete(recovery.alive_key(self.name))
+        if not self.redis_gone:
+            try:
+                super().teardown()
+                metrics.flush(self.connection)  # what was counted since the last beat
+                # Only the liveness key goes: the worker stays listed in recovery.WORKERS
+                # until the next reap, so a push it leaves "started" (it quit on an error,
+                # e.g. Redis restarting mid-push) is run again rather than dead-lettered.
+                self.connection.delete(recovery.alive_key(self.name))
+                return
+            except RedisGone:
+                pass  # Redis went while stopping (a stop does not wait it out)
+        self._teardown_without_redis()
+
+    def _teardown_without_redis(self) -> None:
+        """RQ's teardown minus what needs Redis: the scheduler goes, the commands thread stops.
+
+        The scheduler is killed rather than asked to stop: releasing its lock would wait out
+        a grace of its own. The lock expires by itself.
+        """
+        self._kill_scheduler()
+        self.unsubscribe()
+
+    def _kill_scheduler(self) -> None:
+        """At once, as this worker gives up: before the scheduler's own grace runs out too."""
+        scheduler = getattr(self, "scheduler", None)
+        process = getattr(scheduler, "_process", None)
+        if process is None or not process.pid or os.getpid() != self.pid:
+            return  # none, or this is the scheduler or a fork worker's child
+        if process.exitcode is not None:
+            return  # already gone (and its pid maybe someone else's)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.join(5)
+
+    # -- Redis outages (see the module docstring) -------------------------------------
+    def execute_job(self, job: Any, queue: Any) -> None:
+        try:
+            super().execute_job(job, queue)
+        except redis.ConnectionError:
+            if self.redis_gone:
+                raise StopRequested() from None  # RQ's work loop stops quietly on it
+            raise
 
     # -- RQ's command channel (see the module docstring) ----------------------------
     _commands: threading.Thread | None = None
@@ -205,6 +318,8 @@ class HookbirdMixin(BaseWorker):
         while not stop.is_set():
             try:
                 pubsub.get_message(ignore_subscribe_messages=True, timeout=COMMAND_POLL)
+            except RedisGone:
+                return  # the worker is stopping; it says why
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # redis-py reconnects and subscribes again on the next read
                 if not stop.is_set():
@@ -246,6 +361,8 @@ class HookbirdMixin(BaseWorker):
         round trips per push that only push an expiry minutes ahead. A call is skipped
         when one sent less than a second ago already reaches as far.
         """
+        if self.redis_gone:
+            raise StopRequested()  # RQ calls this first in its dequeue loop and after each job
         timeout = timeout or self.worker_ttl + 60
         now = time.monotonic()
         if pipeline is not None:
@@ -259,7 +376,14 @@ class HookbirdMixin(BaseWorker):
         self._rq_beat_at, self._rq_beat_until = now, now + timeout
 
     # -- graceful stop ----------------------------------------------------------------
+    stop_asked = False
+
     def handle_warm_shutdown_request(self) -> None:
+        # Stopping: no waiting out a Redis outage on the way out (Redis may be stopping
+        # with us, as under `hookbird dev`). A push cut off is run again by recovery.
+        self.stop_asked = True
+        if self.outage is not None:
+            self.outage.stop_waiting()
         super().handle_warm_shutdown_request()
         if self._grace_timer is None:
             self._grace_timer = threading.Timer(self.shutdown_grace, self._grace_over)

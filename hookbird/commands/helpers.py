@@ -26,9 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from hookbird.moneybird import errors
 from hookbird.moneybird.credentials import CredentialError
+from hookbird.outage import Outage, ride_out
 from hookbird.redis_url import sync_client, url_problem
 from hookbird.routing import Router
 from hookbird.settings import Settings
@@ -105,8 +108,17 @@ def root_cause(exc: BaseException) -> str:
     return outer if seen is exc or inner in outer else f"{outer} ({inner})"
 
 
+#: Seconds between two "waiting for Redis" lines of a command.
+WAITING_LINE_EVERY = 10.0
+
+
 def redis_client(settings: Settings) -> redis.Redis:
-    """A connected synchronous Redis client, or a :class:`CommandError` saying why not."""
+    """A connected synchronous Redis client, or a :class:`CommandError` saying why not.
+
+    Redis not answering is waited out for up to HOOKBIRD_REDIS_OUTAGE_GRACE, with a
+    "waiting for Redis" line on stderr now and then; the client returned rides out an
+    outage of up to the grace too (:mod:`hookbird.outage`).
+    """
     if not settings.redis_url:
         raise CommandError(
             "REDIS_URL is not set. Point it at the Redis hookbird uses, for example\n"
@@ -117,11 +129,43 @@ def redis_client(settings: Settings) -> redis.Redis:
     if problem:
         raise CommandError(problem)
     client = unchecked_redis_client(settings)
+    client.set_retry(Retry(NoBackoff(), 0))  # one try per PING: wait_for_redis paces them
+    where = safe_url(settings.redis_url)
     unreachable = ping_failure(client)
     if unreachable:
+        unreachable = wait_for_redis(client, where, settings.redis_outage_grace, unreachable)
+    if unreachable:
         client.close()
-        raise CommandError(f"cannot reach Redis at {safe_url(settings.redis_url)}: {unreachable}")
-    return client
+        waited = (
+            f" (waited {settings.redis_outage_grace:g} s, HOOKBIRD_REDIS_OUTAGE_GRACE)"
+            if settings.redis_outage_grace
+            else ""
+        )
+        raise CommandError(
+            f"cannot reach Redis at {where}: {unreachable}{waited}\n"
+            "check that Redis runs and that REDIS_URL points at it, then run this again"
+        )
+    return ride_out(client, Outage(settings.redis_outage_grace, where))
+
+
+def wait_for_redis(client: redis.Redis, where: str, grace: float, why: str) -> str | None:
+    """PING until Redis answers (None) or ``grace`` seconds have passed (the last reason)."""
+    deadline = time.monotonic() + grace
+    said_at = -WAITING_LINE_EVERY
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            return why
+        if now - said_at >= WAITING_LINE_EVERY:
+            print(
+                f"waiting for Redis at {where} ({deadline - now:.0f}s left): {why}", file=sys.stderr
+            )
+            said_at = now
+        time.sleep(min(0.5, deadline - now))
+        failure = ping_failure(client)
+        if failure is None:
+            return None
+        why = failure
 
 
 def unchecked_redis_client(settings: Settings) -> redis.Redis:

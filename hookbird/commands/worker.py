@@ -6,8 +6,9 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
-from hookbird.commands.helpers import EXIT_OK, add_command, load_handlers, redis_client
+from hookbird.commands.helpers import EXIT_OK, add_command, load_handlers, redis_client, safe_url
 from hookbird.logs import configure_logging, get_logger
+from hookbird.outage import Outage, ride_out
 from hookbird.redis_url import sync_client
 from hookbird.settings import Settings
 
@@ -16,7 +17,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from rq import Queue
 
     from workers import runtime
-    from workers.worker import WORKER_CLASSES
+    from workers.worker import EXIT_REDIS_GONE, WORKER_CLASSES
 
     settings.refuse_placeholders()
     if args.worker_class:
@@ -26,6 +27,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     assert settings.redis_url
     # No socket timeout here: RQ blocks on the queue for minutes at a time.
     connection = sync_client(settings.redis_url)
+    # Every command waits out a Redis outage of up to the grace (hookbird.outage).
+    connection = ride_out(
+        connection, Outage(settings.redis_outage_grace, safe_url(settings.redis_url))
+    )
     router = load_handlers(settings)
     rt = runtime.build_runtime(settings, router=router, connection=connection)
     runtime.install(rt)
@@ -48,6 +53,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         for close in rt.closers:
             close()
+    if worker.redis_gone and worker.stop_asked:
+        log.warning("stopped without waiting for Redis", redis=safe_url(settings.redis_url))
+    elif worker.redis_gone:
+        log.error(
+            "Redis unreachable for longer than the grace",
+            redis=safe_url(settings.redis_url),
+            grace=settings.redis_outage_grace,
+            hint=(
+                "the worker exits for its supervisor to restart it; its push runs again on "
+                "another worker. Bring Redis back, or raise HOOKBIRD_REDIS_OUTAGE_GRACE."
+            ),
+        )
+        return EXIT_REDIS_GONE
     return EXIT_OK
 
 

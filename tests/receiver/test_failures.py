@@ -124,3 +124,31 @@ def test_no_secret_reaches_the_logs(make_receiver: MakeReceiver) -> None:
     assert "test_webhook received" in events
     for secret in (TOKEN, SECRET, v1, "Bearer abc"):
         assert secret not in text
+
+
+def test_a_redis_outage_is_logged_once_when_it_begins_and_once_when_it_ends(
+    own_redis: RedisServer,
+) -> None:
+    """Five pushes answered 503 while Redis is down: two log lines, not five."""
+    settings = Settings(redis_url=own_redis.url, webhook_token=TOKEN, redis_timeout=0.5)
+    buffer = io.StringIO()
+    configure_logging("info", "json", stream=buffer)
+    try:
+        with serve_in_thread(create_app(settings)) as base, httpx2.Client(timeout=10) as http:
+            assert http.post(base + URL, content=push_body(state="a")).status_code == 200
+            own_redis.kill()
+            for n in range(5):
+                answer = http.post(base + URL, content=push_body(state=f"down-{n}"))
+                assert answer.status_code == 503
+            own_redis.start()
+            assert http.post(base + URL, content=push_body(state="b")).status_code == 200
+            assert http.post(base + URL, content=push_body(state="c")).status_code == 200
+    finally:
+        configure_logging("info", "json")
+    records = [json.loads(line) for line in buffer.getvalue().splitlines() if line[:1] == "{"]
+    redis_lines = [r for r in records if str(r["event"]).startswith("Redis")]
+    assert [r["event"] for r in redis_lines] == [
+        "Redis unreachable: pushes answered 503 until it is back",
+        "Redis reachable again",
+    ]
+    assert redis_lines[1]["seconds"] >= 0

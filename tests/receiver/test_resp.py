@@ -23,9 +23,13 @@ URL = "/webhooks/moneybird"
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test's own (with a unix socket too), which the test may kill."""
+    """A Redis of this test's own (with a unix socket too), which the test may kill: with
+    every write on disk before it is answered, as a push acknowledged just before a kill -9
+    must survive it (``everysec`` would lose the last second's)."""
     server = RedisServer(
-        tmp_path / "redis", extra_args=["--unixsocket", str(tmp_path / "redis.sock")]
+        tmp_path / "redis",
+        appendfsync="always",
+        extra_args=["--unixsocket", str(tmp_path / "redis.sock")],
     ).start()
     yield server
     server.kill()

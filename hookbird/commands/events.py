@@ -12,11 +12,11 @@ from hookbird.commands.helpers import (
     add_command,
     add_filters,
     confirm,
+    each_push,
     pick_one,
     redis_client,
     utc_time,
 )
-from hookbird.progress import Progress
 from hookbird.settings import Settings
 from hookbird.wording import plural
 
@@ -96,18 +96,10 @@ def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
     else:
         raise CommandError("name an EVENT_ID, or select pushes with --since and/or --action")
-    failures = 0
-    with Progress("replay", len(ids), unit="pushes", enabled=len(ids) > 1) as progress:
-        for event_id in reversed(ids):  # oldest first, so entities keep their order
-            try:
-                replay(conn, settings.queue, event_id)
-            except AdminError as exc:
-                failures += 1
-                progress.say(f"skipped {exc}")
-                progress.advance(failed=True)
-            else:
-                progress.item(f"queued {event_id}")
-                progress.advance()
+    oldest_first = ids[::-1]  # so entities keep their order
+    failures = each_push(
+        "replay", "queued", oldest_first, lambda i: replay(conn, settings.queue, i), AdminError
+    )
     return EXIT_ERROR if failures and len(ids) == 1 else EXIT_OK
 
 

@@ -12,11 +12,11 @@ from hookbird.commands.helpers import (
     add_command,
     add_filters,
     confirm,
+    each_push,
     pick_one,
     redis_client,
     utc_time,
 )
-from hookbird.progress import Progress
 from hookbird.settings import Settings
 from hookbird.wording import plural
 
@@ -62,18 +62,9 @@ def cmd_failed_requeue(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
     else:
         raise CommandError("name an EVENT_ID, or choose with --all, --action, --handler, --since")
-    failures = 0
-    with Progress("requeue", len(ids), unit="pushes", enabled=len(ids) > 1) as progress:
-        for event_id in ids:
-            try:
-                requeue(conn, settings.queue, event_id)
-            except AdminError as exc:
-                failures += 1
-                progress.say(f"skipped {exc}")
-                progress.advance(failed=True)
-            else:
-                progress.item(f"requeued {event_id}")
-                progress.advance()
+    failures = each_push(
+        "requeue", "requeued", ids, lambda i: requeue(conn, settings.queue, i), AdminError
+    )
     print(f"{len(ids) - failures} requeued")
     return EXIT_ERROR if failures and len(ids) == 1 else EXIT_OK
 

@@ -21,7 +21,7 @@ import getpass
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from redis.retry import Retry
 from hookbird.moneybird import errors
 from hookbird.moneybird.credentials import CredentialError
 from hookbird.outage import Outage, ride_out
+from hookbird.progress import Progress
 from hookbird.redis_url import sync_client, url_problem
 from hookbird.routing import Router
 from hookbird.settings import Settings
@@ -247,6 +248,32 @@ def confirm(question: str, assume_yes: bool) -> bool:
     if not sys.stdin.isatty():
         raise CommandError(f"{question} Not asking on a non-interactive input: add --yes.")
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def each_push(
+    verb: str,
+    done: str,
+    ids: Sequence[str],
+    action: Callable[[str], object],
+    refusals: type[Exception],
+) -> int:
+    """``action(event_id)`` for each of ``ids`` in order (a bulk replay or requeue), with
+    progress (a bar on a terminal, :mod:`hookbird.progress`) when there are several: a
+    push ``action`` refuses with ``refusals`` is reported as skipped and the rest go on.
+    Returns how many were skipped."""
+    skipped = 0
+    with Progress(verb, len(ids), unit="pushes", enabled=len(ids) > 1) as progress:
+        for event_id in ids:
+            try:
+                action(event_id)
+            except refusals as exc:
+                skipped += 1
+                progress.say(f"skipped {exc}")
+                progress.advance(failed=True)
+            else:
+                progress.item(f"{done} {event_id}")
+                progress.advance()
+    return skipped
 
 
 def pick_one(group: str, choices: str) -> Any:

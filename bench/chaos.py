@@ -24,12 +24,14 @@ misses its targets.
     .venv/bin/python bench/chaos.py --appendfsync always   # the setting that closes the window
     .venv/bin/python bench/chaos.py --failovers 2 --redis-kills 0   # Sentinel failover mode
     .venv/bin/python bench/chaos.py --no-supervisor --redis-down-min 5 --redis-down 15
+    .venv/bin/python bench/chaos.py --no-supervisor --failovers 2    # both: issue #18's proof
 
 ``--failovers N`` runs Redis as a primary, a replica and three Sentinels
 (``hookbird.sentinel_cluster``), every process on the ``redis+sentinel://`` URL with
 ``HOOKBIRD_MIN_REPLICAS=1``, and N times kills the primary with -9, leaving it down
 2-5 s (the Sentinels promote the replica) before starting it again to rejoin as a
-replica.
+replica. With ``--no-supervisor`` that restart is the only one: receivers and workers
+ride out each election on their own.
 """
 
 from __future__ import annotations

@@ -38,7 +38,6 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import SentinelConnectionPool
 
 from hookbird.logs import get_logger
 
@@ -214,14 +213,11 @@ class OutageRetry(Retry):
 def ride_out(client: redis.Redis, outage: Outage) -> redis.Redis:
     """``client``, its commands retried through outages of up to ``outage.grace`` seconds.
 
-    Not yet on Sentinel: a client of a ``redis+sentinel://`` URL is returned as redis-py
-    built it. Its pool asks the Sentinels for the primary on every reconnect, and with
-    this retry hook a worker kept reaching the demoted primary after a failover
-    (``tests/sentinel/test_failover.py``); without it, workers follow a failover but stop
-    on an outage longer than their reconnects ride out.
+    A client of a ``redis+sentinel://`` URL (:func:`hookbird.redis_url.sync_client`)
+    asks the Sentinels for the primary on every reconnect, retries included
+    (:class:`hookbird.redis_url.PrimaryFollowingConnection`): it follows a failover and
+    waits out a primary killed until the Sentinels promote a replica.
     """
-    if isinstance(client.connection_pool, SentinelConnectionPool):
-        return client
     client.set_retry(OutageRetry(outage))
     return client
 

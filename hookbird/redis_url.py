@@ -3,8 +3,9 @@
 Every hookbird process (receiver, workers, scheduler, CLI, dev's dashboard, doctor)
 builds its Redis clients here, so a ``REDIS_URL`` that names Sentinels works for all
 of them and a failover is followed without restarting anything: a Sentinel client's
-connections ask the Sentinels for the primary each time they (re)connect, and drop a
-connection that finds its server demoted to a replica (redis-py's
+connections ask the Sentinels for the primary each time they (re)connect, the
+reconnects of a retried command included (:class:`PrimaryFollowingConnection`), and
+drop a connection that finds its server demoted to a replica (redis-py's
 ``SentinelConnectionPool``).
 
 Forms::
@@ -173,6 +174,39 @@ def _sentinel_kwargs(parsed: SentinelURL, kwargs: dict[str, Any]) -> dict[str, A
     return {**chosen, **parsed.sentinel_options}
 
 
+class PrimaryFollowingConnection(redis.sentinel.SentinelManagedConnection):
+    """A Sentinel-managed connection that asks the Sentinels again on *every* reconnect.
+
+    redis-py's ``SentinelManagedConnection`` asks them only in :meth:`connect`, which the
+    pool calls when it hands a connection out. A command that fails on a connection in
+    hand (the primary killed, or demoted: ``READONLY`` becomes a ``ConnectionError``) is
+    retried by the client's retry hook on that same connection, and its reconnect goes
+    through ``connect_check_health`` with the address it had: the demoted or dead primary.
+    With redis-py's default retry (three tries) the error then reaches the caller and the
+    next command looks the primary up; with :class:`hookbird.outage.OutageRetry`, which
+    retries for as long as the outage grace, every retry went back to the old address and
+    a worker stayed on the demoted primary. Here a reconnect always asks the Sentinels.
+    """
+
+    def connect_to(self, address: tuple[str, int]) -> None:
+        self.host, self.port = address
+        # the plain connect, at the address just looked up
+        super().connect_check_health(
+            check_health=self.connection_pool.check_connection, retry_socket_connect=False
+        )
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self._sock:
+            return
+        self.connect()  # type: ignore[no-untyped-call]  # the Sentinels name the primary first
+
+
+class PrimaryFollowingSSLConnection(PrimaryFollowingConnection, redis.connection.SSLConnection):
+    """:class:`PrimaryFollowingConnection` over TLS."""
+
+
 class SentinelRedis(redis.Redis):
     """A client on a Sentinel-monitored primary; :meth:`close` closes its Sentinel clients too."""
 
@@ -219,8 +253,12 @@ def sync_client(url: str, **kwargs: Any) -> redis.Redis:
     sentinel = redis.sentinel.Sentinel(
         parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(parsed, kwargs)
     )
+    connection_class = PrimaryFollowingSSLConnection if parsed.tls else PrimaryFollowingConnection
     client: SentinelRedis = sentinel.master_for(
-        parsed.service, redis_class=SentinelRedis, **{**parsed.server_options, **kwargs}
+        parsed.service,
+        redis_class=SentinelRedis,
+        connection_class=connection_class,
+        **{**parsed.server_options, **kwargs},
     )
     client.sentinels = sentinel
     return client

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import redis.connection
 
 from hookbird.commands.helpers import redis_url_problem, safe_url
 from hookbird.redis_url import (
+    PrimaryFollowingConnection,
     RedisURLError,
     is_sentinel,
     parse_sentinel_url,
@@ -108,5 +110,18 @@ def test_sync_client_on_a_sentinel_url_sends_nothing_until_used() -> None:
     try:
         assert client.connection_pool.connection_kwargs["db"] == 2
         assert client.connection_pool.connection_kwargs["socket_timeout"] == 0.5
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(("scheme", "tls"), [("redis+sentinel", False), ("rediss+sentinel", True)])
+def test_sentinel_clients_ask_the_sentinels_on_every_reconnect(scheme: str, tls: bool) -> None:
+    """Both forms get the connection that looks the primary up again when a retry
+    reconnects (tests/sentinel/test_primary_killed.py shows why), over TLS for rediss."""
+    client = sync_client(f"{scheme}://127.0.0.1:1/mymaster/0")
+    try:
+        cls = client.connection_pool.connection_class
+        assert issubclass(cls, PrimaryFollowingConnection)
+        assert issubclass(cls, redis.connection.SSLConnection) is tls
     finally:
         client.close()

@@ -440,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         help="Sentinel mode: kill -9 the primary this many times (0: one plain Redis)",
     )
     parser.add_argument(
-        "--logs", type=Path, help="directory for the processes' logs (a new temp dir)"
+        "--logs",
+        type=Path,
+        help="directory for the processes' logs and Redis's data, new or empty (a new temp dir)",
     )
     parser.add_argument("--seed", type=int, help="random seed, to replay a run's plan")
     parser.add_argument(
@@ -477,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
         args.redis_kills = 0 if args.failovers else defaults.redis_kills
     if args.failovers and args.redis_kills:
         parser.error("--redis-kills and --failovers: the primary is what --failovers kills")
+    if args.logs is not None and args.logs.exists() and any(args.logs.iterdir()):
+        # a Sentinel would start from the configuration an earlier run left there
+        parser.error(f"--logs {args.logs}: holds an earlier run; give a new or empty directory")
     config = Config(
         pushes=args.pushes,
         duplicates=args.duplicates,

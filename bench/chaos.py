@@ -329,7 +329,11 @@ def run(config: Config) -> Report:
         config.pushes, config.duplicates, cluster.secrets.webhook_token, random.randbytes(4).hex()
     )
     plan = schedule(pushes, config.rate)
-    cluster.start()
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()  # what did start: a Redis left running would skew the next run
+        raise
     monkey = Monkey(
         cluster,
         chaos_plan(config, plan[-1][0]),

@@ -123,7 +123,7 @@ class Router:
         pattern: str,
         *,
         entity_type: str | None = None,
-        latest_only: bool = False,
+        latest_only: bool | None = None,
         skip_own_writes: bool = False,
         batch: None = None,
         window: float | None = None,
@@ -135,7 +135,7 @@ class Router:
         pattern: str,
         *,
         entity_type: str | None = None,
-        latest_only: bool = False,
+        latest_only: bool | None = None,
         skip_own_writes: bool = False,
         batch: int,
         window: float | None = None,
@@ -146,7 +146,7 @@ class Router:
         pattern: str,
         *,
         entity_type: str | None = None,
-        latest_only: bool = False,
+        latest_only: bool | None = None,
         skip_own_writes: bool = False,
         batch: int | None = None,
         window: float | None = None,
@@ -155,6 +155,9 @@ class Router:
 
         ``skip_own_writes``: not for a push about a version this hookbird's own handlers
         wrote through ``ctx.moneybird`` (``event.own_write``), the echo of a two-way sync.
+
+        ``latest_only`` (default: only for batch routes): skip a push about an older
+        version of the entity than the handler already handled.
 
         ``batch=N`` (1 to 100), ``window=S`` (seconds, default 2): the function takes
         ``(events, ctx)``, up to N events (one per entity) collected for at most S
@@ -182,7 +185,7 @@ class Router:
         func: HandlerFunc | BatchHandlerFunc,
         *,
         entity_type: str | None = None,
-        latest_only: bool = False,
+        latest_only: bool | None = None,
         skip_own_writes: bool = False,
         batch: int | None = None,
         window: float | None = None,
@@ -207,8 +210,9 @@ class Router:
             )
         size = batch or 0
         span = (window or DEFAULT_WINDOW) if size else 0.0
+        latest = bool(size) if latest_only is None else latest_only
         name = handler_name(func)
-        self._add(Route(pattern, entity_type, latest_only, func, name, skip_own_writes, size, span))
+        self._add(Route(pattern, entity_type, latest, func, name, skip_own_writes, size, span))
 
     def _add(self, route: Route) -> None:
         for existing in self._routes:

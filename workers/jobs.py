@@ -354,6 +354,9 @@ def _dispatch(run: _Run) -> Any:
             break  # joins on the retry: a batch never waits on the push's other handlers
         record = outcomes[handler.name]
         stale = run.seen or _echo(handler, event) or is_stale(rt, handler, event, suffix)
+        joining = record.get("status") != HandlerStatus.BATCHED  # not yet in its batch
+        if not stale and joining and handler.latest_only and suffix:
+            stale = batching.superseded(rt, handler, event, suffix)
         if stale:
             _skip(handler, record, stale)
             continue

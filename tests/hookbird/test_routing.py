@@ -197,7 +197,10 @@ def test_a_batch_route_carries_its_size_and_window_to_the_handler() -> None:
     (handler,) = router.handlers_for("contact_changed")
     assert (handler.batch, handler.window) == (100, 5.0)
     assert router.routes[1].window == 2.0
-    assert router.routes[0].describe() == "contact_changed batch 100/5s"
+    assert router.routes[0].describe() == "contact_changed latest-only batch 100/5s"
+    assert handler.latest_only  # a batch route is latest-only unless it says otherwise
+    router.add("contact_created", refresh, batch=10, latest_only=False)
+    assert not router.routes[2].latest_only
     assert Router().handlers_for("contact_changed") == []
 
 

@@ -1,8 +1,9 @@
 """Batch handlers for the worker tests, steered through Redis like sample_handlers.
 
 ``full`` (contact_created, batch 3, window 60 s) runs only when three pushes wait, so a
-test knows the batches it gets; ``quick`` (contact_updated, batch 10, window 1 s) runs
-whatever a second collected. Each call appends its events to ``test:batches`` when it
+test knows the batches it gets; ``quick`` (contact_changed, batch 10, window 1 s, every
+version) runs whatever a second collected; ``newest`` (contact_archived) is ``quick``
+latest-only, as batch routes are by default. Each call appends its events to ``test:batches`` when it
 ends and to ``test:batch-started`` when it starts. ``test:sleep:batch`` sleeps mid-call;
 ``test:fail-event:<event_id>`` transient failures left for that push, ``test:dead-event:
 <event_id>`` fails it for good. ``each`` (every contact push) is a one-event handler.
@@ -50,8 +51,13 @@ def full(events: list[Event], ctx: Context) -> dict[str, Exception]:
     return _batch(events, ctx)
 
 
-@router.on("contact_updated", batch=10, window=1)
+@router.on("contact_changed", batch=10, window=1, latest_only=False)
 def quick(events: list[Event], ctx: Context) -> dict[str, Exception]:
+    return _batch(events, ctx)
+
+
+@router.on("contact_archived", batch=10, window=1)
+def newest(events: list[Event], ctx: Context) -> dict[str, Exception]:
     return _batch(events, ctx)
 
 

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 HANDLERS = "tests.workers.batch_handlers"
 FULL = "tests.workers.batch_handlers:full"
 QUICK = "tests.workers.batch_handlers:quick"
+NEWEST = "tests.workers.batch_handlers:newest"
 
 
 def batches(client: redis.Redis, key: str = "test:batches") -> list[dict[str, Any]]:
@@ -61,7 +62,7 @@ def test_a_failure_in_a_batch_retries_or_dead_letters_that_push_alone(
     push: Pusher, workers: Workers, redis_client: redis.Redis
 ) -> None:
     """The handler fails one push transiently and one for good: only those two pay for it."""
-    ok, flaky, gone = (push(action="contact_updated", entity_id=str(n)) for n in (1, 2, 3))
+    ok, flaky, gone = (push(action="contact_changed", entity_id=str(n)) for n in (1, 2, 3))
     redis_client.set(f"test:fail-event:{flaky}", 1)
     redis_client.set(f"test:dead-event:{gone}", 1)
     workers.start(HOOKBIRD_HANDLERS=HANDLERS)
@@ -80,9 +81,9 @@ def test_pushes_for_one_entity_never_share_a_batch_and_keep_their_order(
     push: Pusher, workers: Workers, redis_client: redis.Redis
 ) -> None:
     """Two pushes for contact 7 run in two batches, the older first; contact 8 is not held up."""
-    first = push(action="contact_updated", entity_id="7", entity={"id": "7", "version": 1})
-    second = push(action="contact_updated", entity_id="7", entity={"id": "7", "version": 2})
-    other = push(action="contact_updated", entity_id="8", entity={"id": "8", "version": 1})
+    first = push(action="contact_changed", entity_id="7", entity={"id": "7", "version": 1})
+    second = push(action="contact_changed", entity_id="7", entity={"id": "7", "version": 2})
+    other = push(action="contact_changed", entity_id="8", entity={"id": "8", "version": 1})
     workers.start(HOOKBIRD_HANDLERS=HANDLERS)
     ids = [first, second, other]
     wait_for(lambda: all_in(redis_client, ids, "succeeded"), timeout=40, message="all")
@@ -92,6 +93,24 @@ def test_pushes_for_one_entity_never_share_a_batch_and_keep_their_order(
     index = {i: n for n, call in enumerate(calls) for i in call["ids"]}
     assert index[first] < index[second]
     assert index[other] == index[first]
+
+
+def test_a_latest_only_batch_skips_a_push_with_a_newer_one_waiting_behind_it(
+    push: Pusher, workers: Workers, redis_client: redis.Redis
+) -> None:
+    """Versions 1, 2, 3 of contact 7: 1 was alone when it joined, 2 is skipped for 3."""
+    pushes = [
+        push(action="contact_archived", entity_id="7", entity={"id": "7", "version": v})
+        for v in (1, 2, 3)
+    ]
+    other = push(action="contact_archived", entity_id="8", entity={"id": "8", "version": 1})
+    workers.start(HOOKBIRD_HANDLERS=HANDLERS)
+    wait_for(lambda: all_in(redis_client, [*pushes, other], "succeeded"), timeout=40, message="all")
+    handed = {i: v for call in batches(redis_client) for i, v in zip(call["ids"], call["versions"])}
+    assert handed == {pushes[0]: 1, pushes[2]: 3, other: 1}
+    skipped = record(redis_client, pushes[1], NEWEST)
+    assert skipped["status"] == "skipped"
+    assert "version 3 of the entity is waiting behind it" in skipped["reason"]
 
 
 def test_kill_9_of_a_batch_leader_loses_no_push_and_runs_none_twice(

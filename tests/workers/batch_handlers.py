@@ -3,10 +3,11 @@
 ``full`` (contact_created, batch 3, window 60 s) runs only when three pushes wait, so a
 test knows the batches it gets; ``quick`` (contact_changed, batch 10, window 1 s, every
 version) runs whatever a second collected; ``newest`` (contact_archived) is ``quick``
-latest-only, as batch routes are by default. Each call appends its events to ``test:batches`` when it
-ends and to ``test:batch-started`` when it starts. ``test:sleep:batch`` sleeps mid-call;
-``test:fail-event:<event_id>`` transient failures left for that push, ``test:dead-event:
-<event_id>`` fails it for good. ``each`` (every contact push) is a one-event handler.
+latest-only, as batch routes are by default. Each call appends its events to
+``test:batches`` when it ends and to ``test:batch-started`` when it starts.
+``test:sleep:batch`` sleeps mid-call; ``test:fail-event:<event_id>`` transient failures
+left for that push, ``test:dead-event:<event_id>`` fails it for good. ``each`` (every
+contact push) is a one-event handler.
 """
 
 from __future__ import annotations

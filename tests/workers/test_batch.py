@@ -106,7 +106,8 @@ def test_a_latest_only_batch_skips_a_push_with_a_newer_one_waiting_behind_it(
     other = push(action="contact_archived", entity_id="8", entity={"id": "8", "version": 1})
     workers.start(HOOKBIRD_HANDLERS=HANDLERS)
     wait_for(lambda: all_in(redis_client, [*pushes, other], "succeeded"), timeout=40, message="all")
-    handed = {i: v for call in batches(redis_client) for i, v in zip(call["ids"], call["versions"])}
+    calls = batches(redis_client)
+    handed = {i: v for call in calls for i, v in zip(call["ids"], call["versions"], strict=True)}
     assert handed == {pushes[0]: 1, pushes[2]: 3, other: 1}
     skipped = record(redis_client, pushes[1], NEWEST)
     assert skipped["status"] == "skipped"

@@ -7,7 +7,10 @@ is the event id and the raw push waits in ``hookbird:event:<id>``. One run:
    takes the entity's turn. Not its turn: the job is parked (an RQ ``Retry`` a few
    seconds out) and woken as soon as the push before it finishes.
 2. Every matching handler that has not already succeeded runs, in registration
-   order, each with its own :class:`Context`; each outcome is recorded.
+   order, each with its own :class:`Context`; each outcome is recorded. A batch
+   handler's push joins its batch instead and waits (``waiting``, keeping its
+   entity's turn) until a run leads the batch; the run after that concludes from the
+   outcome the leader recorded for it (:mod:`workers.batching`).
 3. All done → finished. A transient failure → RQ ``Retry`` at the backoff delay
    (only the failed handlers run next time). A permanent failure, or a handler out
    of attempts → :class:`DeadLettered` is raised, so RQ puts the job in its

@@ -84,3 +84,7 @@ class Context:
     def idempotency_key(self) -> str:
         """Stable per (event, handler): send it with writes so a retry cannot do them twice."""
         return idempotency_key(self.event.event_id, self.handler)
+
+    def idempotency_key_for(self, event: Event) -> str:
+        """:attr:`idempotency_key` for one event of a batch handler's batch."""
+        return idempotency_key(event.event_id, self.handler)

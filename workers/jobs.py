@@ -7,7 +7,10 @@ is the event id and the raw push waits in ``hookbird:event:<id>``. One run:
    takes the entity's turn. Not its turn: the job is parked (an RQ ``Retry`` a few
    seconds out) and woken as soon as the push before it finishes.
 2. Every matching handler that has not already succeeded runs, in registration
-   order, each with its own :class:`Context`; each outcome is recorded.
+   order, each with its own :class:`Context`; each outcome is recorded. A batch
+   handler's push joins its batch instead and waits (``waiting``, keeping its
+   entity's turn) until a run leads the batch; the run after that concludes from the
+   outcome the leader recorded for it (:mod:`workers.batching`).
 3. All done → finished. A transient failure → RQ ``Retry`` at the backoff delay
    (only the failed handlers run next time). A permanent failure, or a handler out
    of attempts → :class:`DeadLettered` is raised, so RQ puts the job in its
@@ -42,11 +45,19 @@ from hookbird.labels import label
 from hookbird.logs import get_logger
 from hookbird.metrics import TALLY
 from hookbird.routing import Handler
-from workers import runtime
+from workers import batching, runtime
 from workers.policy import Verdict, decide, describe, park_delay
-from workers.running import Interrupted, is_stale, run_one
+from workers.running import Interrupted, is_stale, run_many, run_one
 from workers.states import BeginVerdict, Done, HandlerStatus, Status
-from workers.store import Store, entity_suffix, state_key, stored_push, text, version_key
+from workers.store import (
+    Store,
+    entity_lock_key,
+    entity_suffix,
+    state_key,
+    stored_push,
+    text,
+    version_key,
+)
 
 log = get_logger("hookbird.worker")
 
@@ -230,6 +241,10 @@ class _Run:
     interrupted: bool = False
     #: why every handler skips this push: its version was already delivered (``_seen``)
     seen: str | None = None
+    #: the push waits for a batch of a batch handler (:mod:`workers.batching`)
+    waiting: batching.Joined | None = None
+    #: ``batch:<handler>`` fields of the record concluded from this run (cleared by finish)
+    taken: dict[str, str] = field(default_factory=dict)
 
 
 _seen_stores: dict[int, versions.Versions] = {}
@@ -308,13 +323,20 @@ def _dispatch(run: _Run) -> Any:
     suffix = entity_suffix(*run.turn.entity) if run.turn.entity else None
     failures: list[tuple[str, Verdict]] = []
     interrupted = False
+    batched: list[Handler] = []
+    taken: dict[str, str] = {}
     for handler in pending:
         record = outcomes.setdefault(handler.name, {})
+        if handler.batch:  # after the others (workers.batching)
+            found = batching.taken_outcome(run.state, handler)
+            if found is None:
+                batched.append(handler)
+            else:
+                _take(run, handler, record, found, taken, failures)
+            continue
         stale = run.seen or _echo(handler, event) or is_stale(rt, handler, event, suffix)
         if stale:
-            record.update(status=HandlerStatus.SKIPPED, reason=stale, at=time.time())
-            log.info("skipped a stale version", handler=handler.name, reason=stale)
-            TALLY.handler_run(handler.name, "skipped")
+            _skip(handler, record, stale)
             continue
         try:
             verdict = run_one(rt, event, handler, record)
@@ -322,20 +344,147 @@ def _dispatch(run: _Run) -> Any:
             interrupted = True
             break
         if verdict is None:
-            TALLY.handler_run(handler.name, "handled")
-            if handler.latest_only and event.version is not None and suffix:
-                key = version_key(handler.name, suffix)
-                rt.redis.set(key, event.version, ex=rt.settings.event_retention)
+            _handled(rt, handler, event, suffix)
         else:
             failures.append((handler.name, verdict))
             if verdict.reason.startswith("timed out"):
                 break  # the job's time is spent; the rest run on the retry
         if len(pending) > 1:  # a crash later in this run must not re-run this handler
             rt.redis.hset(state_key(event.event_id), "handlers", json.dumps(outcomes))
+    waiting: batching.Joined | None = None
+    for handler in batched:
+        if failures or interrupted:
+            break  # joins on the retry: a batch never waits on the push's other handlers
+        record = outcomes[handler.name]
+        stale = run.seen or _echo(handler, event) or is_stale(rt, handler, event, suffix)
+        joining = record.get("status") != HandlerStatus.BATCHED  # not yet in its batch
+        if not stale and joining and handler.latest_only and suffix:
+            stale = batching.superseded(rt, handler, event, suffix)
+        if stale:
+            _skip(handler, record, stale)
+            continue
+        try:
+            joined = _batch(run, handler, record, taken, failures)
+        except Interrupted:
+            interrupted = True
+            break
+        if joined is not None and (waiting is None or joined.park_for() < waiting.park_for()):
+            waiting = joined
     ran = replace(
-        run, handlers=handlers, outcomes=outcomes, failures=failures, interrupted=interrupted
+        run,
+        handlers=handlers,
+        outcomes=outcomes,
+        failures=failures,
+        interrupted=interrupted,
+        waiting=waiting,
+        taken=taken,
     )
     return _conclude(ran)
+
+
+def _skip(handler: Handler, record: dict[str, Any], reason: str) -> None:
+    record.update(status=HandlerStatus.SKIPPED, reason=reason, at=time.time())
+    log.info("skipped a stale version", handler=handler.name, reason=reason)
+    TALLY.handler_run(handler.name, "skipped")
+
+
+def _handled(rt: runtime.Runtime, handler: Handler, event: Event, suffix: str | None) -> None:
+    TALLY.handler_run(handler.name, "handled")
+    if handler.latest_only and event.version is not None and suffix:
+        key = version_key(handler.name, suffix)
+        rt.redis.set(key, event.version, ex=rt.settings.event_retention)
+
+
+def _take(
+    run: _Run,
+    handler: Handler,
+    record: dict[str, Any],
+    found: dict[str, Any],
+    taken: dict[str, str],
+    failures: list[tuple[str, Verdict]],
+) -> None:
+    """Conclude from the outcome a batch's leader recorded for this push."""
+    record.clear()
+    record.update(found)
+    taken[batching.outcome_field(handler.name)] = ""  # consumed in the same finish
+    verdict = batching.verdict_of(record)
+    if verdict is None:
+        suffix = entity_suffix(*run.turn.entity) if run.turn.entity else None
+        _handled(run.rt, handler, run.event, suffix)
+    else:
+        failures.append((handler.name, verdict))
+
+
+#: Rounds a run leads batches in which its own push was not taken (more than N waiting).
+LEAD_ROUNDS = 5
+
+
+def _batch(
+    run: _Run,
+    handler: Handler,
+    record: dict[str, Any],
+    taken: dict[str, str],
+    failures: list[tuple[str, Verdict]],
+) -> batching.Joined | None:
+    """Put the push in ``handler``'s batch; lead the batch when it is due. None: concluded
+    this run; else how the push waits for its batch."""
+    rt, event, turn = run.rt, run.event, run.turn
+    if turn.entity is None:  # no entity lock to vouch for a claim: a batch of one, now
+        (verdict,) = run_many(rt, [event], handler, {event.event_id: record}).values()
+        if verdict is None:
+            _handled(rt, handler, event, None)
+        else:
+            failures.append((handler.name, verdict))
+        return None
+    batches = _batches(rt, run.job.origin)
+    lock = entity_lock_key(entity_suffix(*turn.entity))
+    for _ in range(LEAD_ROUNDS):
+        joined = batches.join(
+            handler,
+            event.administration_id,
+            event.event_id,
+            token=turn.token,
+            lock_key=lock,
+            now=time.time(),
+            ttl=rt.settings.event_retention,
+        )
+        if joined.verdict != "lead":
+            record.update(status=HandlerStatus.BATCHED, at=time.time())
+            log.info("waiting for its batch", handler=handler.name, recheck_in=joined.park_for())
+            return joined
+        woken = batching.lead(
+            rt,
+            batches,
+            handler,
+            event.administration_id,
+            joined.ids,
+            token=turn.token,
+            leader=event.event_id,
+        )
+        for other in woken:
+            wake(rt, run.job.origin, other)
+        if event.event_id in joined.ids:
+            raw = rt.redis.hget(state_key(event.event_id), batching.outcome_field(handler.name))
+            found = batching.taken_outcome(
+                {batching.outcome_field(handler.name): text(raw or "")}, handler
+            )
+            if found is not None:
+                _take(run, handler, record, found, taken, failures)
+                return None
+    record.update(status=HandlerStatus.BATCHED, at=time.time())
+    return batching.Joined("wait")
+
+
+_batch_stores: dict[tuple[int, str], batching.Batches] = {}
+
+
+def _batches(rt: runtime.Runtime, queue_name: str) -> batching.Batches:
+    found = _batch_stores.get((id(rt.redis), queue_name))
+    if found is None:
+        scheduled = Queue(queue_name, connection=rt.redis).scheduled_job_registry.key
+        found = batching.Batches(rt.redis, scheduled_key=scheduled)
+        _batch_stores[(id(rt.redis), queue_name)] = found
+    return found
 
 
 def _unsettled(handlers: list[Handler], outcomes: dict[str, dict[str, Any]]) -> list[Handler]:
@@ -363,19 +512,24 @@ def _conclude(run: _Run) -> Any:
         log.warning(
             "handler failed", handler=name, attempt=attempt, error=verdict.reason, outcome=outcome
         )
-    if decision.status != Status.SUCCEEDED:  # name what the next run runs, not what is done
+    waiting = run.waiting if decision.status == Status.SUCCEEDED else None
+    if decision.status != Status.SUCCEEDED or waiting:  # name what the next run runs
         job.description = describe_job(event, _unsettled(run.handlers, outcomes))
     else:
         job.description = describe_job(event, run.handlers)
-    runs = int(run.state.get("attempts", "0")) + (0 if run.interrupted else 1)
+    counted = not run.interrupted and not waiting
+    runs = int(run.state.get("attempts", "0")) + (1 if counted else 0)
     fields = {
+        **run.taken,
         "handlers": json.dumps(outcomes),
         "attempts": str(runs),
         "updated_at": repr(now),
-        "status": decision.status,
+        "status": Status.WAITING if waiting else decision.status,
         "error": decision.reason,
     }
     done = {Status.SUCCEEDED: Done.HANDLED, Status.DEAD: Done.DEAD}.get(decision.status, Done.AGAIN)
+    if waiting:  # keeps its place at the head of its entity's line until the batch ran
+        done = Done.AGAIN
     if decision.status == Status.RETRYING and decision.delay is not None:
         fields["next_attempt_at"] = repr(now + decision.delay)
         TALLY.retry_scheduled()
@@ -396,6 +550,8 @@ def _conclude(run: _Run) -> Any:
     if decision.status == Status.DEAD:
         log.error("push sent to the dead letter", error=decision.reason)
         raise DeadLettered(decision.reason)
+    if waiting:
+        return Retry(max=RQ_RETRY_CAP, interval=waiting.park_for())
     if decision.status == Status.SUCCEEDED:
         return {"event_id": event.event_id, "status": Status.SUCCEEDED.value}
     front = decision.status == Status.QUEUED

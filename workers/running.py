@@ -7,12 +7,16 @@ and each attempt's time, duration and outcome in its ``history`` (the newest
 A stopping worker whose grace period ran out interrupts a running handler with
 :class:`Interrupted` (raised from the SIGUSR1 handler, and only while a handler
 runs, so RQ's own bookkeeping is never cut in half).
+
+:func:`run_many` does the same for a batch handler (:mod:`workers.batching`): one call
+for a list of events, one outcome record per event.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -88,6 +92,79 @@ def run_one(
     record["ms"] = _remember(record, started)
     record.pop("traceback", None)
     return None
+
+
+def run_many(
+    rt: runtime.Runtime,
+    events: list[Event],
+    handler: Handler,
+    records: Mapping[str, dict[str, Any]],
+) -> dict[str, Verdict | None]:
+    """Run a batch handler once for ``events``; per event id None (handled) or its failure.
+
+    ``records`` (event id → that event's outcome record for the handler) are updated
+    as :func:`run_one` updates one. The handler fails every event by raising, or some
+    by returning ``{event_id: exception}``. Interrupted by a shutdown: no record is
+    touched and :class:`Interrupted` is raised.
+    """
+    now = time.time()
+    ctx = Context(
+        event=events[0],
+        handler=handler.name,
+        settings=rt.settings,
+        redis=rt.redis,
+        log=log.bind(handler=handler.name, batch=len(events)),
+        moneybird_factory=rt.moneybird,
+    )
+    failed: dict[str, BaseException] = {}
+    started = time.perf_counter()
+    _in_handler.name = handler.name
+    try:
+        if _interrupt.is_set():
+            raise Interrupted("shutdown grace period over")
+        answer = handler.func(list(events), ctx)
+        if answer is not None:
+            failed = {str(k): _as_exception(v) for k, v in dict(answer).items()}
+    except (Interrupted, SystemExit, KeyboardInterrupt):
+        raise Interrupted("stopped while running") from None
+    except Exception as exc:
+        failed = {event.event_id: exc for event in events}
+    finally:
+        _in_handler.name = None
+        TALLY.handler_seconds(handler.name, time.perf_counter() - started)
+    unknown = set(failed) - {event.event_id for event in events}
+    if unknown:
+        log.warning("a batch handler named events not in its batch", handler=handler.name)
+    verdicts: dict[str, Verdict | None] = {}
+    for event in events:
+        record = records[event.event_id]
+        record["attempts"] = int(record.get("attempts", 0)) + 1
+        record["batch"] = len(events)
+        error = failed.get(event.event_id)
+        if error is None:
+            record.update(status=HandlerStatus.OK, error=None, at=now)
+            record["ms"] = _remember(record, started)
+            record.pop("traceback", None)
+            verdicts[event.event_id] = None
+            continue
+        verdict = classify(error, now)
+        record.update(
+            status=HandlerStatus.FAILED if verdict.kind == Status.RETRYING else HandlerStatus.DEAD,
+            error=verdict.reason,
+            traceback=short_traceback(error),
+            at=now,
+        )
+        if verdict.retry_at is not None:
+            record["retry_at"] = verdict.retry_at
+        _remember(record, started)
+        verdicts[event.event_id] = verdict
+    return verdicts
+
+
+def _as_exception(value: object) -> BaseException:
+    if isinstance(value, BaseException):
+        return value
+    return TypeError(f"a batch handler answered {value!r} for an event, not an exception")
 
 
 def _remember(record: dict[str, Any], started: float) -> float:

@@ -51,6 +51,8 @@ class HandlerStatus(enum.StrEnum):
     DEAD = "dead"
     #: stopped by the end of a worker's shutdown grace; the attempt is not counted
     INTERRUPTED = "interrupted"
+    #: a batch handler's: waiting in its batch, which has not run yet (workers.batching)
+    BATCHED = "batched"
 
 
 class BeginVerdict(enum.StrEnum):

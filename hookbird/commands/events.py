@@ -67,6 +67,8 @@ def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
         print("handlers: none has run yet")
     for name, record in row.handlers.items():
         print(f"handler {name}: {record.get('status')}, attempts {record.get('attempts', 0)}")
+        if record.get("batch"):
+            print(f"  batch: ran in one call with {record['batch']} events")
         for key in ("reason", "error"):
             if record.get(key):
                 print(f"  {key}: {record[key]}")

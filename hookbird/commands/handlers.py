@@ -25,6 +25,8 @@ def cmd_handlers(args: argparse.Namespace, settings: Settings) -> int:
         print(f"a push {what} reaches, in this order:")
         for handler in found:
             extra = " (latest only)" if handler.latest_only else ""
+            if handler.batch:
+                extra += f" (batch of up to {handler.batch}, {handler.window:g} s window)"
             print(f"  {handler.name}{extra}    from {router.sources.get(handler.name, '?')}")
         return EXIT_OK
     if not len(router):

@@ -184,3 +184,46 @@ def test_skip_own_writes_holds_only_when_every_matching_route_says_so() -> None:
     assert [h.skip_own_writes for h in both.handlers_for("contact_changed")] == [False]
     assert [h.skip_own_writes for h in only.handlers_for("contact_changed")] == [True]
     assert only.routes[0].describe() == "contact_changed skip-own-writes"
+
+
+def refresh(events: list[Event], ctx: Context) -> None: ...
+
+
+def test_a_batch_route_carries_its_size_and_window_to_the_handler() -> None:
+    """batch=/window= reach handlers_for and describe(); the window defaults to 2 s."""
+    router = Router()
+    router.on("contact_changed", batch=100, window=5)(refresh)
+    router.add("contact", refresh, batch=10)
+    (handler,) = router.handlers_for("contact_changed")
+    assert (handler.batch, handler.window) == (100, 5.0)
+    assert router.routes[1].window == 2.0
+    assert router.routes[0].describe() == "contact_changed latest-only batch 100/5s"
+    assert handler.latest_only  # a batch route is latest-only unless it says otherwise
+    router.add("contact_created", refresh, batch=10, latest_only=False)
+    assert not router.routes[2].latest_only
+    assert Router().handlers_for("contact_changed") == []
+
+
+@pytest.mark.parametrize(
+    ("batch", "window", "message"),
+    [
+        (0, None, "1 to 100"),
+        (101, None, "1 to 100"),
+        (5, 0.0, "more than 0"),
+        (None, 2, "goes with"),
+    ],
+)
+def test_a_batch_route_out_of_bounds_is_refused(
+    batch: int | None, window: float | None, message: str
+) -> None:
+    """Batches of 1 to 100 events (a synchronization call's ids), windows up to 60 s."""
+    with pytest.raises(RoutingError, match=message):
+        Router().add("contact_changed", refresh, batch=batch, window=window)
+
+
+def test_one_function_cannot_be_both_a_batch_and_a_one_event_handler() -> None:
+    """The two take different arguments: registering both ways is refused at once."""
+    router = Router()
+    router.add("contact_changed", refresh, batch=10)
+    with pytest.raises(RoutingError, match="both as a batch handler"):
+        router.add("contact_created", refresh)

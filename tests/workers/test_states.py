@@ -34,6 +34,7 @@ WORDS: list[tuple[enum.StrEnum, str]] = [
     (HandlerStatus.FAILED, "failed"),
     (HandlerStatus.DEAD, "dead"),
     (HandlerStatus.INTERRUPTED, "interrupted"),
+    (HandlerStatus.BATCHED, "batched"),
     (BeginVerdict.GO, "go"),
     (BeginVerdict.WAIT, "wait"),
     (BeginVerdict.EXPIRED, "expired"),

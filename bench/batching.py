@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.processes import HOOKBIRD, TOKEN, env_for, start_receiver  # noqa: E402
+from bench.tables import print_table  # noqa: E402
 from hookbird.redis_server import RedisServer  # noqa: E402
 from tests.fake_moneybird import ADMINISTRATION, FakeMoneybird  # noqa: E402
 from tests.fake_moneybird import TOKEN as API_TOKEN  # noqa: E402
@@ -193,18 +194,11 @@ def main() -> int:
         "wall s",
         "calls/push",
     ]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     print(
         f"{args.pushes:,} contact pushes about {args.contacts:,} contacts, {args.workers} "
         f"workers; rate limit {args.limit} per {args.window:g} s"
     )
-    for row in [head, *rows]:
-        print(
-            "  ".join(
-                cell.rjust(w) if i else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+    print_table(head, rows)
     return 0
 
 

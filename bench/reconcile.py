@@ -32,6 +32,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.tables import print_table  # noqa: E402
 from hookbird.moneybird import Client  # noqa: E402
 from hookbird.redis_server import RedisServer  # noqa: E402
 from hookbird.settings import Settings  # noqa: E402
@@ -126,18 +127,11 @@ def main() -> int:
         connection.close()
 
     head = ["run", "records", "differences", "GET", "POST", "429", "queued", "wall s"]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     print(
         f"{args.contacts:,} contacts, {args.invoices:,} sales invoices; "
         f"rate limit {args.limit} per {args.window:g} s"
     )
-    for row in [head, *rows]:
-        print(
-            "  ".join(
-                cell.rjust(w) if i else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+    print_table(head, rows)
     return 0
 
 

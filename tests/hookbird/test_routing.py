@@ -227,3 +227,19 @@ def test_one_function_cannot_be_both_a_batch_and_a_one_event_handler() -> None:
     router.add("contact_changed", refresh, batch=10)
     with pytest.raises(RoutingError, match="both as a batch handler"):
         router.add("contact_created", refresh)
+
+
+def test_batch_bounds_are_inclusive_and_a_plain_route_has_no_batch() -> None:
+    """1 and 100 events, a window of 60 s or a tenth of one are taken; a plain route: 0, 0."""
+    router = Router()
+    router.add("contact_changed", refresh, batch=1, window=0.1)
+    router.add("contact_created", refresh, batch=100, window=60)
+    with pytest.raises(RoutingError):
+        router.add("contact_destroyed", refresh, batch=10, window=60.5)
+    assert [(r.batch, r.window) for r in router.routes] == [(1, 0.1), (100, 60.0)]
+    plain = Router()
+    plain.add("contact_changed", paid)
+    (route,) = plain.routes
+    (handler,) = plain.handlers_for("contact_changed")
+    assert (route.batch, route.window, handler.batch, handler.window) == (0, 0.0, 0, 0.0)
+    assert not route.latest_only

@@ -38,8 +38,10 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 
 from hookbird.logs import get_logger
+from hookbird.redis_url import FOLLOWS_ON_RETRY
 
 log = get_logger("hookbird.redis")
 
@@ -216,8 +218,13 @@ def ride_out(client: redis.Redis, outage: Outage) -> redis.Redis:
     A client of a ``redis+sentinel://`` URL (:func:`hookbird.redis_url.sync_client`)
     asks the Sentinels for the primary on every reconnect, retries included
     (:class:`hookbird.redis_url.PrimaryFollowingConnection`): it follows a failover and
-    waits out a primary killed until the Sentinels promote a replica.
+    waits out a primary killed until the Sentinels promote a replica. On a redis-py
+    without the internals that class relies on (``FOLLOWS_ON_RETRY``), a Sentinel client
+    is returned as redis-py built it: retried on the same connection, it would keep
+    reaching the old primary.
     """
+    if isinstance(client.connection_pool, SentinelConnectionPool) and not FOLLOWS_ON_RETRY:
+        return client
     client.set_retry(OutageRetry(outage))
     return client
 

@@ -26,6 +26,7 @@ Sentinels too.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -207,6 +208,24 @@ class PrimaryFollowingSSLConnection(PrimaryFollowingConnection, redis.connection
     """:class:`PrimaryFollowingConnection` over TLS."""
 
 
+def _follows_on_retry() -> bool:
+    """Whether this redis-py has the connection internals :class:`PrimaryFollowingConnection`
+    overrides, as 7.0 to 8.2 have them: ``connect_check_health(check_health,
+    retry_socket_connect)``, through which a retried command reconnects. Elsewhere
+    Sentinel clients keep redis-py's own connection class, and
+    :func:`hookbird.outage.ride_out` leaves them without the outage retry (they follow
+    a failover, but stop on an outage longer than redis-py's own few retries).
+    """
+    method = getattr(redis.connection.AbstractConnection, "connect_check_health", None)
+    if method is None:
+        return False
+    return {"check_health", "retry_socket_connect"} <= set(inspect.signature(method).parameters)
+
+
+#: See :func:`_follows_on_retry`; checked once, at import.
+FOLLOWS_ON_RETRY = _follows_on_retry()
+
+
 class SentinelRedis(redis.Redis):
     """A client on a Sentinel-monitored primary; :meth:`close` closes its Sentinel clients too."""
 
@@ -253,12 +272,13 @@ def sync_client(url: str, **kwargs: Any) -> redis.Redis:
     sentinel = redis.sentinel.Sentinel(
         parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(parsed, kwargs)
     )
-    connection_class = PrimaryFollowingSSLConnection if parsed.tls else PrimaryFollowingConnection
+    options: dict[str, Any] = {**parsed.server_options, **kwargs}
+    if FOLLOWS_ON_RETRY:
+        options["connection_class"] = (
+            PrimaryFollowingSSLConnection if parsed.tls else PrimaryFollowingConnection
+        )
     client: SentinelRedis = sentinel.master_for(
-        parsed.service,
-        redis_class=SentinelRedis,
-        connection_class=connection_class,
-        **{**parsed.server_options, **kwargs},
+        parsed.service, redis_class=SentinelRedis, **options
     )
     client.sentinels = sentinel
     return client

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 import redis.connection
+import redis.sentinel
 
+import hookbird.outage
+import hookbird.redis_url
 from hookbird.commands.helpers import redis_url_problem, safe_url
+from hookbird.outage import Outage, outage_of, ride_out
 from hookbird.redis_url import (
+    FOLLOWS_ON_RETRY,
     PrimaryFollowingConnection,
     RedisURLError,
     is_sentinel,
@@ -125,3 +130,30 @@ def test_sentinel_clients_ask_the_sentinels_on_every_reconnect(scheme: str, tls:
         assert issubclass(cls, redis.connection.SSLConnection) is tls
     finally:
         client.close()
+
+
+def test_the_redis_py_in_range_has_what_primary_following_relies_on() -> None:
+    """redis-py 7.0 to 8.2 reconnect a retried command through ``connect_check_health``
+    with ``retry_socket_connect``: the bound in pyproject.toml keeps it so."""
+    assert FOLLOWS_ON_RETRY
+
+
+def test_without_those_internals_sentinel_clients_keep_redis_pys_own_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fallback: redis-py's own Sentinel connection, and no outage retry on it (a
+    retry on the same connection would keep reaching the old primary); plain clients
+    still get the outage retry."""
+    monkeypatch.setattr(hookbird.redis_url, "FOLLOWS_ON_RETRY", False)
+    monkeypatch.setattr(hookbird.outage, "FOLLOWS_ON_RETRY", False)
+    sentinel_client = sync_client("redis+sentinel://127.0.0.1:1/mymaster/0")
+    plain_client = sync_client("redis://127.0.0.1:1/0")
+    try:
+        cls = sentinel_client.connection_pool.connection_class
+        assert cls is redis.sentinel.SentinelManagedConnection
+        outage = Outage(grace=5, where="test")
+        assert outage_of(ride_out(sentinel_client, outage)) is None
+        assert outage_of(ride_out(plain_client, outage)) is outage
+    finally:
+        sentinel_client.close()
+        plain_client.close()

@@ -24,7 +24,7 @@ misses its targets.
     .venv/bin/python bench/chaos.py --appendfsync always   # the setting that closes the window
     .venv/bin/python bench/chaos.py --failovers 2 --redis-kills 0   # Sentinel failover mode
     .venv/bin/python bench/chaos.py --no-supervisor --redis-down-min 5 --redis-down 15
-    .venv/bin/python bench/chaos.py --no-supervisor --failovers 2    # both: issue #18's proof
+    .venv/bin/python bench/chaos.py --no-supervisor --failovers 2    # failovers, nothing restarted
 
 ``--failovers N`` runs Redis as a primary, a replica and three Sentinels
 (``hookbird.sentinel_cluster``), every process on the ``redis+sentinel://`` URL with

@@ -395,6 +395,21 @@ def _handled(rt: runtime.Runtime, handler: Handler, event: Event, suffix: str | 
         rt.redis.set(key, event.version, ex=rt.settings.event_retention)
 
 
+def _settle(
+    rt: runtime.Runtime,
+    handler: Handler,
+    event: Event,
+    suffix: str | None,
+    verdict: Verdict | None,
+    failures: list[tuple[str, Verdict]],
+) -> None:
+    """A batch handler's verdict on this push: handled, or one more failure to decide on."""
+    if verdict is None:
+        _handled(rt, handler, event, suffix)
+    else:
+        failures.append((handler.name, verdict))
+
+
 def _take(
     run: _Run,
     handler: Handler,
@@ -407,12 +422,8 @@ def _take(
     record.clear()
     record.update(found)
     taken[batching.outcome_field(handler.name)] = ""  # consumed in the same finish
-    verdict = batching.verdict_of(record)
-    if verdict is None:
-        suffix = entity_suffix(*run.turn.entity) if run.turn.entity else None
-        _handled(run.rt, handler, run.event, suffix)
-    else:
-        failures.append((handler.name, verdict))
+    suffix = entity_suffix(*run.turn.entity) if run.turn.entity else None
+    _settle(run.rt, handler, run.event, suffix, batching.verdict_of(record), failures)
 
 
 #: Rounds a run leads batches in which its own push was not taken (more than N waiting).
@@ -431,10 +442,7 @@ def _batch(
     rt, event, turn = run.rt, run.event, run.turn
     if turn.entity is None:  # no entity lock to vouch for a claim: a batch of one, now
         (verdict,) = run_many(rt, [event], handler, {event.event_id: record}).values()
-        if verdict is None:
-            _handled(rt, handler, event, None)
-        else:
-            failures.append((handler.name, verdict))
+        _settle(rt, handler, event, None, verdict, failures)
         return None
     batches = _batches(rt, run.job.origin)
     lock = entity_lock_key(entity_suffix(*turn.entity))
